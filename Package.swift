@@ -1,0 +1,60 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "hotplugd",
+    products: [
+        .executable(name: "hotplugd", targets: ["hotplugd"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // The one C module: libudev's header (libudev-dev) and what Swift cannot import itself.
+        .target(
+            name: "CHotplug",
+            linkerSettings: [.linkedLibrary("udev")]
+        ),
+        // Pure logic: uevent decoding, device state machine, policy, configuration.
+        .target(
+            name: "HotplugCore",
+            dependencies: [
+                .product(name: "TOMLKit", package: "TOMLKit")
+            ]
+        ),
+        // I/O: the sysfs tree (read, write, scan) and the libudev monitor thread.
+        .target(
+            name: "HotplugSystem",
+            dependencies: [
+                "HotplugCore",
+                "CHotplug",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The daemon: joins events, state, policy and the actuator; logs transitions.
+        .target(
+            name: "HotplugDaemon",
+            dependencies: [
+                "HotplugCore",
+                "HotplugSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "hotplugd",
+            dependencies: [
+                "HotplugDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "HotplugCoreTests", dependencies: ["HotplugCore"]),
+        .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon"]),
+        .testTarget(name: "HotplugKernelTests", dependencies: ["HotplugDaemon"]),
+    ]
+)

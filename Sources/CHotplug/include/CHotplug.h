@@ -1,0 +1,14 @@
+// The one C module of hotplugd: libudev's API, plus the few Linux constants and calls that
+// Swift's Glibc module does not import (they sit behind _GNU_SOURCE or in headers it leaves out).
+#ifndef C_HOTPLUG_H
+#define C_HOTPLUG_H
+
+#include <libudev.h>
+
+// O_PATH: open a directory only to use it as the base of openat(2), never to read it.
+extern const int chotplug_O_PATH;
+
+// eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK: the monitor thread's stop signal.
+int chotplug_eventfd(void);
+
+#endif

@@ -1,0 +1,153 @@
+/// The configuration file as written: every key optional, names as in the file.
+/// `validated()` checks each value and fills in the defaults.
+struct ConfigFile: Decodable {
+    struct Invalid: Error {
+        var path: [TOMLPath.Component]
+        var message: String
+    }
+
+    struct Monitor: Decodable {
+        var source: String?
+        var receiveBufferBytes: Int?
+        enum CodingKeys: String, CodingKey {
+            case source
+            case receiveBufferBytes = "receive_buffer_bytes"
+        }
+    }
+
+    struct CPU: Decodable {
+        var autoOnline: Bool?
+        var include: String?
+        var exclude: String?
+        var coldplug: String?
+        enum CodingKeys: String, CodingKey {
+            case autoOnline = "auto_online"
+            case include, exclude, coldplug
+        }
+    }
+
+    struct Node: Decodable {
+        var node: Int?
+        var autoOnline: Bool?
+        var onlineType: String?
+        enum CodingKeys: String, CodingKey {
+            case node
+            case autoOnline = "auto_online"
+            case onlineType = "online_type"
+        }
+    }
+
+    struct Memory: Decodable {
+        var autoOnline: Bool?
+        var onlineType: String?
+        var autoMovableRatio: Int?
+        var autoMovableNUMAAware: Bool?
+        var coldplug: String?
+        var node: [Node]?
+        enum CodingKeys: String, CodingKey {
+            case autoOnline = "auto_online"
+            case onlineType = "online_type"
+            case autoMovableRatio = "auto_movable_ratio"
+            case autoMovableNUMAAware = "auto_movable_numa_aware"
+            case coldplug, node
+        }
+    }
+
+    var monitor: Monitor?
+    var cpu: CPU?
+    var memory: Memory?
+
+    /// The bounds accepted for the socket receive buffer: below 64 KiB a burst of a few
+    /// memory blocks already overflows; above 2 GiB the kernel's int-sized option cannot hold it.
+    static let receiveBufferRange = (64 << 10)...((1 << 31) - 1)
+    /// The kernel takes any unsigned percentage; beyond 100000% the ratio is meaningless.
+    static let ratioRange = 0...100_000
+    /// MAX_NUMNODES is at most 1024 on the kernel's own configurations.
+    static let nodeRange = 0...1023
+
+    func validated() throws(Invalid) -> Config {
+        var config = Config()
+        if let monitor {
+            if let source = monitor.source {
+                config.monitor.source = try Self.choice(source, at: ["monitor", "source"])
+            }
+            if let bytes = monitor.receiveBufferBytes {
+                config.monitor.receiveBufferBytes = try Self.bounded(
+                    bytes, Self.receiveBufferRange, at: ["monitor", "receive_buffer_bytes"])
+            }
+        }
+        if let cpu {
+            if let value = cpu.autoOnline { config.cpu.autoOnline = value }
+            if let text = cpu.include { config.cpu.include = try Self.cpuList(text, at: ["cpu", "include"]) }
+            if let text = cpu.exclude { config.cpu.exclude = try Self.cpuList(text, at: ["cpu", "exclude"]) }
+            if let text = cpu.coldplug { config.cpu.coldplug = try Self.choice(text, at: ["cpu", "coldplug"]) }
+        }
+        if let memory {
+            if let value = memory.autoOnline { config.memory.autoOnline = value }
+            if let text = memory.onlineType {
+                config.memory.onlineType = try Self.choice(text, at: ["memory", "online_type"])
+            }
+            if let ratio = memory.autoMovableRatio {
+                config.memory.autoMovableRatio = try Self.bounded(
+                    ratio, Self.ratioRange, at: ["memory", "auto_movable_ratio"])
+            }
+            if let value = memory.autoMovableNUMAAware { config.memory.autoMovableNUMAAware = value }
+            if let text = memory.coldplug {
+                config.memory.coldplug = try Self.choice(text, at: ["memory", "coldplug"])
+            }
+            for (index, node) in (memory.node ?? []).enumerated() {
+                let path: [TOMLPath.Component] = [.key("memory"), .key("node"), .index(index)]
+                guard let id = node.node else {
+                    throw Invalid(path: path + [.key("node")], message: "required key is missing")
+                }
+                let nodeID = try Self.bounded(id, Self.nodeRange, at: path + [.key("node")])
+                if config.memory.nodes.contains(where: { $0.node == nodeID }) {
+                    throw Invalid(path: path + [.key("node")], message: "node \(nodeID) already has a rule")
+                }
+                var rule = Config.NodeRule(node: nodeID, autoOnline: node.autoOnline)
+                if let text = node.onlineType {
+                    rule.onlineType = try Self.choice(text, at: path + [.key("online_type")])
+                }
+                config.memory.nodes.append(rule)
+            }
+        }
+        return config
+    }
+
+    private static func choice<Value: RawRepresentable & CaseIterable>(
+        _ text: String, at path: [String]
+    ) throws(Invalid) -> Value where Value.RawValue == String {
+        try choice(text, at: path.map { .key($0) })
+    }
+
+    private static func choice<Value: RawRepresentable & CaseIterable>(
+        _ text: String, at path: [TOMLPath.Component]
+    ) throws(Invalid) -> Value where Value.RawValue == String {
+        guard let value = Value(rawValue: text) else {
+            let allowed = Value.allCases.map(\.rawValue).joined(separator: ", ")
+            throw Invalid(path: path, message: "\(text.debugDescription) is not one of \(allowed)")
+        }
+        return value
+    }
+
+    private static func bounded(_ value: Int, _ range: ClosedRange<Int>, at path: [String]) throws(Invalid) -> Int {
+        try bounded(value, range, at: path.map { .key($0) })
+    }
+
+    private static func bounded(
+        _ value: Int, _ range: ClosedRange<Int>, at path: [TOMLPath.Component]
+    ) throws(Invalid) -> Int {
+        guard range.contains(value) else {
+            throw Invalid(path: path, message: "\(value) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    private static func cpuList(_ text: String, at path: [String]) throws(Invalid) -> CPUList {
+        do {
+            return try CPUList(parsing: text)
+        } catch {
+            throw Invalid(path: path.map { .key($0) }, message: error.description)
+        }
+    }
+}

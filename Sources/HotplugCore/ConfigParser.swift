@@ -1,0 +1,140 @@
+import TOMLKit
+
+/// Reads hotplugd.toml into a validated `Config`.
+///
+/// TOML syntax and types are TOMLKit's job; this file adds what a daemon needs on top:
+/// unknown keys are errors (a typo must not silently fall back to a default), every value is
+/// range-checked, and every error names its key and line.
+public enum ConfigParser {
+    public static func parse(_ text: String, file: String = "<string>") throws(ConfigError) -> Config {
+        let locator = TOMLLocator(text: text)
+        let raw: ConfigFile
+        do {
+            raw = try TOMLDecoder(strictDecoding: true).decode(ConfigFile.self, from: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(file: file, line: error.source.begin.line, key: "", message: error.description)
+        } catch let error as UnexpectedKeysError {
+            let (path, key) = error.keys.map { ($0.value.map(TOMLPath.Component.init) , $0.key) }
+                .min { locator.line(of: $0.0 + [.key($0.1)]) ?? .max < locator.line(of: $1.0 + [.key($1.1)]) ?? .max }!
+            let full = path + [.key(key)]
+            throw ConfigError(
+                file: file, line: locator.line(of: full), key: TOMLPath.dotted(full), message: "unknown key")
+        } catch let error as DecodingError {
+            throw Self.describe(error, file: file, locator: locator)
+        } catch {
+            throw ConfigError(file: file, line: nil, key: "", message: "\(error)")
+        }
+        do throws(ConfigFile.Invalid) {
+            return try raw.validated()
+        } catch {
+            throw ConfigError(
+                file: file, line: locator.line(of: error.path), key: TOMLPath.dotted(error.path),
+                message: error.message)
+        }
+    }
+
+    private static func describe(_ error: DecodingError, file: String, locator: TOMLLocator) -> ConfigError {
+        let path: [TOMLPath.Component]
+        let message: String
+        switch error {
+        case .typeMismatch(let type, let context):
+            path = context.codingPath.map(TOMLPath.Component.init)
+            message = "expected \(TOMLPath.describe(type))"
+        case .valueNotFound(let type, let context):
+            path = context.codingPath.map(TOMLPath.Component.init)
+            message = "expected \(TOMLPath.describe(type))"
+        case .keyNotFound(let key, let context):
+            path = context.codingPath.map(TOMLPath.Component.init) + [.init(key)]
+            message = "required key is missing"
+        case .dataCorrupted(let context):
+            path = context.codingPath.map(TOMLPath.Component.init)
+            message = context.debugDescription
+        @unknown default:
+            path = []
+            message = "\(error)"
+        }
+        return ConfigError(file: file, line: locator.line(of: path), key: TOMLPath.dotted(path), message: message)
+    }
+}
+
+/// A key's place in the document: table names, array-of-tables indices, the key itself.
+enum TOMLPath {
+    enum Component: Equatable {
+        case key(String)
+        case index(Int)
+
+        init(_ codingKey: any CodingKey) {
+            if let index = codingKey.intValue { self = .index(index) } else { self = .key(codingKey.stringValue) }
+        }
+    }
+
+    static func dotted(_ path: [Component]) -> String {
+        var text = ""
+        for component in path {
+            switch component {
+            case .key(let key): text += text.isEmpty ? key : ".\(key)"
+            case .index(let index): text += "[\(index)]"
+            }
+        }
+        return text
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: "an integer"
+        case is Bool.Type: "true or false"
+        case is String.Type: "a string"
+        default: "a value of type \(type)"
+        }
+    }
+}
+
+/// Finds the line of a key in TOML text, for error messages. It follows table headers
+/// (`[a.b]`, `[[a.b]]` with their running index) and `key = value` lines; TOMLKit does not
+/// report positions after a successful parse.
+struct TOMLLocator {
+    private var entries: [(path: [TOMLPath.Component], line: Int)] = []
+
+    init(text: String) {
+        var table: [TOMLPath.Component] = []
+        var arrayCounts: [String: Int] = [:]
+        for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingWhitespace()
+            if line.hasPrefix("[[") {
+                let name = line.dropFirst(2).prefix { $0 != "]" }
+                let keys = Self.keys(name)
+                let dotted = TOMLPath.dotted(keys)
+                let index = arrayCounts[dotted, default: 0]
+                arrayCounts[dotted] = index + 1
+                table = keys + [.index(index)]
+                entries.append((table, offset + 1))
+            } else if line.hasPrefix("[") {
+                table = Self.keys(line.dropFirst().prefix { $0 != "]" })
+                entries.append((table, offset + 1))
+            } else if !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") {
+                entries.append((table + Self.keys(line[..<equals]), offset + 1))
+            }
+        }
+    }
+
+    func line(of path: [TOMLPath.Component]) -> Int? {
+        if let exact = entries.first(where: { $0.path == path }) { return exact.line }
+        // The nearest enclosing table or key that is written out.
+        var prefix = path
+        while !prefix.isEmpty {
+            prefix.removeLast()
+            if let enclosing = entries.first(where: { $0.path == prefix }) { return enclosing.line }
+        }
+        return nil
+    }
+
+    private static func keys(_ text: Substring) -> [TOMLPath.Component] {
+        text.split(separator: ".").map { part in
+            var key = part.trimmingWhitespace()
+            if key.count >= 2, let first = key.first, (first == "\"" || first == "'"), key.last == first {
+                key = key.dropFirst().dropLast()
+            }
+            return .key(String(key))
+        }
+    }
+}

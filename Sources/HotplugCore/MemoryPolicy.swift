@@ -1,0 +1,88 @@
+/// Decides how offline memory blocks are onlined: which zone, or not at all.
+///
+/// `auto-movable` follows the kernel's auto-movable policy (mm/memory_hotplug.c,
+/// `auto_movable_zone_for_pfn`): a memory device goes to ZONE_MOVABLE only if all of it fits
+/// under `ratio` x the kernel-zone memory present at boot, system-wide and, when NUMA-aware,
+/// on its node; otherwise all of it goes to a kernel zone, so that a DIMM stays removable as a unit.
+public struct MemoryPolicy: Sendable {
+    public let config: Config.Memory
+    public let pagesPerBlock: Int
+
+    public init(config: Config.Memory, blockSizeBytes: Int, pageSize: Int = 4096) {
+        self.config = config
+        self.pagesPerBlock = max(1, blockSizeBytes / pageSize)
+    }
+
+    /// Decides for every offline block of `blocks`. Blocks that share a firmware node form one
+    /// memory device and are decided together; all the device's blocks, online ones included,
+    /// must be passed so that its size and current zone are known.
+    public func decide(_ blocks: [MemoryBlock], accounting: MemoryAccounting) -> [DeviceID: PolicyDecision] {
+        var decisions: [DeviceID: PolicyDecision] = [:]
+        var accounting = accounting
+        for group in Self.devices(blocks) {
+            for (id, decision) in decide(device: group, accounting: accounting) {
+                decisions[id] = decision
+                // Later devices in the same batch see this one's movable memory, as in the kernel,
+                // which onlines one device after the other.
+                if decision == .online(value: MemoryOnlineType.onlineMovable.rawValue),
+                    let block = group.first(where: { $0.id == id })
+                {
+                    accounting.movablePages[block.node ?? 0, default: 0] += pagesPerBlock
+                }
+            }
+        }
+        return decisions
+    }
+
+    /// Groups blocks into memory devices: by firmware node, in ascending order of first block;
+    /// a block without one is a device of its own.
+    public static func devices(_ blocks: [MemoryBlock]) -> [[MemoryBlock]] {
+        var byFirmwareNode: [String: Int] = [:]
+        var groups: [[MemoryBlock]] = []
+        for block in blocks.sorted(by: { $0.id < $1.id }) {
+            if let firmwareNode = block.firmwareNode, let index = byFirmwareNode[firmwareNode] {
+                groups[index].append(block)
+            } else {
+                if let firmwareNode = block.firmwareNode { byFirmwareNode[firmwareNode] = groups.count }
+                groups.append([block])
+            }
+        }
+        return groups
+    }
+
+    private func decide(device: [MemoryBlock], accounting: MemoryAccounting) -> [(DeviceID, PolicyDecision)] {
+        let offline = device.filter { !$0.online }
+        guard let first = offline.first else { return [] }
+        let rule = config.rule(forNode: first.node)
+        if !(rule?.autoOnline ?? config.autoOnline) {
+            let reason = rule?.autoOnline == false
+                ? "the memory.node rule for node \(first.node ?? 0) has auto_online = false"
+                : "memory.auto_online is false"
+            return offline.map { ($0.id, .leave(reason: reason)) }
+        }
+        let onlineType = rule?.onlineType ?? config.onlineType
+        let value: MemoryOnlineType =
+            onlineType == .autoMovable ? autoMovableZone(device: device, offline: offline, accounting: accounting)
+            : onlineType
+        return offline.map { ($0.id, .online(value: value.rawValue)) }
+    }
+
+    private func autoMovableZone(
+        device: [MemoryBlock], offline: [MemoryBlock], accounting: MemoryAccounting
+    ) -> MemoryOnlineType {
+        // Part of the device already in a kernel zone: the rest follows, or it could never be removed.
+        if device.contains(where: { $0.online && !$0.isMovable }) { return .onlineKernel }
+        if offline.contains(where: { !$0.allowsMovable }) { return .onlineKernel }
+        let remaining = offline.count * pagesPerBlock
+        let ratio = config.autoMovableRatio
+        guard accounting.totalMovablePages + remaining <= ratio * accounting.totalEarlyKernelPages / 100 else {
+            return .onlineKernel
+        }
+        if config.autoMovableNUMAAware, let node = offline.first?.node {
+            let movable = accounting.movablePages[node, default: 0]
+            let early = accounting.earlyKernelPages[node, default: 0]
+            guard movable + remaining <= ratio * early / 100 else { return .onlineKernel }
+        }
+        return .onlineMovable
+    }
+}

@@ -1,0 +1,41 @@
+/// A uevent as it left the monitor thread: the strings libudev gave, not yet trusted.
+public struct RawUevent: Sendable, Equatable {
+    public var action: String?
+    public var devpath: String?
+    public var subsystem: String?
+    public var seqnum: String?
+    public var properties: [String: String]
+
+    public init(
+        action: String?, devpath: String?, subsystem: String?, seqnum: String?,
+        properties: [String: String] = [:]
+    ) {
+        self.action = action
+        self.devpath = devpath
+        self.subsystem = subsystem
+        self.seqnum = seqnum
+        self.properties = properties
+    }
+}
+
+/// The actions the driver core sends (include/linux/kobject.h, `kobject_actions`).
+public enum UeventAction: String, Sendable, CaseIterable, Codable {
+    case add, remove, change, move, online, offline, bind, unbind
+}
+
+/// A validated uevent about one CPU or memory block.
+public struct Uevent: Sendable, Equatable, CustomStringConvertible {
+    public let action: UeventAction
+    public let device: DeviceID
+    public let seqnum: UInt64
+    public let properties: [String: String]
+
+    public init(action: UeventAction, device: DeviceID, seqnum: UInt64, properties: [String: String] = [:]) {
+        self.action = action
+        self.device = device
+        self.seqnum = seqnum
+        self.properties = properties
+    }
+
+    public var description: String { "\(action.rawValue) \(device) seqnum=\(seqnum)" }
+}

@@ -1,0 +1,141 @@
+import HotplugCore
+import HotplugSystem
+import Logging
+import ServiceLifecycle
+
+/// The running daemon: the monitor thread feeding the engine, as a service-lifecycle `Service`.
+///
+/// The monitor starts before the start-up scan, so an event that arrives during the scan is
+/// queued rather than lost; the engine then treats it like any other (duplicates are harmless).
+public final class Daemon: Service {
+    public struct Options: Sendable {
+        public var config: Config
+        public var sysfsRoot = "/sys"
+        public var dryRun = false
+        /// Overrides `[monitor] source` from the command line.
+        public var source: MonitorSource?
+        /// Where the boot baseline is kept; nil keeps nothing.
+        public var runtimeDirectory: String? = "/run/hotplugd"
+        public var kernelCommandLinePath = "/proc/cmdline"
+        public var engine = Engine.Options()
+
+        public init(config: Config) {
+            self.config = config
+        }
+    }
+
+    /// What reaches the engine's task, in order.
+    enum Input: Sendable {
+        case monitor(MonitorMessage)
+        case tick
+    }
+
+    let options: Options
+    let logger: Logger
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let (inputs, continuation) = AsyncStream<Input>.makeStream()
+        let source = options.source ?? options.config.monitor.source
+        let monitor = try UdevMonitor(
+            options: .init(source: source, receiveBufferBytes: options.config.monitor.receiveBufferBytes)
+        ) { message in
+            continuation.yield(.monitor(message))
+        }
+        defer { monitor.stop() }
+
+        var iterator = inputs.makeAsyncIterator()
+        guard case .monitor(let first) = await iterator.next() else { return }
+        guard case .ready(let resolved, let bytes) = first else {
+            throw DaemonError.monitor("\(first)")
+        }
+        logger.info(
+            "listening for uevents",
+            metadata: ["source": "\(resolved.rawValue)", "receive_buffer_bytes": "\(bytes)",
+                       "dry_run": "\(options.dryRun)"])
+
+        let baseline = options.runtimeDirectory.map { BootBaseline(directory: $0) }
+        let engine = try makeEngine(baseline: baseline)
+        try engine.start()
+        keep(engine.bootKernelPages, in: baseline)
+        logSummary(engine)
+
+        var scheduledTick: ContinuousClock.Instant?
+        while let input = await iterator.next() {
+            if Task.isShuttingDownGracefully { break }
+            switch input {
+            case .monitor(.events(let batch)):
+                engine.handle(batch)
+            case .monitor(.eventsLost):
+                engine.reconcile(reason: "the kernel dropped uevents (ENOBUFS)")
+            case .monitor(.failed(let reason)):
+                throw DaemonError.monitor(reason)
+            case .monitor(.ready):
+                break
+            case .tick:
+                scheduledTick = nil
+                engine.tick()
+            }
+            if let deadline = engine.nextDeadline, scheduledTick == nil || deadline < scheduledTick! {
+                scheduledTick = deadline
+                Task {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    continuation.yield(.tick)
+                }
+            }
+        }
+        logger.info("stopping")
+    }
+
+    private func makeEngine(baseline: BootBaseline?) throws -> Engine {
+        var engineOptions = options.engine
+        engineOptions.dryRun = options.dryRun
+        engineOptions.kernelCommandLine = (try? TextFile.read(options.kernelCommandLinePath)) ?? ""
+        if engineOptions.bootKernelPages == nil { engineOptions.bootKernelPages = baseline?.load() }
+        return Engine(
+            config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: engineOptions, logger: logger)
+    }
+
+    /// Stores the baseline counted at this start, unless it came from the store already.
+    private func keep(_ pages: [Int: Int], in baseline: BootBaseline?) {
+        guard let baseline, !options.dryRun, baseline.load() == nil else { return }
+        do {
+            try baseline.store(pages)
+        } catch {
+            logger.notice(
+                "cannot keep the boot memory baseline; a restart will count it again",
+                metadata: ["path": "\(baseline.directory)", "error": "\(error)"])
+        }
+    }
+
+    private func logSummary(_ engine: Engine) {
+        let devices = engine.status()
+        for kind in DeviceKind.allCases {
+            let ofKind = devices.filter { $0.kind == kind }
+            var counts: [DeviceState: Int] = [:]
+            for device in ofKind { counts[device.state, default: 0] += 1 }
+            logger.info(
+                "\(kind) devices present",
+                metadata: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, "\($0.value)") })
+                    .merging(["total": "\(ofKind.count)"]) { $1 })
+        }
+        if let blocks = engine.sysfs.autoOnlineBlocks(), blocks != "offline" {
+            logger.warning(
+                "the kernel onlines new memory itself (auto_online_blocks=\(blocks)): hotplugd's memory policy only applies to blocks it finds offline; boot with memhp_default_state=offline to hand memory over to it")
+        }
+    }
+}
+
+public enum DaemonError: Error, CustomStringConvertible {
+    case monitor(String)
+
+    public var description: String {
+        switch self {
+        case .monitor(let reason): "uevent monitor: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,14 @@
+import HotplugCore
+
+/// One line of `hotplugd status`: a device, its state, and what the policy would do with it.
+public struct DeviceStatus: Sendable, Equatable, Codable {
+    public var device: String
+    public var kind: DeviceKind
+    public var index: Int
+    public var state: DeviceState
+    public var zone: String?
+    public var node: Int?
+    public var dimm: String?
+    /// For an offline device: `online (online_movable)` or `leave offline: <reason>`.
+    public var policy: String?
+}

@@ -1,0 +1,272 @@
+import HotplugCore
+import HotplugSystem
+import Logging
+
+/// The daemon's core: applies events and sysfs readings to the per-device state machines and
+/// onlines what the policy says.
+///
+/// Not thread-safe by design: one task owns it and feeds it whole bursts of events, so each
+/// burst is decided once (memory in ascending block order, DIMMs as a whole) instead of one
+/// write per wake-up.
+public final class Engine {
+    public struct Options: Sendable {
+        /// Log decisions, write nothing.
+        public var dryRun = false
+        /// `/proc/cmdline`, for the `maxcpus=` rule of CPU coldplug.
+        public var kernelCommandLine = ""
+        /// How long a hot-added memory block waits for its `firmware_node` link (which the kernel
+        /// binds after adding all blocks of a DIMM) before it is decided on its own. Counted from
+        /// the last memory `add` seen, so a long burst keeps its blocks together.
+        public var memoryGroupWait: Duration = .milliseconds(250)
+        /// Kernel-zone memory present at boot per node, in pages, when known from an earlier start.
+        public var bootKernelPages: [Int: Int]?
+        public var retry = Actuator.Retry()
+        public init() {}
+    }
+
+    public private(set) var config: Config
+    let options: Options
+    let sysfs: Sysfs
+    let actuator: Actuator
+    let log: TransitionLog
+    var records: [DeviceID: DeviceRecord] = [:]
+    var pagesPerBlock = 32768
+    /// Kernel-zone memory present at boot per node, in pages: the auto-movable ratio's base.
+    public private(set) var bootKernelPages: [Int: Int] = [:]
+    var lastMemoryAdd: ContinuousClock.Instant?
+
+    public init(config: Config, sysfs: Sysfs, options: Options = Options(), logger: Logger) {
+        self.config = config
+        self.options = options
+        self.sysfs = sysfs
+        self.actuator = Actuator(sysfs: sysfs, retry: options.retry)
+        self.log = TransitionLog(logger: logger)
+    }
+
+    // MARK: - Start and reconcile
+
+    /// Reads every CPU and memory block, then onlines what coldplug and the policy allow.
+    public func start() throws(SysfsError) {
+        try scanOnly()
+        for kind in DeviceKind.allCases {
+            let mode = kind == .cpu ? config.cpu.coldplug : config.memory.coldplug
+            if !mode.allows(kind, kernelCommandLine: options.kernelCommandLine) {
+                log.logger.notice(
+                    "coldplug of \(kind) devices is off: offline ones found at start are left alone",
+                    metadata: ["coldplug": "\(mode.rawValue)"])
+                for id in records.keys where id.kind == kind && records[id]!.state == .offline {
+                    records[id]!.managed = false
+                }
+            }
+        }
+        act(on: Array(records.keys))
+    }
+
+    /// Reads every device and the boot baseline, and acts on nothing (for `hotplugd status`).
+    public func scanOnly() throws(SysfsError) {
+        if let size = try? sysfs.memoryBlockSize() { pagesPerBlock = max(1, size / 4096) }
+        try scan(reason: "scan")
+        bootKernelPages =
+            options.bootKernelPages
+            ?? MemoryAccounting(blocks: records.values.compactMap(\.block), pagesPerBlock: pagesPerBlock)
+            .earlyKernelPages
+    }
+
+    /// Rescans sysfs after events were lost (ENOBUFS) and onlines whatever the policy wants online.
+    public func reconcile(reason: String) {
+        log.logger.warning("rescanning sysfs", metadata: ["reason": "\(reason)"])
+        do {
+            try scan(reason: "rescan")
+        } catch {
+            log.logger.error("rescan failed", metadata: ["error": "\(error)"])
+        }
+        // A failed device gets one more chance after a rescan; blocked ones never do.
+        for (id, record) in records where record.state == .failed {
+            records[id]!.machine = DeviceMachine(state: .offline)
+            log.logger.info("retrying after rescan", metadata: ["device": "\(id)"])
+        }
+        act(on: Array(records.keys))
+    }
+
+    /// Replaces the configuration; devices are not re-decided until something happens to them.
+    public func update(config: Config) {
+        self.config = config
+    }
+
+    private func scan(reason: String) throws(SysfsError) {
+        var present = Set<DeviceID>()
+        for kind in DeviceKind.allCases {
+            for id in try sysfs.devices(kind).sorted() {
+                present.insert(id)
+                refresh(id, action: reason)
+            }
+        }
+        for id in records.keys where !present.contains(id) && records[id]!.state != .removed {
+            apply(.observed(.absent), to: id, action: reason)
+        }
+    }
+
+    /// Reads one device from sysfs and applies what it shows.
+    private func refresh(_ id: DeviceID, action: String) {
+        do {
+            if id.kind == .memory {
+                let block = try sysfs.memoryBlock(id)
+                records[id, default: DeviceRecord()].block = block
+                records[id]!.node = block.node
+                apply(.observed(block.online ? .online : try sysfs.observe(id)), to: id, action: action)
+            } else {
+                let observed = try sysfs.observe(id)
+                if records[id]?.node == nil, observed != .absent { records[id, default: DeviceRecord()].node = try? sysfs.node(of: id) }
+                apply(.observed(observed), to: id, action: action)
+            }
+        } catch where error.errno == .noSuchFileOrDirectory {
+            if records[id] != nil { apply(.observed(.absent), to: id, action: action) }
+        } catch {
+            log.logger.error("cannot read device", metadata: ["device": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - Events
+
+    /// Applies a burst of raw events, then acts once on the devices they touched.
+    public func handle(_ batch: [RawUevent], now: ContinuousClock.Instant = .now) {
+        var touched: [DeviceID] = []
+        var eventsByDevice: [DeviceID: UeventAction] = [:]
+        for raw in batch {
+            let event: Uevent
+            do {
+                event = try UeventDecoder.decode(raw)
+            } catch {
+                log.logger.warning(
+                    "rejected uevent", metadata: ["reason": "\(error)", "devpath": "\(raw.devpath ?? "-")"])
+                continue
+            }
+            log.logger.debug(
+                "uevent", metadata: ["device": "\(event.device)", "action": "\(event.action.rawValue)",
+                                     "seqnum": "\(event.seqnum)"])
+            let id = event.device
+            if records[id] == nil && event.action != .add && event.action != .remove {
+                // An event about a device never seen: read what it is first.
+                refresh(id, action: "discover")
+            }
+            if event.action == .offline, records[id]?.state == .online {
+                // Somebody else took it offline: that is their intent, not a job for the policy.
+                records[id]!.managed = false
+            }
+            if event.action == .add {
+                records[id, default: DeviceRecord()].managed = true
+                if id.kind == .memory { lastMemoryAdd = now }
+            }
+            apply(.event(event.action), to: id, action: event.action.rawValue)
+            touched.append(id)
+            eventsByDevice[id] = event.action
+        }
+        // New devices: read their attributes. Not for online/offline events, whose action is
+        // the truth even when the attribute does not show it yet (the kernel sends first).
+        for (id, action) in eventsByDevice where action == .add {
+            if id.kind == .memory { refresh(id, action: "add") }
+        }
+        act(on: touched, now: now)
+    }
+
+    /// Called when `nextDeadline` has passed: decides memory blocks that waited for their DIMM.
+    public func tick(now: ContinuousClock.Instant = .now) {
+        act(on: records.keys.filter { records[$0]!.waitingSince != nil }, now: now)
+    }
+
+    /// When `tick` should next run, if anything is waiting.
+    public var nextDeadline: ContinuousClock.Instant? {
+        guard let last = lastMemoryAdd, records.values.contains(where: { $0.waitingSince != nil }) else { return nil }
+        return last + options.memoryGroupWait
+    }
+
+    // MARK: - Acting
+
+    /// Onlines whatever among `ids` is offline, managed and wanted by the policy.
+    func act(on ids: [DeviceID], now: ContinuousClock.Instant = .now) {
+        let candidates = Set(ids).filter { id in
+            guard let record = records[id] else { return false }
+            return record.managed && record.machine.canRequestOnline
+        }
+        let cpus = candidates.filter { $0.kind == .cpu }.sorted()
+        let cpuPolicy = CPUPolicy(config: config.cpu)
+        for id in cpus {
+            online(id, cpuPolicy.decide(cpu: id.index))
+        }
+        let blocks = candidates.filter { $0.kind == .memory }
+        if !blocks.isEmpty {
+            for (id, decision) in memoryDecisions(for: blocks, now: now).sorted(by: { $0.key < $1.key }) {
+                online(id, decision)
+            }
+        }
+    }
+
+    private func online(_ id: DeviceID, _ decision: PolicyDecision) {
+        guard let value = decision.onlineValue else {
+            log.logger.info("left offline", metadata: ["device": "\(id)", "reason": "\(decision)"])
+            records[id]!.managed = false
+            return
+        }
+        if options.dryRun {
+            log.logger.notice("would online (dry run)", metadata: ["device": "\(id)", "value": "\(value)"])
+            records[id]!.managed = false
+            return
+        }
+        apply(.onlineRequested, to: id, action: "online", value: value)
+        let result = actuator.online(id, value: value)
+        if result.outcome == .succeeded, id.kind == .memory { noteOnlineZone(id, value: value) }
+        apply(.onlineFinished(result.outcome), to: id, action: "online", value: value, attempts: result.attempts)
+    }
+
+    /// Records the zone an onlined block went to, for accounting and the log.
+    private func noteOnlineZone(_ id: DeviceID, value: String) {
+        guard var block = records[id]?.block else { return }
+        block.online = true
+        if value == MemoryOnlineType.onlineMovable.rawValue {
+            block.validZones = ["Movable"]
+        } else if let zones = try? sysfs.read(id, "valid_zones") {
+            block.validZones = zones.split(separator: " ").map(String.init)
+        }
+        records[id]!.block = block
+    }
+
+    @discardableResult
+    func apply(
+        _ input: DeviceInput, to id: DeviceID, action: String, value: String? = nil, attempts: Int? = nil
+    ) -> Transition? {
+        guard let transition = records[id, default: DeviceRecord()].machine.apply(input) else { return nil }
+        if transition.to == .online, let block = records[id]?.block, !block.online {
+            records[id]!.block!.online = true
+        } else if transition.to != .online && transition.to != .onlining, records[id]?.block?.online == true {
+            records[id]!.block!.online = false
+        }
+        if transition.to == .removed { records[id]!.waitingSince = nil }
+        log.transition(id, transition, action: action, record: records[id]!, value: value, attempts: attempts)
+        return transition
+    }
+
+    // MARK: - Status
+
+    /// Every present device with its state and what the policy would do if it is offline.
+    public func status() -> [DeviceStatus] {
+        let offlineBlocks = Set(records.keys.filter { $0.kind == .memory && records[$0]!.state == .offline })
+        let memory = memoryPolicyDecisions(for: offlineBlocks)
+        let cpuPolicy = CPUPolicy(config: config.cpu)
+        return records.keys.sorted().compactMap { id -> DeviceStatus? in
+            let record = records[id]!
+            guard record.state != .removed && record.state != .absent else { return nil }
+            var policy: String?
+            if record.state == .offline {
+                policy = (id.kind == .cpu ? cpuPolicy.decide(cpu: id.index) : memory[id])?.description
+            }
+            return DeviceStatus(
+                device: id.name, kind: id.kind, index: id.index, state: record.state, zone: record.block?.zone,
+                node: record.node, dimm: record.block?.firmwareNode.map(Self.dimmName), policy: policy)
+        }
+    }
+
+    /// The ACPI device name at the end of a firmware_node link (e.g. `PNP0C80:00`).
+    static func dimmName(_ link: String) -> String {
+        String(link.split(separator: "/").last ?? Substring(link))
+    }
+}

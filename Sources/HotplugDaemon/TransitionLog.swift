@@ -1,0 +1,37 @@
+import HotplugCore
+import Logging
+
+/// Writes one log line per state transition: device, action, from, to, zone, node, and the
+/// errno when onlining failed. Failures are errors, refusals (EPERM) warnings, the rest info.
+struct TransitionLog {
+    let logger: Logger
+
+    func transition(
+        _ id: DeviceID, _ transition: Transition, action: String, record: DeviceRecord, value: String?,
+        attempts: Int?
+    ) {
+        var metadata: Logger.Metadata = [
+            "device": "\(id)", "action": "\(action)", "from": "\(transition.from.rawValue)",
+            "to": "\(transition.to.rawValue)",
+        ]
+        if let zone = record.block?.zone, transition.to == .online { metadata["zone"] = "\(zone)" }
+        if let node = record.node { metadata["node"] = "\(node)" }
+        if let value { metadata["value"] = "\(value)" }
+        if let attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
+        // First sight of a device at a scan is not a change of the device: keep it out of the way.
+        var level: Logger.Level = transition.from == .absent && transition.input != .event(.add) ? .debug : .info
+        if case .onlineFinished(let outcome) = transition.input {
+            switch outcome {
+            case .failed(let errno):
+                metadata["errno"] = "\(errno)"
+                level = .error
+            case .blocked(let errno):
+                metadata["errno"] = "\(errno)"
+                level = .warning
+            case .succeeded, .gone:
+                break
+            }
+        }
+        logger.log(level: level, "\(id) \(transition.from.rawValue) -> \(transition.to.rawValue)", metadata: metadata)
+    }
+}

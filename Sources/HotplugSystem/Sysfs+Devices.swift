@@ -1,0 +1,56 @@
+import HotplugCore
+import struct SystemPackage.Errno
+import struct SystemPackage.FileDescriptor
+
+/// Readings of whole devices, built from single attributes.
+extension Sysfs {
+    /// Whether the device is online, offline, going offline, or gone.
+    ///
+    /// A CPU without an `online` attribute (usually cpu0, which the kernel cannot offline) is online.
+    public func observe(_ device: DeviceID) throws(SysfsError) -> ObservedState {
+        do throws(SysfsError) {
+            let text = try read(device, device.kind.onlineAttribute)
+            guard let state = ObservedState(attribute: text) else {
+                throw SysfsError(
+                    path: "\(root)\(device.devpath)/\(device.kind.onlineAttribute)", operation: "parse",
+                    errno: .invalidArgument)
+            }
+            return state
+        } catch where error.errno == .noSuchFileOrDirectory {
+            if device.kind == .cpu, (try? entries(device)) != nil { return .online }
+            return .absent
+        }
+    }
+
+    /// The NUMA node from the device's `nodeN` link, if it has one.
+    public func node(of device: DeviceID) throws(SysfsError) -> Int? {
+        for name in try entries(device) where name.hasPrefix("node") {
+            if let node = Int(name.dropFirst(4)), node >= 0 { return node }
+        }
+        return nil
+    }
+
+    /// Everything the memory policy needs to know about one block.
+    public func memoryBlock(_ id: DeviceID) throws(SysfsError) -> MemoryBlock {
+        let state = try observe(id)
+        let zones = try read(id, "valid_zones").split(separator: " ").map(String.init)
+        return MemoryBlock(
+            id: id, node: try node(of: id), validZones: zones, firmwareNode: try link(id, "firmware_node"),
+            online: state == .online)
+    }
+
+    /// `block_size_bytes`, which the kernel writes in hex without a prefix.
+    public func memoryBlockSize() throws(SysfsError) -> Int {
+        let text = try read(.memory, "block_size_bytes")
+        guard let size = Int(text, radix: 16), size > 0 else {
+            throw SysfsError(
+                path: "\(root)/devices/system/memory/block_size_bytes", operation: "parse", errno: .invalidArgument)
+        }
+        return size
+    }
+
+    /// What the kernel itself does with new memory blocks (`auto_online_blocks`), if it says.
+    public func autoOnlineBlocks() -> String? {
+        try? read(.memory, "auto_online_blocks")
+    }
+}

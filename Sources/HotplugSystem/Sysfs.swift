@@ -1,0 +1,212 @@
+import CHotplug
+import Glibc
+import HotplugCore
+import struct SystemPackage.Errno
+import struct SystemPackage.FileDescriptor
+
+/// The sysfs tree, reached only through directory descriptors.
+///
+/// Every path is opened one component at a time with `O_NOFOLLOW`, starting from descriptors
+/// of `devices/system/cpu` and `devices/system/memory` taken once at start. Device names come from
+/// validated `DeviceID`s and attribute names from this module, so a write can land nowhere but
+/// in a CPU's or memory block's own attribute, and no symbolic link is ever followed on the way.
+/// The root is configurable so that tests can run against a tree in a temporary directory.
+public final class Sysfs: Sendable {
+    public let root: String
+    private let kindDirectories: [DeviceKind: FileDescriptor]
+
+    public init(root: String = "/sys") throws(SysfsError) {
+        self.root = root
+        var directories: [DeviceKind: FileDescriptor] = [:]
+        do throws(Errno) {
+            let rootFD = try Self.openAt(FileDescriptor(rawValue: AT_FDCWD), root, flags: chotplug_O_PATH | O_DIRECTORY)
+            defer { try? rootFD.close() }
+            for kind in DeviceKind.allCases {
+                directories[kind] = try Self.openPath(
+                    from: rootFD, ["devices", "system", kind.directoryName], flags: chotplug_O_PATH | O_DIRECTORY)
+            }
+        } catch {
+            for fd in directories.values { try? fd.close() }
+            throw SysfsError(path: "\(root)/devices/system", operation: "open", errno: error)
+        }
+        self.kindDirectories = directories
+    }
+
+    deinit {
+        for fd in kindDirectories.values { try? fd.close() }
+    }
+
+    /// The devices of one kind present now, in no particular order.
+    public func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] {
+        try entries(in: kindDirectories[kind]!, path: "\(root)/devices/system/\(kind.directoryName)")
+            .compactMap { DeviceID(name: $0) }.filter { $0.kind == kind }
+    }
+
+    /// Reads a device attribute such as `online`, `state` or `valid_zones`, without its trailing newline.
+    public func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
+        try withDeviceDirectory(device, attribute: attribute, operation: "read") { directory throws(Errno) in
+            try Self.readFile(at: directory, attribute)
+        }
+    }
+
+    /// Writes `value` to a device attribute. The kernel's answer comes back as the thrown `Errno`.
+    public func write(_ device: DeviceID, _ attribute: String, _ value: String) throws(SysfsError) {
+        try withDeviceDirectory(device, attribute: attribute, operation: "write") { directory throws(Errno) in
+            let fd = try Self.openAt(directory, attribute, flags: O_WRONLY | O_TRUNC)
+            defer { try? fd.close() }
+            // One write() call: sysfs takes an attribute value in a single store.
+            let written = try value.utf8CString.withUnsafeBytes { bytes in
+                Result { () throws(Errno) in
+                    try Self.retryingOnInterrupt { () throws(Errno) in
+                        try Self.valueOrErrno(Glibc.write(fd.rawValue, bytes.baseAddress, bytes.count - 1))
+                    }
+                }
+            }.get()
+            if written != value.utf8.count { throw Errno.ioError }
+        }
+    }
+
+    /// The target of a symbolic link inside the device's directory (e.g. `firmware_node`), or nil when absent.
+    public func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? {
+        do throws(SysfsError) {
+            return try withDeviceDirectory(device, attribute: name, operation: "readlink") {
+                directory throws(Errno) in
+                var buffer = [CChar](repeating: 0, count: 4096)
+                let count = try Self.valueOrErrno(readlinkat(directory.rawValue, name, &buffer, buffer.count - 1))
+                return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+        } catch where error.errno == .noSuchFileOrDirectory {
+            return nil
+        }
+    }
+
+    /// The names in the device's directory (attributes and links such as `node0`).
+    public func entries(_ device: DeviceID) throws(SysfsError) -> [String] {
+        let directory: FileDescriptor
+        do throws(Errno) {
+            directory = try Self.openAt(kindDirectories[device.kind]!, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
+        } catch {
+            throw SysfsError(path: "\(root)\(device.devpath)", operation: "open", errno: error)
+        }
+        defer { try? directory.close() }
+        return try entries(in: directory, path: "\(root)\(device.devpath)")
+    }
+
+    /// Reads an attribute of the subsystem's directory, e.g. `memory/block_size_bytes` or `cpu/smt/control`.
+    public func read(_ kind: DeviceKind, _ components: String...) throws(SysfsError) -> String {
+        let path = "\(root)/devices/system/\(kind.directoryName)/\(components.joined(separator: "/"))"
+        do throws(Errno) {
+            let directory = try Self.openPath(
+                from: kindDirectories[kind]!, Array(components.dropLast()), flags: chotplug_O_PATH | O_DIRECTORY)
+            defer { try? directory.close() }
+            return try Self.readFile(at: directory, components.last!)
+        } catch {
+            throw SysfsError(path: path, operation: "read", errno: error)
+        }
+    }
+
+    // MARK: - Descriptor plumbing
+
+    private func withDeviceDirectory<T>(
+        _ device: DeviceID, attribute: String, operation: String,
+        _ body: (FileDescriptor) throws(Errno) -> T
+    ) throws(SysfsError) -> T {
+        do throws(Errno) {
+            let directory = try Self.openAt(kindDirectories[device.kind]!, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
+            defer { try? directory.close() }
+            return try body(directory)
+        } catch {
+            throw SysfsError(path: "\(root)\(device.devpath)/\(attribute)", operation: operation, errno: error)
+        }
+    }
+
+    private func entries(in directory: FileDescriptor, path: String) throws(SysfsError) -> [String] {
+        // fdopendir takes ownership of the descriptor it is given, so give it a fresh one.
+        let fd = openat(directory.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0, let stream = fdopendir(fd) else {
+            let error = Errno(rawValue: errno)
+            if fd >= 0 { Glibc.close(fd) }
+            throw SysfsError(path: path, operation: "opendir", errno: error)
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
+                String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func openAt(_ directory: FileDescriptor, _ name: String, flags: Int32) throws(Errno) -> FileDescriptor {
+        let fd = try retryingOnInterrupt { () throws(Errno) in
+            try valueOrErrno(openat(directory.rawValue, name, flags | O_NOFOLLOW | O_CLOEXEC))
+        }
+        return FileDescriptor(rawValue: Int32(fd))
+    }
+
+    static func openPath(from start: FileDescriptor, _ components: [String], flags: Int32) throws(Errno)
+        -> FileDescriptor
+    {
+        var current = try openAt(start, ".", flags: chotplug_O_PATH | O_DIRECTORY)
+        for component in components {
+            let next: FileDescriptor
+            do throws(Errno) {
+                next = try openAt(current, component, flags: flags)
+            } catch {
+                try? current.close()
+                throw error
+            }
+            try? current.close()
+            current = next
+        }
+        return current
+    }
+
+    static func readFile(at directory: FileDescriptor, _ name: String) throws(Errno) -> String {
+        let fd = try openAt(directory, name, flags: O_RDONLY)
+        defer { try? fd.close() }
+        // Sysfs attributes are at most a page long and are read in one call.
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = try buffer.withUnsafeMutableBytes { bytes in
+            Result { () throws(Errno) in
+                try retryingOnInterrupt { () throws(Errno) in
+                    try valueOrErrno(Glibc.read(fd.rawValue, bytes.baseAddress, bytes.count))
+                }
+            }
+        }.get()
+        return String(decoding: buffer[..<count], as: UTF8.self).trimmingWhitespace().description
+    }
+
+    static func valueOrErrno<I: FixedWidthInteger>(_ result: I) throws(Errno) -> Int {
+        if result < 0 { throw Errno(rawValue: errno) }
+        return Int(result)
+    }
+
+    /// EINTR is retried here, in one place, as swift-system does.
+    static func retryingOnInterrupt<T>(_ body: () throws(Errno) -> T) throws(Errno) -> T {
+        while true {
+            do throws(Errno) {
+                return try body()
+            } catch where error == .interrupted {
+                continue
+            }
+        }
+    }
+}
+
+/// A failed sysfs operation: the path, what was attempted, and the kernel's errno.
+public struct SysfsError: Error, Equatable, CustomStringConvertible {
+    public let path: String
+    public let operation: String
+    public let errno: Errno
+
+    public init(path: String, operation: String, errno: Errno) {
+        self.path = path
+        self.operation = operation
+        self.errno = errno
+    }
+
+    public var description: String { "\(operation) \(path): \(errno) (errno \(errno.rawValue))" }
+}

@@ -1,0 +1,43 @@
+import Glibc
+import struct SystemPackage.Errno
+import struct SystemPackage.FileDescriptor
+import struct SystemPackage.FilePath
+
+/// Whole small text files outside sysfs: the configuration, /proc/cmdline, the daemon's own state.
+public enum TextFile {
+    /// Reads a file of at most `limit` bytes; a longer one is refused rather than cut.
+    /// Errors are swift-system's `Errno`.
+    public static func read(_ path: String, limit: Int = 1 << 20) throws -> String {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        defer { try? fd.close() }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
+            if count == 0 { break }
+            bytes += chunk[..<count]
+            if bytes.count > limit { throw Errno.fileTooLarge }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Replaces a file atomically: write a temporary file beside it, then rename it over.
+    public static func write(_ path: String, _ text: String) throws {
+        let temporary = "\(path).tmp"
+        let fd = try FileDescriptor.open(
+            FilePath(temporary), .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        do {
+            _ = try Array(text.utf8).withUnsafeBytes { try fd.writeAll($0) }
+            try fd.close()
+        } catch {
+            try? fd.close()
+            unlink(temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let error = Errno(rawValue: errno)
+            unlink(temporary)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import HotplugCore
+import HotplugDaemon
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Check a configuration file and print the settings it results in.")
+
+    @Argument(help: "The file to check.")
+    var path: String = Config.defaultPath
+
+    func run() throws {
+        let config: Config
+        do {
+            config = try ConfigLoader.load(path: path, required: true)
+        } catch {
+            print("\(error)")
+            throw ExitCode.failure
+        }
+        print("\(path): ok")
+        print("monitor.source = \(config.monitor.source.rawValue)")
+        print("monitor.receive_buffer_bytes = \(config.monitor.receiveBufferBytes)")
+        print("cpu.auto_online = \(config.cpu.autoOnline)")
+        print("cpu.include = \(config.cpu.include)")
+        print("cpu.exclude = \(config.cpu.exclude)")
+        print("cpu.coldplug = \(config.cpu.coldplug.rawValue)")
+        print("memory.auto_online = \(config.memory.autoOnline)")
+        print("memory.online_type = \(config.memory.onlineType.rawValue)")
+        print("memory.auto_movable_ratio = \(config.memory.autoMovableRatio)")
+        print("memory.auto_movable_numa_aware = \(config.memory.autoMovableNUMAAware)")
+        print("memory.coldplug = \(config.memory.coldplug.rawValue)")
+        for rule in config.memory.nodes {
+            let type = rule.onlineType?.rawValue ?? "(inherited)"
+            let auto = rule.autoOnline.map { "\($0)" } ?? "(inherited)"
+            print("memory.node \(rule.node): auto_online = \(auto), online_type = \(type)")
+        }
+    }
+}

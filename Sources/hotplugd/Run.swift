@@ -1,0 +1,59 @@
+import ArgumentParser
+import HotplugCore
+import HotplugDaemon
+import Logging
+import ServiceLifecycle
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon in the foreground.",
+        discussion: "Devices present at start are handled by the same policy as hot-added ones (coldplug).")
+
+    @Option(help: "The configuration file. Defaults apply when the default file does not exist.")
+    var config: String?
+
+    @Option(help: "Where uevents come from: auto (udev when udevd runs, else kernel), udev or kernel.")
+    var source: MonitorSource?
+
+    @Flag(help: "Log what would be done and write nothing to sysfs.")
+    var dryRun = false
+
+    @Option(help: "The sysfs mount point.")
+    var sysfsRoot = "/sys"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        let loaded = try loadConfig(config)
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "hotplugd")
+        var options = Daemon.Options(config: loaded)
+        options.sysfsRoot = sysfsRoot
+        options.dryRun = dryRun
+        options.source = source
+        if sysfsRoot != "/sys" { options.runtimeDirectory = nil }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: Daemon(options: options, logger: logger))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Loads the file at `path`, or the default file if it exists, or the defaults.
+func loadConfig(_ path: String?) throws -> Config {
+    do {
+        return try ConfigLoader.load(path: path ?? Config.defaultPath, required: path != nil)
+    } catch {
+        throw ValidationError("invalid configuration: \(error)")
+    }
+}
