@@ -65,6 +65,16 @@ struct ConfigFile: Decodable {
     /// MAX_NUMNODES is at most 1024 on the kernel's own configurations.
     static let nodeRange = 0...1023
 
+    /// What a key takes, for messages about a value of the wrong type.
+    static func expectedType(of key: String) -> String {
+        switch key {
+        case "receive_buffer_bytes", "auto_movable_ratio", "node": "an integer"
+        case "auto_online", "auto_movable_numa_aware": "true or false"
+        case "source", "include", "exclude", "coldplug", "online_type": "a string"
+        default: "a table"
+        }
+    }
+
     func validated() throws(Invalid) -> Config {
         var config = Config()
         if let monitor {

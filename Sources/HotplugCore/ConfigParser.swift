@@ -14,11 +14,11 @@ public enum ConfigParser {
         } catch let error as TOMLParseError {
             throw ConfigError(file: file, line: error.source.begin.line, key: "", message: error.description)
         } catch let error as UnexpectedKeysError {
-            let (path, key) = error.keys.map { ($0.value.map(TOMLPath.Component.init) , $0.key) }
-                .min { locator.line(of: $0.0 + [.key($0.1)]) ?? .max < locator.line(of: $1.0 + [.key($1.1)]) ?? .max }!
-            let full = path + [.key(key)]
+            // Each entry's path already ends with the unexpected key; report the first in the file.
+            let path = error.keys.values.map { $0.map(TOMLPath.Component.init) }
+                .min { (locator.line(of: $0) ?? .max) < (locator.line(of: $1) ?? .max) } ?? []
             throw ConfigError(
-                file: file, line: locator.line(of: full), key: TOMLPath.dotted(full), message: "unknown key")
+                file: file, line: locator.line(of: path), key: TOMLPath.dotted(path), message: "unknown key")
         } catch let error as DecodingError {
             throw Self.describe(error, file: file, locator: locator)
         } catch {
@@ -44,8 +44,10 @@ public enum ConfigParser {
             path = context.codingPath.map(TOMLPath.Component.init)
             message = "expected \(TOMLPath.describe(type))"
         case .keyNotFound(let key, let context):
-            path = context.codingPath.map(TOMLPath.Component.init) + [.init(key)]
-            message = "required key is missing"
+            // TOMLKit reports a value of the wrong type as a missing key, with the key in the path.
+            let components = context.codingPath.map(TOMLPath.Component.init)
+            path = components.last == .init(key) ? components : components + [.init(key)]
+            message = "expected \(ConfigFile.expectedType(of: key.stringValue))"
         case .dataCorrupted(let context):
             path = context.codingPath.map(TOMLPath.Component.init)
             message = context.debugDescription

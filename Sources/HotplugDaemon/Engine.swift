@@ -26,7 +26,7 @@ public final class Engine {
 
     public private(set) var config: Config
     let options: Options
-    let sysfs: Sysfs
+    let sysfs: any SysfsAccess
     let actuator: Actuator
     let log: TransitionLog
     var records: [DeviceID: DeviceRecord] = [:]
@@ -35,7 +35,7 @@ public final class Engine {
     public private(set) var bootKernelPages: [Int: Int] = [:]
     var lastMemoryAdd: ContinuousClock.Instant?
 
-    public init(config: Config, sysfs: Sysfs, options: Options = Options(), logger: Logger) {
+    public init(config: Config, sysfs: any SysfsAccess, options: Options = Options(), logger: Logger) {
         self.config = config
         self.options = options
         self.sysfs = sysfs

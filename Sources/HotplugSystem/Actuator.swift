@@ -28,10 +28,10 @@ public struct Actuator: Sendable {
         public var attempts: Int
     }
 
-    public let sysfs: Sysfs
+    public let sysfs: any SysfsAccess
     public let retry: Retry
 
-    public init(sysfs: Sysfs, retry: Retry = Retry()) {
+    public init(sysfs: any SysfsAccess, retry: Retry = Retry()) {
         self.sysfs = sysfs
         self.retry = retry
     }

@@ -3,7 +3,7 @@ import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
 
 /// Readings of whole devices, built from single attributes.
-extension Sysfs {
+extension SysfsAccess {
     /// Whether the device is online, offline, going offline, or gone.
     ///
     /// A CPU without an `online` attribute (usually cpu0, which the kernel cannot offline) is online.
@@ -41,7 +41,7 @@ extension Sysfs {
 
     /// `block_size_bytes`, which the kernel writes in hex without a prefix.
     public func memoryBlockSize() throws(SysfsError) -> Int {
-        let text = try read(.memory, "block_size_bytes")
+        let text = try read(.memory, path: "block_size_bytes")
         guard let size = Int(text, radix: 16), size > 0 else {
             throw SysfsError(
                 path: "\(root)/devices/system/memory/block_size_bytes", operation: "parse", errno: .invalidArgument)
@@ -51,6 +51,6 @@ extension Sysfs {
 
     /// What the kernel itself does with new memory blocks (`auto_online_blocks`), if it says.
     public func autoOnlineBlocks() -> String? {
-        try? read(.memory, "auto_online_blocks")
+        try? read(.memory, path: "auto_online_blocks")
     }
 }

@@ -11,7 +11,7 @@ import struct SystemPackage.FileDescriptor
 /// validated `DeviceID`s and attribute names from this module, so a write can land nowhere but
 /// in a CPU's or memory block's own attribute, and no symbolic link is ever followed on the way.
 /// The root is configurable so that tests can run against a tree in a temporary directory.
-public final class Sysfs: Sendable {
+public final class Sysfs: SysfsAccess {
     public let root: String
     private let kindDirectories: [DeviceKind: FileDescriptor]
 
@@ -93,9 +93,11 @@ public final class Sysfs: Sendable {
     }
 
     /// Reads an attribute of the subsystem's directory, e.g. `memory/block_size_bytes` or `cpu/smt/control`.
-    public func read(_ kind: DeviceKind, _ components: String...) throws(SysfsError) -> String {
-        let path = "\(root)/devices/system/\(kind.directoryName)/\(components.joined(separator: "/"))"
+    public func read(_ kind: DeviceKind, path relative: String) throws(SysfsError) -> String {
+        let path = "\(root)/devices/system/\(kind.directoryName)/\(relative)"
+        let components = relative.split(separator: "/").map(String.init)
         do throws(Errno) {
+            guard !components.isEmpty, !components.contains("..") else { throw Errno.invalidArgument }
             let directory = try Self.openPath(
                 from: kindDirectories[kind]!, Array(components.dropLast()), flags: chotplug_O_PATH | O_DIRECTORY)
             defer { try? directory.close() }

@@ -1,0 +1,20 @@
+import HotplugCore
+
+/// The sysfs operations the daemon is built on. `Sysfs` is the real thing; tests wrap it to
+/// inject the errors a kernel can return, which a tree of plain files cannot produce.
+public protocol SysfsAccess: Sendable {
+    /// The mount point, for messages.
+    var root: String { get }
+    /// The devices of one kind present now, in no particular order.
+    func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID]
+    /// A device attribute without its trailing newline.
+    func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String
+    /// One write of `value` to a device attribute; the kernel's refusal is the thrown errno.
+    func write(_ device: DeviceID, _ attribute: String, _ value: String) throws(SysfsError)
+    /// The target of a link in the device's directory, or nil when there is none.
+    func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String?
+    /// The names in the device's directory.
+    func entries(_ device: DeviceID) throws(SysfsError) -> [String]
+    /// An attribute of the subsystem directory, by relative path (`block_size_bytes`, `smt/control`).
+    func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String
+}

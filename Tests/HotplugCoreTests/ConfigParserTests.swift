@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+@testable import HotplugCore
+
+@Suite struct ConfigParserTests {
+    static let shipped = try! String(
+        contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("config/hotplugd.toml"), encoding: .utf8)
+
+    @Test func emptyFileMeansDefaults() throws {
+        #expect(try ConfigParser.parse("") == Config())
+    }
+
+    @Test func shippedFileIsEveryKeyAtItsDefault() throws {
+        #expect(try ConfigParser.parse(Self.shipped) == Config())
+        // Uncommented, it still parses to the defaults (apart from the example node rule).
+        let uncommented = Self.shipped.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("#") && !line.hasPrefix("# ") && line != "#" ? line.dropFirst() : line
+        }.joined(separator: "\n")
+        var expected = Config()
+        expected.memory.nodes = [Config.NodeRule(node: 1, autoOnline: true, onlineType: .onlineMovable)]
+        #expect(try ConfigParser.parse(uncommented) == expected)
+    }
+
+    @Test func everyKeyIsRead() throws {
+        let config = try ConfigParser.parse(
+            """
+            [monitor]
+            source = "kernel"
+            receive_buffer_bytes = 1048576
+            [cpu]
+            auto_online = false
+            include = "0-15"
+            exclude = "3,5"
+            coldplug = "never"
+            [memory]
+            auto_online = false
+            online_type = "online_movable"
+            auto_movable_ratio = 150
+            auto_movable_numa_aware = false
+            coldplug = "always"
+            [[memory.node]]
+            node = 0
+            online_type = "online_kernel"
+            [[memory.node]]
+            node = 3
+            auto_online = true
+            """)
+        #expect(config.monitor.source == .kernel)
+        #expect(config.monitor.receiveBufferBytes == 1_048_576)
+        #expect(config.cpu.autoOnline == false)
+        #expect(config.cpu.include.ranges == [0...15])
+        #expect(config.cpu.exclude.ranges == [3...3, 5...5])
+        #expect(config.cpu.coldplug == .never)
+        #expect(config.memory.autoOnline == false)
+        #expect(config.memory.onlineType == .onlineMovable)
+        #expect(config.memory.autoMovableRatio == 150)
+        #expect(config.memory.autoMovableNUMAAware == false)
+        #expect(config.memory.coldplug == .always)
+        #expect(config.memory.nodes == [.init(node: 0, onlineType: .onlineKernel), .init(node: 3, autoOnline: true)])
+    }
+
+    @Test(arguments: [
+        // text, expected line, key, message fragment
+        ("[memory]\nonline_typ = \"online\"", 2, "memory.online_typ", "unknown key"),
+        ("[cpu]\nauto_online = true\n[bogus]\nx = 1", 3, "bogus", "unknown key"),
+        ("[memory]\n\nonline_type = \"online-movable\"", 3,
+         "memory.online_type", "\"online-movable\" is not one of online, online_kernel, online_movable, auto-movable"),
+        ("[monitor]\nsource = \"netlink\"", 2, "monitor.source", "is not one of auto, udev, kernel"),
+        ("[monitor]\nreceive_buffer_bytes = 10", 2, "monitor.receive_buffer_bytes", "10 is outside"),
+        ("[memory]\nauto_movable_ratio = -5", 2, "memory.auto_movable_ratio", "-5 is outside"),
+        ("[memory]\nauto_movable_ratio = \"301\"", 2, "memory.auto_movable_ratio", "expected an integer"),
+        ("[cpu]\nauto_online = 1", 2, "cpu.auto_online", "expected true or false"),
+        ("[cpu]\ninclude = \"0-3,x\"", 2, "cpu.include", "\"x\" in CPU list"),
+        ("[cpu]\ncoldplug = true", 2, "cpu.coldplug", "expected a string"),
+        ("[memory]\n[[memory.node]]\nnode = 1\n[[memory.node]]\nnode = 1", 5, "memory.node[1].node", "already has a rule"),
+        ("[[memory.node]]\nonline_type = \"online\"", 1, "memory.node[0].node", "required key is missing"),
+        ("[[memory.node]]\nnode = 2\nonline_type = \"fast\"", 3, "memory.node[0].online_type", "is not one of"),
+        ("[[memory.node]]\nnode = 2\nzone = 1", 3, "memory.node[0].zone", "unknown key"),
+        ("[[memory.node]]\nnode = 5000", 2, "memory.node[0].node", "5000 is outside"),
+    ])
+    func badValuesNameKeyAndLine(text: String, line: Int, key: String, message: String) {
+        do {
+            _ = try ConfigParser.parse(text, file: "test.toml")
+            Issue.record("accepted \(text.debugDescription)")
+        } catch {
+            #expect(error.line == line)
+            #expect(error.key == key)
+            #expect(error.message.contains(message), "\(error.message)")
+            #expect(error.description.hasPrefix("test.toml:\(line): \(key): "))
+        }
+    }
+
+    @Test func brokenTOMLIsASyntaxErrorWithItsLine() {
+        do {
+            _ = try ConfigParser.parse("[cpu]\nauto_online = true\ninclude = \"0-3\n", file: "x.toml")
+            Issue.record("accepted broken TOML")
+        } catch {
+            #expect(error.line == 3)
+            #expect(error.key.isEmpty)
+            #expect(error.description.hasPrefix("x.toml:3: "))
+        }
+    }
+}
+
