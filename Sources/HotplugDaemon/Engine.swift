@@ -176,8 +176,8 @@ public final class Engine {
 
     /// When `tick` should next run, if anything is waiting.
     public var nextDeadline: ContinuousClock.Instant? {
-        guard let last = lastMemoryAdd, records.values.contains(where: { $0.waitingSince != nil }) else { return nil }
-        return last + options.memoryGroupWait
+        guard let earliest = records.values.compactMap(\.waitingSince).min() else { return nil }
+        return max(earliest, lastMemoryAdd ?? earliest) + options.memoryGroupWait
     }
 
     // MARK: - Acting

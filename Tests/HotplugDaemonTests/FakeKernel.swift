@@ -1,0 +1,65 @@
+import Glibc
+import HotplugCore
+import HotplugSystem
+import Synchronization
+import struct SystemPackage.Errno
+
+/// Sysfs access over a `FakeSysfsTree` that answers writes the way the kernel does, and fails
+/// them on demand: the fault injection a tree of plain files cannot do by itself.
+///
+/// Reads and the writes' file I/O go through the real `Sysfs`; on a successful write to a memory
+/// block's `state` the block reads `online` afterwards and its `valid_zones` shows its zone, as
+/// on the kernel. Writing `online*` to an online block fails with EINVAL, as on the kernel.
+final class FakeKernel: SysfsAccess {
+    let sysfs: Sysfs
+    private let state = Mutex(State())
+
+    struct State {
+        var faults: [DeviceID: [Errno]] = [:]
+        var writes: [(DeviceID, String)] = []
+    }
+
+    init(tree: FakeSysfsTree) throws {
+        sysfs = try Sysfs(root: tree.root)
+    }
+
+    var root: String { sysfs.root }
+
+    /// The next writes to `device` fail with these errors, one per attempt.
+    func inject(_ errors: [Errno], into device: String) {
+        state.withLock { $0.faults[DeviceID(name: device)!, default: []] += errors }
+    }
+
+    /// Every write that reached the fake kernel, in order, as `device=value`.
+    var writes: [String] { state.withLock { $0.writes.map { "\($0.0)=\($0.1)" } } }
+
+    func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] { try sysfs.devices(kind) }
+    func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
+        try sysfs.read(device, attribute)
+    }
+    func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
+    func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
+    func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
+
+    func write(_ device: DeviceID, _ attribute: String, _ value: String) throws(SysfsError) {
+        let fault: Errno? = state.withLock { state in
+            state.writes.append((device, value))
+            return state.faults[device]?.isEmpty == false ? state.faults[device]!.removeFirst() : nil
+        }
+        let path = "\(root)\(device.devpath)/\(attribute)"
+        if let fault { throw SysfsError(path: path, operation: "write", errno: fault) }
+        guard device.kind == .memory else { return try sysfs.write(device, attribute, value) }
+        if try sysfs.read(device, "state") == "online" {
+            throw SysfsError(path: path, operation: "write", errno: .invalidArgument)
+        }
+        let zones = try sysfs.read(device, "valid_zones").split(separator: " ")
+        let zone: Substring =
+            switch value {
+            case "online_movable": "Movable"
+            case "online_kernel": zones.first { $0 != "Movable" } ?? "Normal"
+            default: zones.first ?? "Normal"
+            }
+        try sysfs.write(device, "valid_zones", String(zone))
+        try sysfs.write(device, "state", "online")
+    }
+}

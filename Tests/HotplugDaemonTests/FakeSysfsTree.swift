@@ -1,0 +1,88 @@
+import Foundation
+import HotplugCore
+
+/// A sysfs tree of plain files in a temporary directory, laid out as the kernel lays out
+/// `/sys/devices/system/{cpu,memory,node}`, with the links (`nodeN`, `firmware_node`) as real symlinks.
+final class FakeSysfsTree {
+    let root: String
+    let blockSize: Int
+
+    init(blockSize: Int = 128 << 20) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-sysfs-\(UUID().uuidString)").path
+        self.blockSize = blockSize
+        for directory in ["cpu", "memory", "node/node0"] {
+            try FileManager.default.createDirectory(
+                atPath: "\(root)/devices/system/\(directory)", withIntermediateDirectories: true)
+        }
+        try write("devices/system/memory/block_size_bytes", String(blockSize, radix: 16))
+        try write("devices/system/memory/auto_online_blocks", "offline")
+        try FileManager.default.createDirectory(
+            atPath: "\(root)/devices/LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00", withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// `online: nil` makes a CPU without an online attribute, like cpu0.
+    func addCPU(_ index: Int, online: Bool?, node: Int = 0) throws {
+        let path = "devices/system/cpu/cpu\(index)"
+        try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
+        try write("\(path)/uevent", "")
+        if let online { try write("\(path)/online", online ? "1" : "0") }
+        try link("\(path)/node\(node)", to: "../../node/node\(node)")
+    }
+
+    func addMemory(
+        _ index: Int, online: Bool = false, zones: String = "Normal Movable", node: Int = 0, dimm: String? = nil
+    ) throws {
+        let path = "devices/system/memory/memory\(index)"
+        try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
+        try write("\(path)/state", online ? "online" : "offline")
+        try write("\(path)/valid_zones", zones)
+        try write("\(path)/uevent", "")
+        try link("\(path)/node\(node)", to: "../../node/node\(node)")
+        if let dimm { try bindDIMM(index, dimm) }
+    }
+
+    /// Adds the `firmware_node` link, as the ACPI memory driver does after adding a DIMM's blocks.
+    func bindDIMM(_ index: Int, _ dimm: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: "\(root)/devices/LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)", withIntermediateDirectories: true)
+        try link(
+            "devices/system/memory/memory\(index)/firmware_node", to: "../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)")
+    }
+
+    func remove(_ device: String) throws {
+        let kind = device.hasPrefix("cpu") ? "cpu" : "memory"
+        try FileManager.default.removeItem(atPath: "\(root)/devices/system/\(kind)/\(device)")
+    }
+
+    func read(_ relative: String) -> String? {
+        (try? String(contentsOfFile: "\(root)/\(relative)", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func state(_ device: String) -> String? {
+        device.hasPrefix("cpu") ? read("devices/system/cpu/\(device)/online") : read("devices/system/memory/\(device)/state")
+    }
+
+    func zones(_ device: String) -> String? { read("devices/system/memory/\(device)/valid_zones") }
+
+    func write(_ relative: String, _ text: String) throws {
+        try (text + "\n").write(toFile: "\(root)/\(relative)", atomically: false, encoding: .utf8)
+    }
+
+    private func link(_ relative: String, to target: String) throws {
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/\(relative)", withDestinationPath: target)
+    }
+
+    /// A uevent as libudev hands it on.
+    static func event(_ action: String, _ device: String, seqnum: Int = 1) -> RawUevent {
+        let kind = device.hasPrefix("cpu") ? "cpu" : "memory"
+        let devpath = "/devices/system/\(kind)/\(device)"
+        return RawUevent(
+            action: action, devpath: devpath, subsystem: kind, seqnum: "\(seqnum)",
+            properties: ["ACTION": action, "DEVPATH": devpath, "SUBSYSTEM": kind, "SEQNUM": "\(seqnum)"])
+    }
+}
