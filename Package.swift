@@ -54,7 +54,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HotplugCoreTests", dependencies: ["HotplugCore"]),
-        .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon"]),
-        .testTarget(name: "HotplugKernelTests", dependencies: ["HotplugDaemon"]),
+        .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon", "HotplugSystem"]),
     ]
 )

@@ -28,6 +28,7 @@ public final class Daemon: Service {
     enum Input: Sendable {
         case monitor(MonitorMessage)
         case tick
+        case stop
     }
 
     let options: Options
@@ -64,9 +65,21 @@ public final class Daemon: Service {
         keep(engine.bootKernelPages, in: baseline)
         logSummary(engine)
 
+        try await withGracefulShutdownHandler {
+            try await serve(engine, inputs: &iterator, continuation: continuation)
+        } onGracefulShutdown: {
+            continuation.yield(.stop)
+        }
+        logger.info("stopping")
+    }
+
+    /// The event loop: one input at a time, until SIGTERM/SIGINT or cancellation.
+    private func serve(
+        _ engine: Engine, inputs iterator: inout AsyncStream<Input>.Iterator,
+        continuation: AsyncStream<Input>.Continuation
+    ) async throws {
         var scheduledTick: ContinuousClock.Instant?
         while let input = await iterator.next() {
-            if Task.isShuttingDownGracefully { break }
             switch input {
             case .monitor(.events(let batch)):
                 engine.handle(batch)
@@ -79,6 +92,8 @@ public final class Daemon: Service {
             case .tick:
                 scheduledTick = nil
                 engine.tick()
+            case .stop:
+                return
             }
             if let deadline = engine.nextDeadline, scheduledTick == nil || deadline < scheduledTick! {
                 scheduledTick = deadline
@@ -88,7 +103,6 @@ public final class Daemon: Service {
                 }
             }
         }
-        logger.info("stopping")
     }
 
     private func makeEngine(baseline: BootBaseline?) throws -> Engine {
@@ -116,12 +130,14 @@ public final class Daemon: Service {
         let devices = engine.status()
         for kind in DeviceKind.allCases {
             let ofKind = devices.filter { $0.kind == kind }
-            var counts: [DeviceState: Int] = [:]
-            for device in ofKind { counts[device.state, default: 0] += 1 }
-            logger.info(
-                "\(kind) devices present",
-                metadata: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, "\($0.value)") })
-                    .merging(["total": "\(ofKind.count)"]) { $1 })
+            // One field per state, listing the devices as a kernel-style range list ("0-3,8").
+            var byState: [DeviceState: [Int]] = [:]
+            for device in ofKind { byState[device.state, default: []].append(device.index) }
+            var metadata: Logger.Metadata = ["total": "\(ofKind.count)"]
+            for (state, indices) in byState {
+                metadata[state.rawValue] = "\(CPUList(indices.map { $0...$0 }))"
+            }
+            logger.info("\(kind) devices present", metadata: metadata)
         }
         if let blocks = engine.sysfs.autoOnlineBlocks(), blocks != "offline" {
             logger.warning(

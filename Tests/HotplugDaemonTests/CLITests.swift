@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// The `hotplugd` binary as an operator runs it.
+@Suite struct CLITests {
+    /// The binary built beside the test bundle.
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("hotplugd").path
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], signalAfter: Duration? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        if let signalAfter {
+            Thread.sleep(forTimeInterval: Double(signalAfter.components.seconds) + Double(signalAfter.components.attoseconds) / 1e18)
+            process.terminate()
+        }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func temporaryFile(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString).toml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func checkConfigAcceptsTheShippedFile() throws {
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("config/hotplugd.toml").path
+        let output = try Self.run(["check-config", shipped])
+        #expect(output.status == 0)
+        #expect(output.stdout.contains("memory.online_type = auto-movable"))
+    }
+
+    @Test func badConfigIsRejectedWithKeyAndLine() throws {
+        let path = try Self.temporaryFile("[memory]\n\nonline_type = \"fast\"\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let check = try Self.run(["check-config", path])
+        #expect(check.status == 1)
+        #expect(check.stdout.contains("\(path):3: memory.online_type: \"fast\" is not one of"))
+        let run = try Self.run(["run", "--dry-run", "--config", path])
+        #expect(run.status != 0, "the daemon refuses to start")
+        #expect(run.stderr.contains("\(path):3: memory.online_type"))
+        #expect(!run.stderr.contains("listening"))
+    }
+
+    @Test func missingExplicitConfigIsAnError() throws {
+        let output = try Self.run(["check-config", "/nonexistent/hotplugd.toml"])
+        #expect(output.status == 1)
+        #expect(output.stdout.contains("/nonexistent/hotplugd.toml: cannot read"))
+    }
+
+    @Test func versionAndUnknownOptions() throws {
+        #expect(try Self.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        let bad = try Self.run(["run", "--source", "carrier-pigeon"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("carrier-pigeon"))
+    }
+
+    @Test(.enabled(if: RealKernel.canTrigger, "needs root"))
+    func dryRunListsThisMachineAndStopsOnSIGTERM() throws {
+        let output = try Self.run(["run", "--dry-run", "--source", "kernel"], signalAfter: .seconds(1))
+        #expect(output.status == 0, "SIGTERM is a clean stop")
+        #expect(output.stderr.contains("listening for uevents"))
+        #expect(output.stderr.contains("cpu devices present"))
+        #expect(output.stderr.contains("memory devices present"))
+        #expect(output.stderr.contains("stopping"))
+    }
+
+    @Test(.enabled(if: RealKernel.canTrigger, "needs root"))
+    func statusShowsThisMachine() throws {
+        let table = try Self.run(["status"])
+        #expect(table.status == 0)
+        #expect(table.stdout.hasPrefix("DEVICE"))
+        #expect(table.stdout.contains("cpu0"))
+        let json = try Self.run(["status", "--json"])
+        let devices = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(devices?.contains { $0["device"] as? String == "memory0" && $0["state"] as? String == "online" } == true)
+    }
+}
