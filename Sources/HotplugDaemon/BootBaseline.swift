@@ -1,4 +1,6 @@
+import Glibc
 import HotplugSystem
+import struct SystemPackage.Errno
 
 /// Keeps the kernel-zone memory present at boot across daemon restarts.
 ///
@@ -35,6 +37,8 @@ public struct BootBaseline {
     }
 
     public func store(_ pages: [Int: Int]) throws {
+        // systemd makes the directory (RuntimeDirectory=); elsewhere hotplugd does.
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
         let body = pages.keys.sorted().map { "node \($0) \(pages[$0]!)" }.joined(separator: "\n")
         try TextFile.write(path, "boot \(bootID)\n\(body)\n")
     }

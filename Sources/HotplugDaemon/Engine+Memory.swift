@@ -3,27 +3,36 @@ import HotplugSystem
 
 /// Memory decisions: waiting for a DIMM to be complete, grouping its blocks, accounting zones.
 extension Engine {
-    /// Decides the blocks that are ready. Under `auto-movable`, a block without a `firmware_node`
-    /// link waits: the kernel binds the link once all blocks of the DIMM exist, and a DIMM must
-    /// be decided as a whole. Blocks that never get one (no ACPI memory device behind them) are
-    /// decided alone once no memory `add` came for `memoryGroupWait`.
+    /// Decides the blocks that are ready. A block is not ready before it has its node (until then
+    /// the kernel cannot say which zones it may go to, see `Sysfs.memoryBlock`) and, under
+    /// `auto-movable`, its `firmware_node` link: the kernel binds that once all blocks of the DIMM
+    /// exist, and a DIMM must be decided as a whole. A block still not ready `memoryGroupWait`
+    /// after the last memory `add` is decided as it is (no ACPI memory device behind it, or a
+    /// kernel without NUMA, whose blocks never get a node link).
     func memoryDecisions(for ids: Set<DeviceID>, now: ContinuousClock.Instant) -> [DeviceID: PolicyDecision] {
         var ready = Set<DeviceID>()
         for id in ids {
-            if records[id]?.block?.firmwareNode == nil, let block = try? sysfs.memoryBlock(id) {
-                records[id]!.block = block
-                records[id]!.node = block.node
+            if records[id]?.block?.firmwareNode == nil || records[id]?.block?.validZones.isEmpty == true {
+                readBlock(id)
             }
             guard let block = records[id]?.block else { continue }
-            if onlineType(forNode: block.node) == .autoMovable && block.firmwareNode == nil {
+            let waitsForDIMM = onlineType(forNode: block.node) == .autoMovable && block.firmwareNode == nil
+            if block.validZones.isEmpty || waitsForDIMM {
                 let since = records[id]!.waitingSince ?? now
                 records[id]!.waitingSince = since
                 if now < max(since, lastMemoryAdd ?? since) + options.memoryGroupWait { continue }
+                if block.validZones.isEmpty { readBlock(id, zonesWithoutNode: true) }
             }
             records[id]!.waitingSince = nil
             ready.insert(id)
         }
         return memoryPolicyDecisions(for: ready)
+    }
+
+    private func readBlock(_ id: DeviceID, zonesWithoutNode: Bool = false) {
+        guard let block = try? sysfs.memoryBlock(id, zonesWithoutNode: zonesWithoutNode) else { return }
+        records[id, default: DeviceRecord()].block = block
+        records[id]!.node = block.node
     }
 
     /// The policy's decision for each of `ids` and for the other offline blocks of their DIMMs.
@@ -60,10 +69,9 @@ extension Engine {
                     guard (try? sysfs.link(neighbour, "firmware_node")) == firmwareNode else { break }
                     records[neighbour, default: DeviceRecord()].managed = true
                     apply(.event(.add), to: neighbour, action: "add")
-                    if let block = try? sysfs.memoryBlock(neighbour) {
-                        records[neighbour]!.block = block
-                        records[neighbour]!.node = block.node
-                        if block.online { apply(.observed(.online), to: neighbour, action: "add") }
+                    readBlock(neighbour)
+                    if records[neighbour]?.block?.online == true {
+                        apply(.observed(.online), to: neighbour, action: "add")
                     }
                     if records[neighbour]!.state == .offline { found.insert(neighbour) }
                 }

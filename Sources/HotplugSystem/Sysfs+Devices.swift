@@ -31,11 +31,20 @@ extension SysfsAccess {
     }
 
     /// Everything the memory policy needs to know about one block.
-    public func memoryBlock(_ id: DeviceID) throws(SysfsError) -> MemoryBlock {
+    ///
+    /// `valid_zones` of an offline block is read only once the block has its `nodeN` link, or when
+    /// `zonesWithoutNode` says so: Linux 6.1's `valid_zones_show` looks up the block's node, which is
+    /// NUMA_NO_NODE between the `add` uevent and the block's linking to its node, and that lookup
+    /// oopses the kernel (zone_for_pfn_range). Until then `validZones` stays empty. An online
+    /// block's zone is read from its pages and is always safe to read.
+    public func memoryBlock(_ id: DeviceID, zonesWithoutNode: Bool = false) throws(SysfsError) -> MemoryBlock {
         let state = try observe(id)
-        let zones = try read(id, "valid_zones").split(separator: " ").map(String.init)
+        let node = try node(of: id)
+        let zones =
+            node != nil || state == .online || zonesWithoutNode
+            ? try read(id, "valid_zones").split(separator: " ").map(String.init) : []
         return MemoryBlock(
-            id: id, node: try node(of: id), validZones: zones, firmwareNode: try link(id, "firmware_node"),
+            id: id, node: node, validZones: zones, firmwareNode: try link(id, "firmware_node"),
             online: state == .online)
     }
 

@@ -110,6 +110,19 @@ import Testing
         #expect(engine.nextDeadline == nil)
     }
 
+    @Test func aBlockIsNotReadBeforeItHasItsNode() throws {
+        let engine = engine { $0.memory.onlineType = .onlineMovable }
+        try engine.start()
+        let start = ContinuousClock.now
+        try tree.addMemory(16, node: nil)
+        engine.handle([Self.event("add", "memory16")], now: start)
+        #expect(kernel.writes.isEmpty)
+        try tree.linkNode(16, 0)
+        engine.tick(now: start + .milliseconds(5))
+        #expect(kernel.writes == ["memory16=online_movable"])
+        #expect(kernel.oopses.isEmpty, "valid_zones read before the node link: \(kernel.oopses)")
+    }
+
     @Test func blocksWithoutAnnouncedEventsJoinTheirDIMM() throws {
         let engine = engine()
         try engine.start()
@@ -290,6 +303,13 @@ import Testing
         let status = engine.status().first { $0.device == "memory40" }
         #expect(status?.state == .online)
         #expect(status?.zone == "Normal")
+    }
+
+    @Test func noTestReadsValidZonesOfAnUnlinkedBlock() throws {
+        // Guard on the fake kernel's guard: the check itself must be able to fail.
+        try tree.addMemory(50, node: nil)
+        _ = try kernel.read(DeviceID(name: "memory50")!, "valid_zones")
+        #expect(kernel.oopses == ["memory50"])
     }
 
     @Test func statusShowsStateZoneNodeDIMMAndPolicy() throws {

@@ -17,6 +17,7 @@ final class FakeKernel: SysfsAccess {
     struct State {
         var faults: [DeviceID: [Errno]] = [:]
         var writes: [(DeviceID, String)] = []
+        var oopses: [DeviceID] = []
     }
 
     init(tree: FakeSysfsTree) throws {
@@ -34,8 +35,16 @@ final class FakeKernel: SysfsAccess {
     var writes: [String] { state.withLock { $0.writes.map { "\($0.0)=\($0.1)" } } }
 
     func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] { try sysfs.devices(kind) }
+    /// Reads of `valid_zones` that would have oopsed Linux 6.1: an offline block not yet linked to its node.
+    var oopses: [String] { state.withLock { $0.oopses.map(\.name) } }
+
     func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
-        try sysfs.read(device, attribute)
+        if attribute == "valid_zones", try sysfs.read(device, "state") == "offline",
+            try !sysfs.entries(device).contains(where: { $0.hasPrefix("node") })
+        {
+            state.withLock { $0.oopses.append(device) }
+        }
+        return try sysfs.read(device, attribute)
     }
     func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
     func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }

@@ -33,16 +33,22 @@ final class FakeSysfsTree {
         try link("\(path)/node\(node)", to: "../../node/node\(node)")
     }
 
+    /// `node: nil` leaves out the node link, as in the moment after the kernel's `add` uevent.
     func addMemory(
-        _ index: Int, online: Bool = false, zones: String = "Normal Movable", node: Int = 0, dimm: String? = nil
+        _ index: Int, online: Bool = false, zones: String = "Normal Movable", node: Int? = 0, dimm: String? = nil
     ) throws {
         let path = "devices/system/memory/memory\(index)"
         try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
         try write("\(path)/state", online ? "online" : "offline")
         try write("\(path)/valid_zones", zones)
         try write("\(path)/uevent", "")
-        try link("\(path)/node\(node)", to: "../../node/node\(node)")
+        if let node { try linkNode(index, node) }
         if let dimm { try bindDIMM(index, dimm) }
+    }
+
+    /// Adds the `nodeN` link, as the kernel does shortly after a block's `add` uevent.
+    func linkNode(_ index: Int, _ node: Int) throws {
+        try link("devices/system/memory/memory\(index)/node\(node)", to: "../../node/node\(node)")
     }
 
     /// Adds the `firmware_node` link, as the ACPI memory driver does after adding a DIMM's blocks.

@@ -1,0 +1,58 @@
+"""Fixtures of the acceptance suite: the kernel and initramfs (built once per run) and guests."""
+
+import contextlib
+import pathlib
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import image  # noqa: E402
+import vm  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    return image.kernel(), image.initramfs()
+
+
+@pytest.fixture
+def boot(artifacts, request):
+    """boot(append=..., smp=...) starts a guest that is stopped when the test ends. On failure
+    the guest console and the daemon's log are printed."""
+    guests = []
+
+    def start(**options):
+        guest = vm.Guest(*artifacts, **options).start()
+        guests.append(guest)
+        return guest
+
+    yield start
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for guest in guests:
+        if failed:
+            print(guest.diagnostics())
+        with contextlib.suppress(Exception):
+            guest.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+class Timer:
+    """Prints, per scenario, the time from a hot-add to all devices online."""
+
+    def __init__(self, label):
+        self.label = label
+        self.start = time.monotonic()
+
+    def done(self):
+        elapsed = time.monotonic() - self.start
+        print(f"\nTIME {self.label}: {elapsed:.3f} s from hot-add to all online")
+        return elapsed

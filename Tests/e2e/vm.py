@@ -1,0 +1,187 @@
+"""A QEMU guest (TCG, no KVM) driven as a hypervisor drives one: QMP for hot-add and removal,
+and a command channel on the guest's second serial port for reading sysfs and the daemon's log.
+"""
+
+import base64
+import json
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+class GuestError(Exception):
+    pass
+
+
+class Guest:
+    def __init__(self, kernel, initrd, append="", smp="1,maxcpus=4", memory="512M,slots=8,maxmem=32G",
+                 cpu="qemu64,+rdrand"):
+        self.kernel = kernel
+        self.initrd = initrd
+        self.append = append
+        self.smp = smp
+        self.memory = memory
+        self.cpu = cpu
+        self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hotplugd-e2e-"))
+        self.console = self.workdir / "console.log"
+        self.process = None
+        self.qmp_file = None
+        self.channel_file = None
+        self.dimms = 0
+
+    # Life cycle
+
+    def start(self, timeout=120):
+        qmp_path = self.workdir / "qmp.sock"
+        channel_path = self.workdir / "channel.sock"
+        args = [
+            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", self.cpu, "-smp", self.smp, "-m", self.memory,
+            "-kernel", str(self.kernel), "-initrd", str(self.initrd),
+            "-append", f"console=ttyS0 panic=-1 quiet loglevel=4 {self.append}".strip(),
+            "-display", "none", "-no-reboot", "-nodefaults",
+            "-serial", f"file:{self.console}",
+            "-chardev", f"socket,id=channel,path={channel_path},server=on,wait=off",
+            "-serial", "chardev:channel",
+            "-qmp", f"unix:{qmp_path},server=on,wait=off",
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+        self.qmp_file = self._connect(qmp_path).makefile("rw")
+        greeting = json.loads(self.qmp_file.readline())
+        assert "QMP" in greeting
+        self.qmp("qmp_capabilities")
+        self.channel_file = self._connect(channel_path).makefile("rw", newline="\n")
+        deadline = time.monotonic() + timeout
+        line = ""
+        while "__READY__" not in line:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise GuestError(f"guest did not come up\n{self.diagnostics()}")
+            line = self.channel_file.readline()
+        return self
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            try:
+                self.qmp("quit")
+            except Exception:
+                pass
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _connect(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                sock = socket.socket(socket.AF_UNIX)
+                sock.connect(str(path))
+                return sock
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    out = self.process.stdout.read().decode() if self.process.poll() is not None else ""
+                    raise GuestError(f"cannot reach {path}: {out}")
+                time.sleep(0.05)
+
+    # QMP
+
+    def qmp(self, command, **arguments):
+        message = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
+        self.qmp_file.write(json.dumps(message) + "\n")
+        self.qmp_file.flush()
+        while True:
+            reply = json.loads(self.qmp_file.readline())
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise GuestError(f"QMP {command} {arguments}: {reply['error']}")
+            return reply.get("return")
+
+    def add_cpu(self, core, thread=0, socket_id=0):
+        self.qmp("device_add", driver="qemu64-x86_64-cpu", id=f"cpu-{socket_id}-{core}-{thread}",
+                 **{"socket-id": socket_id, "core-id": core, "thread-id": thread})
+
+    def add_dimm(self, size, name=None):
+        """Hot-adds a DIMM of `size` bytes; returns its id."""
+        self.dimms += 1
+        name = name or f"dimm{self.dimms}"
+        self.qmp("object-add", **{"qom-type": "memory-backend-ram", "id": f"mem-{name}", "size": size})
+        self.qmp("device_add", driver="pc-dimm", id=name, memdev=f"mem-{name}")
+        return name
+
+    def del_dimm(self, name):
+        self.qmp("device_del", id=name)
+
+    # The command channel
+
+    def sh(self, command, timeout=60, check=True):
+        """Runs a shell command in the guest; returns its output (stdout and stderr)."""
+        self.channel_file.write(base64.b64encode(command.encode()).decode() + "\n")
+        self.channel_file.flush()
+        lines = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.channel_file.readline()
+            if not line:
+                raise GuestError(f"channel closed during {command!r}\n{self.diagnostics()}")
+            if line.startswith("__END__ "):
+                status = int(line.split()[1])
+                break
+            lines.append(line.rstrip("\n"))
+            if time.monotonic() > deadline:
+                raise GuestError(f"{command!r} timed out")
+        output = "\n".join(lines)
+        if check and status != 0:
+            raise GuestError(f"{command!r} exited {status}:\n{output}\n{self.diagnostics()}")
+        return output
+
+    def devices(self):
+        """{name: (state, zones, dimm)} for every CPU and memory block."""
+        result = {}
+        for line in self.sh("e2e devices").splitlines():
+            fields = line.split()
+            if fields[0].startswith("cpu"):
+                result[fields[0]] = ("online" if fields[1] == "1" else "offline", None, None)
+            else:
+                result[fields[0]] = (fields[1], fields[2], fields[3])
+        return result
+
+    def daemon_log(self):
+        return self.sh("cat /var/log/hotplugd.log", check=False)
+
+    def diagnostics(self):
+        console = self.console.read_text(errors="replace") if self.console.exists() else ""
+        log = ""
+        if self.process and self.process.poll() is None and self.channel_file:
+            try:
+                self.channel_file.write(base64.b64encode(b"tail -n 200 /var/log/hotplugd.log").decode() + "\n")
+                self.channel_file.flush()
+                collected = []
+                end = time.monotonic() + 5
+                while time.monotonic() < end:
+                    line = self.channel_file.readline()
+                    if not line or line.startswith("__END__"):
+                        break
+                    collected.append(line)
+                log = "".join(collected)
+            except Exception as error:  # the channel itself may be what failed
+                log = f"(no daemon log: {error})"
+        return f"--- guest console ---\n{console[-8000:]}\n--- hotplugd log ---\n{log}"
