@@ -7,7 +7,9 @@ import struct SystemPackage.FileDescriptor
 ///
 /// - already online: success, once a read-back confirms it (memory answers EINVAL, CPUs succeed);
 /// - EBUSY, EAGAIN: retried with bounded exponential backoff (EINTR is retried inside `Sysfs`);
-/// - EPERM: blocked (SMT control forbids the thread), never retried;
+/// - EPERM, ECANCELED: blocked (SMT control forbids the thread), never retried. A sibling that
+///   never ran before is started once and parked by the kernel (`bringup_wait_for_ap`), which
+///   answers ECANCELED; later attempts get EPERM;
 /// - ENOENT, ENODEV: the device went away;
 /// - anything else: failed, with its errno.
 public struct Actuator: Sendable {
@@ -52,7 +54,7 @@ public struct Actuator: Sendable {
                     Self.sleep(delay)
                     delay = min(delay * 2, retry.maxDelay)
                     attempt += 1
-                case .notPermitted:
+                case _ where error.errno == .notPermitted || (error.errno == .canceled && device.kind == .cpu):
                     return Result(outcome: .blocked(errno: error.errno.rawValue), attempts: attempt)
                 case .noSuchFileOrDirectory, Errno(rawValue: ENODEV):
                     return Result(outcome: .gone, attempts: attempt)

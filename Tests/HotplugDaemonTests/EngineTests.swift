@@ -184,6 +184,17 @@ import Testing
         #expect(engine.status().first { $0.device == "cpu3" }?.state == .blocked)
     }
 
+    @Test func aSiblingParkedOnItsFirstBringUpIsBlocked() throws {
+        let engine = engine()
+        try engine.start()
+        try tree.addCPU(3, online: false)
+        kernel.inject([.canceled], into: "cpu3")
+        engine.handle([Self.event("add", "cpu3")])
+        #expect(log.contains("warning cpu3 onlining -> blocked action=online device=cpu3 errno=125"))
+        engine.reconcile(reason: "test")
+        #expect(kernel.writes == ["cpu3=1"])
+    }
+
     @Test func busyIsRetriedWithBackoff() throws {
         let engine = engine()
         try engine.start()

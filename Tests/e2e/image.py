@@ -43,7 +43,12 @@ def debian_package(name):
 
 def kernel():
     """The vmlinuz of the kernel package Debian's linux-image-cloud-amd64 points at."""
-    depends = run("apt-cache", "depends", "linux-image-cloud-amd64")
+    try:
+        depends = run("apt-cache", "depends", "linux-image-cloud-amd64")
+    except subprocess.CalledProcessError:
+        # No package lists yet on a new machine.
+        run("apt-get", "update", "-qq")
+        depends = run("apt-cache", "depends", "linux-image-cloud-amd64")
     package = next(
         line.split(":", 1)[1].strip()
         for line in depends.splitlines()
