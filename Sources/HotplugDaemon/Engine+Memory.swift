@@ -11,6 +11,7 @@ extension Engine {
     /// kernel without NUMA, whose blocks never get a node link).
     func memoryDecisions(for ids: Set<DeviceID>, now: ContinuousClock.Instant) -> [DeviceID: PolicyDecision] {
         var ready = Set<DeviceID>()
+        lastMemoryCheck = now
         for id in ids {
             if records[id]?.block?.firmwareNode == nil || records[id]?.block?.validZones.isEmpty == true {
                 readBlock(id)

@@ -18,6 +18,8 @@ public final class Engine {
         /// binds after adding all blocks of a DIMM) before it is decided on its own. Counted from
         /// the last memory `add` seen, so a long burst keeps its blocks together.
         public var memoryGroupWait: Duration = .milliseconds(250)
+        /// How often waiting blocks are looked at again: the links appear without a uevent.
+        public var memoryGroupPoll: Duration = .milliseconds(5)
         /// Kernel-zone memory present at boot per node, in pages, when known from an earlier start.
         public var bootKernelPages: [Int: Int]?
         public var retry = Actuator.Retry()
@@ -34,6 +36,8 @@ public final class Engine {
     /// Kernel-zone memory present at boot per node, in pages: the auto-movable ratio's base.
     public private(set) var bootKernelPages: [Int: Int] = [:]
     var lastMemoryAdd: ContinuousClock.Instant?
+    /// When waiting memory blocks were last looked at.
+    var lastMemoryCheck: ContinuousClock.Instant?
 
     public init(config: Config, sysfs: any SysfsAccess, options: Options = Options(), logger: Logger) {
         self.config = config
@@ -169,7 +173,8 @@ public final class Engine {
         act(on: touched, now: now)
     }
 
-    /// Called when `nextDeadline` has passed: decides memory blocks that waited for their DIMM.
+    /// Called when `nextDeadline` has passed: looks again at memory blocks waiting for their node or
+    /// DIMM link, and decides those that are ready or have waited long enough.
     public func tick(now: ContinuousClock.Instant = .now) {
         act(on: records.keys.filter { records[$0]!.waitingSince != nil }, now: now)
     }
@@ -177,7 +182,8 @@ public final class Engine {
     /// When `tick` should next run, if anything is waiting.
     public var nextDeadline: ContinuousClock.Instant? {
         guard let earliest = records.values.compactMap(\.waitingSince).min() else { return nil }
-        return max(earliest, lastMemoryAdd ?? earliest) + options.memoryGroupWait
+        let giveUp = max(earliest, lastMemoryAdd ?? earliest) + options.memoryGroupWait
+        return min(giveUp, (lastMemoryCheck ?? earliest) + options.memoryGroupPoll)
     }
 
     // MARK: - Acting
