@@ -4,19 +4,31 @@
 #   make test   build, then run every test: unit and engine tests, real kernel uevents (as root),
 #               and the acceptance suite, which boots a real kernel in QEMU and hot-adds into it
 #   make e2e    the acceptance suite alone; one scenario: make e2e E2E_ARGS="-k coldplug"
+#   make install / make uninstall   (PREFIX=/usr/local, DESTDIR=)
 #
 # Missing Debian packages are installed when run as root; otherwise the command to do so is printed.
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 PYTHON ?= python3
-DEB_PACKAGES := libudev-dev pkg-config
+DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config
 # The acceptance suite's guest: QEMU, busybox and cpio for the initramfs (the kernel and udevd
 # are fetched with apt-get download into .cache/e2e).
 E2E_PACKAGES := qemu-system-x86 busybox-static cpio
 BIN := .build/debug/hotplugd
 E2E_ARGS ?=
 
-.PHONY: all deps e2e-deps install-packages build run test e2e clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+RELEASE_BIN := .build/release/hotplugd
+
+.PHONY: all deps e2e-deps install-packages build release run test e2e install uninstall clean
 
 all: build
 
@@ -54,6 +66,32 @@ test: deps e2e-deps
 
 e2e: deps e2e-deps
 	$(PYTHON) -m pytest -ra Tests/e2e $(E2E_ARGS)
+
+# A release build with the Swift runtime linked in: it needs only libc, libstdc++, libudev and
+# libsystemd on the target machine.
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product hotplugd
+
+install: release
+	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/hotplugd
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/hotplugd|$(BINDIR)/hotplugd|' systemd/hotplugd.service > $(DESTDIR)$(UNITDIR)/hotplugd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/hotplugd.service
+	@# An existing configuration is the administrator's: never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/hotplugd/hotplugd.toml || \
+	  install -D -m 0644 config/hotplugd.toml $(DESTDIR)$(SYSCONFDIR)/hotplugd/hotplugd.toml
+	install -D -m 0644 Sources/hotplugd/man/hotplugd.8 $(DESTDIR)$(MANDIR)/man8/hotplugd.8
+	install -D -m 0644 Sources/hotplugd/man/hotplugd.toml.5 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	$(RELEASE_BIN) --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/hotplugd
+	$(RELEASE_BIN) --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_hotplugd
+	$(RELEASE_BIN) --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/hotplugd.fish
+
+# Removes what install put there, except the configuration.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/hotplugd $(DESTDIR)$(UNITDIR)/hotplugd.service \
+	  $(DESTDIR)$(MANDIR)/man8/hotplugd.8 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5 \
+	  $(DESTDIR)$(BASHCOMPDIR)/hotplugd $(DESTDIR)$(ZSHCOMPDIR)/_hotplugd $(DESTDIR)$(FISHCOMPDIR)/hotplugd.fish
 
 clean:
 	rm -rf .build

@@ -14,10 +14,11 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
-        // The one C module: libudev's header (libudev-dev) and what Swift cannot import itself.
+        // The one C module: the headers of libudev and libsystemd (libudev-dev, libsystemd-dev)
+        // and what Swift cannot import itself.
         .target(
             name: "CHotplug",
-            linkerSettings: [.linkedLibrary("udev")]
+            linkerSettings: [.linkedLibrary("udev"), .linkedLibrary("systemd")]
         ),
         // Pure logic: uevent decoding, device state machine, policy, configuration.
         .target(
@@ -43,6 +44,7 @@ let package = Package(
                 "HotplugSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -50,8 +52,10 @@ let package = Package(
             name: "hotplugd",
             dependencies: [
                 "HotplugDaemon",
+                "HotplugSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            exclude: ["man"]
         ),
         .testTarget(name: "HotplugCoreTests", dependencies: ["HotplugCore"]),
         .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon", "HotplugSystem"]),

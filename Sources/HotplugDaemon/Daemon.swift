@@ -2,14 +2,19 @@ import HotplugCore
 import HotplugSystem
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// The running daemon: the monitor thread feeding the engine, as a service-lifecycle `Service`.
 ///
 /// The monitor starts before the start-up scan, so an event that arrives during the scan is
 /// queued rather than lost; the engine then treats it like any other (duplicates are harmless).
+/// Everything the engine reacts to (events, timers, SIGHUP, watchdog pings, shutdown) arrives
+/// through one stream, so the engine is only ever touched by this task.
 public final class Daemon: Service {
     public struct Options: Sendable {
         public var config: Config
+        /// The file SIGHUP re-reads; nil means the defaults, and a reload has nothing to read.
+        public var configPath: String?
         public var sysfsRoot = "/sys"
         public var dryRun = false
         /// Overrides `[monitor] source` from the command line.
@@ -17,6 +22,7 @@ public final class Daemon: Service {
         /// Where the boot baseline is kept; nil keeps nothing.
         public var runtimeDirectory: String? = "/run/hotplugd"
         public var kernelCommandLinePath = "/proc/cmdline"
+        public var conflicts: ConflictCheck? = ConflictCheck()
         public var engine = Engine.Options()
 
         public init(config: Config) {
@@ -28,6 +34,8 @@ public final class Daemon: Service {
     enum Input: Sendable {
         case monitor(MonitorMessage)
         case tick
+        case reload
+        case watchdog
         case stop
     }
 
@@ -63,14 +71,38 @@ public final class Daemon: Service {
         let engine = try makeEngine(baseline: baseline)
         try engine.start()
         keep(engine.bootKernelPages, in: baseline)
-        logSummary(engine)
+        logPresentDevices(engine)
+        options.conflicts?.warn(sysfs: engine.sysfs, logger: logger)
+        ServiceManager.notify("READY=1", "STATUS=\(engine.summary())")
 
+        let background = startBackgroundInputs(continuation)
+        defer { background.forEach { $0.cancel() } }
         try await withGracefulShutdownHandler {
             try await serve(engine, inputs: &iterator, continuation: continuation)
         } onGracefulShutdown: {
             continuation.yield(.stop)
         }
+        ServiceManager.notify("STOPPING=1")
         logger.info("stopping")
+    }
+
+    /// SIGHUP and, when systemd asks for them, watchdog pings, as inputs of the loop.
+    private func startBackgroundInputs(_ continuation: AsyncStream<Input>.Continuation) -> [Task<Void, Never>] {
+        var tasks = [
+            Task {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) { continuation.yield(.reload) }
+            }
+        ]
+        if let interval = ServiceManager.watchdogInterval {
+            // Pinged from the loop, not from here: a loop that is stuck stops the pings.
+            tasks.append(Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval / 3)
+                    continuation.yield(.watchdog)
+                }
+            })
+        }
+        return tasks
     }
 
     /// The event loop: one input at a time, until SIGTERM/SIGINT or cancellation.
@@ -79,11 +111,13 @@ public final class Daemon: Service {
         continuation: AsyncStream<Input>.Continuation
     ) async throws {
         var scheduledTick: ContinuousClock.Instant?
+        var lastStatus = ContinuousClock.now
         while let input = await iterator.next() {
             switch input {
             case .monitor(.events(let batch)):
                 engine.handle(batch)
             case .monitor(.eventsLost):
+                logger.warning("the kernel dropped uevents", metadata: ["kind": "events-lost"])
                 engine.reconcile(reason: "the kernel dropped uevents (ENOBUFS)")
             case .monitor(.failed(let reason)):
                 throw DaemonError.monitor(reason)
@@ -92,8 +126,16 @@ public final class Daemon: Service {
             case .tick:
                 scheduledTick = nil
                 engine.tick()
+            case .reload:
+                reload(engine)
+            case .watchdog:
+                ServiceManager.notify("WATCHDOG=1")
             case .stop:
                 return
+            }
+            if ContinuousClock.now - lastStatus > .seconds(1) {
+                lastStatus = .now
+                ServiceManager.notify("STATUS=\(engine.summary())")
             }
             if let deadline = engine.nextDeadline, scheduledTick == nil || deadline < scheduledTick! {
                 scheduledTick = deadline
@@ -102,6 +144,29 @@ public final class Daemon: Service {
                     continuation.yield(.tick)
                 }
             }
+        }
+    }
+
+    /// Re-reads the configuration file. A configuration that does not load is logged and the one
+    /// in force stays, whole: nothing of a broken file is applied.
+    private func reload(_ engine: Engine) {
+        ServiceManager.notify("RELOADING=1", "MONOTONIC_USEC=\(ServiceManager.monotonicMicroseconds)")
+        defer { ServiceManager.notify("READY=1", "STATUS=\(engine.summary())") }
+        guard let path = options.configPath else {
+            logger.notice("reload: no configuration file in use; the defaults stay")
+            return
+        }
+        do {
+            let config = try ConfigLoader.load(path: path, required: true)
+            if config.monitor != engine.config.monitor {
+                logger.notice("reload: [monitor] settings take effect at the next start")
+            }
+            engine.update(config: config)
+            logger.notice("configuration reloaded", metadata: ["path": "\(path)"])
+        } catch {
+            logger.error(
+                "configuration reload failed; the configuration in force stays",
+                metadata: ["error": "\(error)", "path": "\(path)", "kind": "reload-failed"])
         }
     }
 
@@ -126,7 +191,7 @@ public final class Daemon: Service {
         }
     }
 
-    private func logSummary(_ engine: Engine) {
+    private func logPresentDevices(_ engine: Engine) {
         let devices = engine.status()
         for kind in DeviceKind.allCases {
             let ofKind = devices.filter { $0.kind == kind }
@@ -138,10 +203,6 @@ public final class Daemon: Service {
                 metadata[state.rawValue] = "\(CPUList(indices.map { $0...$0 }))"
             }
             logger.info("\(kind) devices present", metadata: metadata)
-        }
-        if let blocks = engine.sysfs.autoOnlineBlocks(), blocks != "offline" {
-            logger.warning(
-                "the kernel onlines new memory itself (auto_online_blocks=\(blocks)): hotplugd's memory policy only applies to blocks it finds offline; boot with memhp_default_state=offline to hand memory over to it")
         }
     }
 }

@@ -271,6 +271,23 @@ public final class Engine {
         }
     }
 
+    /// One line for systemd's STATUS=: devices per kind and state, and movable memory.
+    public func summary() -> String {
+        var counts: [DeviceKind: [DeviceState: Int]] = [:]
+        var movable = 0
+        for (id, record) in records where record.state != .removed && record.state != .absent {
+            counts[id.kind, default: [:]][record.state, default: 0] += 1
+            if record.state == .online, record.block?.isMovable == true { movable += 1 }
+        }
+        return DeviceKind.allCases.map { kind in
+            let states = DeviceState.allCases.compactMap { state in
+                counts[kind]?[state].map { "\($0) \(state.rawValue)" }
+            }
+            let extra = kind == .memory && movable > 0 ? " (\(movable) movable)" : ""
+            return "\(kind.rawValue): \(states.isEmpty ? "none" : states.joined(separator: ", "))\(extra)"
+        }.joined(separator: "; ")
+    }
+
     /// The ACPI device name at the end of a firmware_node link (e.g. `PNP0C80:00`).
     static func dimmName(_ link: String) -> String {
         String(link.split(separator: "/").last ?? Substring(link))

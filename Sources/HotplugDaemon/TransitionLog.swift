@@ -18,6 +18,7 @@ struct TransitionLog {
         if let node = record.node { metadata["node"] = "\(node)" }
         if let value { metadata["value"] = "\(value)" }
         if let attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
+        metadata["kind"] = "\(Self.kind(transition))"
         // First sight of a device at a scan is not a change of the device: keep it out of the way.
         var level: Logger.Level = transition.from == .absent && transition.input != .event(.add) ? .debug : .info
         if case .onlineFinished(let outcome) = transition.input {
@@ -33,5 +34,18 @@ struct TransitionLog {
             }
         }
         logger.log(level: level, "\(id) \(transition.from.rawValue) -> \(transition.to.rawValue)", metadata: metadata)
+    }
+
+    /// The kind of transition, which selects the journal's MESSAGE_ID.
+    static func kind(_ transition: Transition) -> String {
+        switch transition.to {
+        case .online: "online"
+        case .blocked: "blocked"
+        case .failed: "failed"
+        case .removed: "removed"
+        case .offline where transition.from == .absent: "added"
+        case .offline where transition.from == .online: "offline"
+        default: "transition"
+        }
     }
 }

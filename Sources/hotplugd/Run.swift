@@ -1,6 +1,8 @@
 import ArgumentParser
 import HotplugCore
+import Glibc
 import HotplugDaemon
+import HotplugSystem
 import Logging
 import ServiceLifecycle
 
@@ -27,8 +29,11 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let loaded = try loadConfig(config)
         let level = logLevel
+        // Under systemd, structured entries straight to the journal; elsewhere plain lines on stderr.
+        let toJournal = Journal.isStandardErrorConnected
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler =
+                toJournal ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
@@ -37,6 +42,7 @@ struct Run: AsyncParsableCommand {
         options.sysfsRoot = sysfsRoot
         options.dryRun = dryRun
         options.source = source
+        options.configPath = config ?? (access(Config.defaultPath, F_OK) == 0 ? Config.defaultPath : nil)
         if sysfsRoot != "/sys" { options.runtimeDirectory = nil }
         let group = ServiceGroup(
             configuration: .init(

@@ -1,9 +1,12 @@
-// The one C module of hotplugd: libudev's API, plus the few Linux constants and calls that
-// Swift's Glibc module does not import (they sit behind _GNU_SOURCE or in headers it leaves out).
+// The one C module of hotplugd: the headers of libudev and libsystemd, plus the few Linux
+// constants and calls that Swift's Glibc module does not import (they sit behind _GNU_SOURCE
+// or in headers it leaves out).
 #ifndef C_HOTPLUG_H
 #define C_HOTPLUG_H
 
 #include <libudev.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 
 // O_PATH: open a directory only to use it as the base of openat(2), never to read it.
 extern const int chotplug_O_PATH;
