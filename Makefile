@@ -13,7 +13,7 @@ PYTHON ?= python3
 DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config
 # The acceptance suite's guest: QEMU, busybox and cpio for the initramfs (the kernel and udevd
 # are fetched with apt-get download into .cache/e2e).
-E2E_PACKAGES := qemu-system-x86 busybox-static cpio
+E2E_PACKAGES := qemu-system-x86 busybox-static cpio debootstrap e2fsprogs
 BIN := .build/debug/hotplugd
 E2E_ARGS ?=
 

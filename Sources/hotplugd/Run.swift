@@ -27,7 +27,14 @@ struct Run: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func run() async throws {
-        let loaded = try loadConfig(config)
+        let loaded: Config
+        do {
+            loaded = try ConfigLoader.load(path: config ?? Config.defaultPath, required: config != nil)
+        } catch {
+            // EX_CONFIG, which the unit lists in RestartPreventExitStatus=: restarting cannot fix a file.
+            printError("invalid configuration: \(error)")
+            throw ExitCode(78)
+        }
         let level = logLevel
         // Under systemd, structured entries straight to the journal; elsewhere plain lines on stderr.
         let toJournal = Journal.isStandardErrorConnected
@@ -54,6 +61,19 @@ struct Run: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+func printError(_ message: String) {
+    var standardError = FileHandleOutputStream(fd: 2)
+    print("hotplugd: \(message)", to: &standardError)
+}
+
+struct FileHandleOutputStream: TextOutputStream {
+    let fd: Int32
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)
+        _ = Glibc.write(fd, &bytes, bytes.count)
+    }
+}
 
 /// Loads the file at `path`, or the default file if it exists, or the defaults.
 func loadConfig(_ path: String?) throws -> Config {

@@ -18,14 +18,20 @@ def artifacts():
     return image.kernel(), image.initramfs()
 
 
+@pytest.fixture(scope="session")
+def systemd_artifacts():
+    return image.systemd_guest()
+
+
 @pytest.fixture
 def boot(artifacts, request):
     """boot(append=..., smp=...) starts a guest that is stopped when the test ends. On failure
     the guest console and the daemon's log are printed."""
     guests = []
 
-    def start(**options):
-        guest = vm.Guest(*artifacts, **options).start()
+    def start(initrd=None, start_timeout=120, **options):
+        kernel, default_initrd = artifacts
+        guest = vm.Guest(kernel, initrd or default_initrd, **options).start(timeout=start_timeout)
         guests.append(guest)
         return guest
 

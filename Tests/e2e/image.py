@@ -15,6 +15,8 @@ import subprocess
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "e2e"
 GUEST = pathlib.Path(__file__).resolve().parent / "guest"
+SYSTEMD_GUEST = pathlib.Path(__file__).resolve().parent / "systemd-guest"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
 
 
@@ -92,12 +94,8 @@ def initramfs():
     binary = hotplugd()
     udevadm, udev_library_path = udevd()
     busybox = pathlib.Path("/bin/busybox")
-    inputs = [pathlib.Path(__file__), binary, busybox, udevadm, *sorted(GUEST.iterdir())]
-    digest = hashlib.sha256()
-    for path in inputs:
-        digest.update(str(path).encode())
-        digest.update(path.read_bytes())
-    image = CACHE / f"initramfs-{digest.hexdigest()[:16]}.cpio.gz"
+    digest = digest_of([pathlib.Path(__file__), binary, busybox, udevadm, *sorted(GUEST.iterdir())])
+    image = CACHE / f"initramfs-{digest}.cpio.gz"
     if image.exists():
         return image
 
@@ -122,13 +120,7 @@ def initramfs():
     (staging / "etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
     (staging / "etc/group").write_text("root:x:0:\n")
 
-    cpio = subprocess.run(
-        "find . | sort | cpio -o -H newc --quiet", shell=True, cwd=staging, check=True, capture_output=True
-    ).stdout
-    partial = image.parent / (image.name + ".tmp")
-    with gzip.open(partial, "wb", compresslevel=1) as out:
-        out.write(cpio)
-    partial.rename(image)
+    pack_cpio(staging, image)
     shutil.rmtree(staging)
     for old in CACHE.glob("initramfs-*.cpio.gz"):
         if old != image:
@@ -136,6 +128,92 @@ def initramfs():
     return image
 
 
+def digest_of(paths):
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path).encode())
+        if path.is_file() and not path.is_symlink():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pack_cpio(staging, image):
+    cpio = subprocess.run(
+        "find . | sort | cpio -o -H newc --quiet", shell=True, cwd=staging, check=True, capture_output=True
+    ).stdout
+    partial = image.parent / (image.name + ".tmp")
+    with gzip.open(partial, "wb", compresslevel=1) as out:
+        out.write(cpio)
+    partial.rename(image)
+
+
+def debian_rootfs():
+    """A minimal Debian bookworm with systemd and udev, made once by debootstrap."""
+    tree = CACHE / "debian-rootfs"
+    if (tree / ".complete").exists():
+        return tree
+    shutil.rmtree(tree, ignore_errors=True)
+    run("debootstrap", "--variant=minbase", "--include=systemd,systemd-sysv,udev", "bookworm", str(tree),
+        DEBIAN_MIRROR)
+    (tree / ".complete").touch()
+    return tree
+
+
+def systemd_guest():
+    """The systemd guest: (initramfs that mounts the root disk, root disk image). The disk is the
+    Debian root file system with hotplugd put in by `make install` and its unit enabled."""
+    rootfs = debian_rootfs()
+    installed = CACHE / "install"
+    shutil.rmtree(installed, ignore_errors=True)
+    run("make", "--no-print-directory", "install", f"DESTDIR={installed}", "PREFIX=/usr/local", cwd=ROOT)
+    files = sorted(p for p in installed.rglob("*")) + sorted(SYSTEMD_GUEST.iterdir()) + sorted(GUEST.iterdir())
+    digest = digest_of([pathlib.Path(__file__), *files])
+    disk = CACHE / f"systemd-root-{digest}.ext4"
+    initrd = CACHE / f"systemd-initramfs-{digest}.cpio.gz"
+    if disk.exists() and initrd.exists():
+        return initrd, disk
+    for old in [*CACHE.glob("systemd-root-*.ext4"), *CACHE.glob("systemd-initramfs-*.cpio.gz")]:
+        old.unlink()
+
+    staging = CACHE / "systemd-root.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    run("cp", "-a", str(rootfs), str(staging))
+    (staging / ".complete").unlink()
+    run("cp", "-a", f"{installed}/.", str(staging))
+    shutil.copy2(GUEST / "channel", staging / "usr/local/sbin/e2e-channel")
+    shutil.copy2(GUEST / "e2e", staging / "usr/local/bin/e2e")
+    units = staging / "etc/systemd/system"
+    shutil.copy2(SYSTEMD_GUEST / "e2e-channel.service", units / "e2e-channel.service")
+    (units / "multi-user.target.wants").mkdir(exist_ok=True)
+    (units / "multi-user.target.wants/e2e-channel.service").symlink_to("/etc/systemd/system/e2e-channel.service")
+    # What `systemctl enable hotplugd` does.
+    (units / "sysinit.target.wants").mkdir(exist_ok=True)
+    (units / "sysinit.target.wants/hotplugd.service").symlink_to("/usr/local/lib/systemd/system/hotplugd.service")
+    (units / "hotplugd.service.d").mkdir(exist_ok=True)
+    shutil.copy2(SYSTEMD_GUEST / "watchdog.conf", units / "hotplugd.service.d/watchdog.conf")
+    (staging / "etc/hostname").write_text("guest\n")
+    partial = disk.parent / (disk.name + ".tmp")
+    run("mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(staging), str(partial), "1536M")
+    partial.rename(disk)
+    shutil.rmtree(staging)
+
+    boot = CACHE / "systemd-initramfs.tmp"
+    shutil.rmtree(boot, ignore_errors=True)
+    for directory in ["bin", "proc", "sys", "dev", "lib/modules", "newroot"]:
+        (boot / directory).mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/busybox", boot / "bin/busybox")
+    (boot / "bin/sh").symlink_to("busybox")
+    shutil.copy2(SYSTEMD_GUEST / "init", boot / "init")
+    modules = kernel().parent.parent / "lib/modules"
+    for module in ["virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
+                   "virtio_blk"]:
+        shutil.copy2(next(modules.rglob(f"{module}.ko")), boot / f"lib/modules/{module}.ko")
+    pack_cpio(boot, initrd)
+    shutil.rmtree(boot)
+    return initrd, disk
+
+
 if __name__ == "__main__":
     print(kernel())
     print(initramfs())
+    print(*systemd_guest())

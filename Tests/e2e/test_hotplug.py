@@ -39,7 +39,7 @@ def hot_blocks(guest):
     return [(name, value) for _, name, value in sorted(blocks)]
 
 
-def wait_online(guest, label, timer, blocks, cpus, timeout=60):
+def wait_online(guest, label, timer, blocks, cpus, timeout=120):
     guest.sh(f"e2e wait-count {blocks} {cpus} {timeout}")
     guest.sh(f"e2e wait-online {timeout}")
     timer.done()
@@ -183,7 +183,7 @@ def test_smt_forbidden_thread_is_blocked_not_retried(boot):
     guest.add_cpu(1, thread=0)
     guest.add_cpu(1, thread=1)
     guest.sh("e2e wait-count 4 3 60")
-    guest.sh("e2e wait-log 'onlining -> blocked' 30")
+    guest.sh("e2e wait-log 'onlining -> blocked' 120")
     time.sleep(1)
     log = guest.daemon_log()
     devices = guest.devices()
@@ -225,7 +225,7 @@ def test_udev_source_gives_the_same_results(boot):
     zones = add_dimms_in_sequence(guest, "hotplugd --source udev")
     assert [zones for _, zones in sorted(zones.items())] == [{zone} for zone in EXPECTED_ZONES]
     guest.add_cpu(1)
-    guest.sh("e2e wait-count 20 2 60; e2e wait-online 60")
+    guest.sh("e2e wait-count 20 2 120; e2e wait-online 120")
     assert_logged_online(guest, ["cpu1"] + [name for name, _ in hot_blocks(guest)])
 
 

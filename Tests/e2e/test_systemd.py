@@ -1,0 +1,125 @@
+"""Acceptance: hotplugd as a systemd service, in a guest whose PID 1 is Debian's systemd and whose
+root file system is Debian bookworm with hotplugd put in by `make install` and its unit enabled.
+"""
+
+import json
+import re
+import time
+
+import pytest
+
+from conftest import Timer
+from vm import GIB
+
+ONLINE_ID = "5c0a1f8e2b7d4c19a3e6f0d2b8c47e51"
+RELOAD_FAILED_ID = "4b7e2c9a1d6f4a38b5c3e0f7a9d21c85"
+UNIT = "/usr/local/lib/systemd/system/hotplugd.service"
+
+
+def wait_for(guest, command, expected, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        output = guest.sh(command, check=False).strip()
+        if output == expected:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{command!r} gave {output!r}, not {expected!r}\n{guest.diagnostics()}")
+        time.sleep(0.5)
+
+
+def journal(guest, *matches):
+    lines = guest.sh(f"journalctl -u hotplugd -o json --no-pager {' '.join(matches)}", check=False)
+    return [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def service(systemd_artifacts, boot):
+    initrd, disk = systemd_artifacts
+    guest = boot(initrd=initrd, disk=disk, append="systemd.show_status=0", start_timeout=300)
+    wait_for(guest, "systemctl is-active hotplugd", "active")
+    return guest
+
+
+def test_unit_verifies_and_is_hardened(service):
+    service.sh(f"systemd-analyze verify --man=no {UNIT}")
+    report = service.sh("systemd-analyze security --no-pager hotplugd.service")
+    exposure = float(re.search(r"Overall exposure level for hotplugd.service: ([0-9.]+)", report).group(1))
+    print(f"\nsystemd-analyze security: exposure {exposure}")
+    assert exposure <= 2.0, report
+    # Hardened, and still able to write the online attributes: ProtectKernelTunables makes /sys
+    # read-only, ReadWritePaths opens the two directories again.
+    assert "ProtectKernelTunables=yes" in service.sh(f"cat {UNIT}")
+
+
+def test_service_onlines_logs_to_the_journal_reloads_and_survives_its_watchdog(service):
+    status = service.sh("systemctl show -p StatusText --value hotplugd")
+    assert status.startswith("cpu: 1 online; memory: 4 online"), status
+
+    timer = Timer("systemd service: a CPU and a 1 GiB DIMM")
+    service.add_cpu(1)
+    service.add_dimm(1 * GIB)
+    service.sh("e2e wait-count 12 2 120; e2e wait-online 120")
+    timer.done()
+
+    entries = journal(service, "HOTPLUG_DEVICE=cpu1")
+    online = [e for e in entries if e.get("HOTPLUG_TO") == "online"]
+    assert online, entries
+    assert online[0]["HOTPLUG_FROM"] == "onlining"
+    assert online[0]["HOTPLUG_ACTION"] == "online"
+    assert online[0]["MESSAGE_ID"] == ONLINE_ID
+    assert online[0]["PRIORITY"] == "6"
+    assert online[0]["MESSAGE"] == "cpu1 onlining -> online"
+    block = [e for e in journal(service, "HOTPLUG_DEVICE=memory32") if e.get("HOTPLUG_TO") == "online"]
+    assert block and block[0]["HOTPLUG_ZONE"] == "Movable" and block[0]["HOTPLUG_NODE"] == "0", block
+
+    # A good configuration is taken on reload...
+    service.sh("printf '[memory]\\nonline_type = \"online_kernel\"\\n' > /etc/hotplugd/hotplugd.toml")
+    service.sh("systemctl reload hotplugd")
+    assert any(e["MESSAGE"] == "configuration reloaded" for e in journal(service))
+    # ...a broken one is refused, and the one in force stays.
+    service.sh("printf '[memory]\\nonline_type = \"sideways\"\\n' > /etc/hotplugd/hotplugd.toml")
+    service.sh("systemctl reload hotplugd")
+    failed = journal(service, f"MESSAGE_ID={RELOAD_FAILED_ID}")
+    assert failed and "memory.online_type" in failed[0]["HOTPLUG_ERROR"], failed
+    wait_for(service, "systemctl is-active hotplugd", "active")
+    service.add_dimm(1 * GIB)
+    service.sh("e2e wait-count 20 2 120; e2e wait-online 120")
+    zones = [line.split()[2] for line in service.sh("e2e devices").splitlines()
+             if line.startswith("memory") and line.split()[3] == "PNP0C80:01"]
+    assert zones and set(zones) == {"Normal"}, zones
+
+    # A stuck loop misses its watchdog pings: systemd kills and restarts the daemon (with a valid
+    # configuration on disk again: with a broken one it would refuse to start, EX_CONFIG).
+    service.sh("rm /etc/hotplugd/hotplugd.toml")
+    pid = service.sh("systemctl show -p MainPID --value hotplugd")
+    service.sh(f"kill -STOP {pid}")
+    deadline = time.monotonic() + 60
+    while service.sh("systemctl show -p NRestarts --value hotplugd") == "0":
+        assert time.monotonic() < deadline, service.sh("systemctl status hotplugd --no-pager", check=False)
+        time.sleep(0.5)
+    wait_for(service, "systemctl is-active hotplugd", "active")
+    assert service.sh("systemctl show -p MainPID --value hotplugd") != pid
+    assert "Watchdog timeout" in service.sh("journalctl -u hotplugd --no-pager", check=False)
+
+
+def test_conflicting_udev_rule_is_named_with_its_fix(service):
+    service.sh("echo 'SUBSYSTEM==\"memory\", ACTION==\"add\", TEST==\"state\", ATTR{state}==\"offline\", "
+               "ATTR{state}=\"online\"' > /etc/udev/rules.d/40-vm-hotadd.rules")
+    service.sh("systemctl restart hotplugd")
+    wait_for(service, "systemctl is-active hotplugd", "active")
+    warnings = [e for e in journal(service) if "udev rule" in e["MESSAGE"]]
+    assert warnings, journal(service)
+    assert warnings[-1]["HOTPLUG_RULE"] == "/etc/udev/rules.d/40-vm-hotadd.rules"
+    assert warnings[-1]["HOTPLUG_FIX"] == "mask it: ln -s /dev/null /etc/udev/rules.d/40-vm-hotadd.rules"
+
+
+def test_broken_configuration_at_start_is_not_restarted_in_a_loop(service):
+    service.sh("printf '[cpu]\\ninclude = \"0-x\"\\n' > /etc/hotplugd/hotplugd.toml")
+    service.sh("systemctl restart hotplugd", check=False)
+    wait_for(service, "systemctl is-active hotplugd", "failed")
+    assert service.sh("systemctl show -p ExecMainStatus --value hotplugd") == "78"
+    restarts = service.sh("systemctl show -p NRestarts --value hotplugd")
+    time.sleep(3)
+    assert service.sh("systemctl show -p NRestarts --value hotplugd") == restarts
+    log = service.sh("journalctl -u hotplugd --no-pager", check=False)
+    assert '/etc/hotplugd/hotplugd.toml:2: cpu.include: "0-x" in CPU list' in log, log
