@@ -22,7 +22,7 @@ class GuestError(Exception):
 
 class Guest:
     def __init__(self, kernel, initrd, append="", smp="1,maxcpus=4", memory="512M,slots=8,maxmem=32G",
-                 cpu="qemu64,+rdrand", disk=None):
+                 cpu="qemu64,+rdrand", disk=None, accel="tcg"):
         self.kernel = kernel
         self.initrd = initrd
         self.append = append
@@ -30,6 +30,7 @@ class Guest:
         self.memory = memory
         self.cpu = cpu
         self.disk = disk
+        self.accel = accel
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hotplugd-e2e-"))
         self.console = self.workdir / "console.log"
         self.process = None
@@ -43,7 +44,7 @@ class Guest:
         qmp_path = self.workdir / "qmp.sock"
         channel_path = self.workdir / "channel.sock"
         args = [
-            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", self.cpu, "-smp", self.smp, "-m", self.memory,
+            QEMU, "-accel", self.accel, "-machine", "q35", "-cpu", self.cpu, "-smp", self.smp, "-m", self.memory,
             "-kernel", str(self.kernel), "-initrd", str(self.initrd),
             "-append", f"console=ttyS0 panic=-1 quiet loglevel=4 {self.append}".strip(),
             "-display", "none", "-no-reboot", "-nodefaults",
