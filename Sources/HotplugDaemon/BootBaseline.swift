@@ -1,4 +1,5 @@
 import Glibc
+import HotplugCore
 import HotplugSystem
 import struct SystemPackage.Errno
 
@@ -41,11 +42,5 @@ public struct BootBaseline {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
         let body = pages.keys.sorted().map { "node \($0) \(pages[$0]!)" }.joined(separator: "\n")
         try TextFile.write(path, "boot \(bootID)\n\(body)\n")
-    }
-}
-
-extension StringProtocol {
-    func trimmingWhitespace() -> Substring {
-        self.split(whereSeparator: { $0 == " " || $0 == "\n" }).first.map { Substring($0) } ?? ""
     }
 }

@@ -52,6 +52,7 @@ def pytest_runtest_makereport(item, call):
 
 
 TIMES = []
+FIGURES = []
 
 
 class Timer:
@@ -69,6 +70,10 @@ class Timer:
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures")
+        for label, value in FIGURES:
+            terminalreporter.write_line(f"{label:60} {value}")
     if TIMES:
         terminalreporter.section("time from hot-add to all online (TCG guest)")
         for label, elapsed in TIMES:
