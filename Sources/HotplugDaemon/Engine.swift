@@ -33,6 +33,8 @@ public final class Engine {
     let log: TransitionLog
     var records: [DeviceID: DeviceRecord] = [:]
     var pagesPerBlock = 32768
+    /// The memory block size, from `block_size_bytes` once scanned.
+    public var blockSizeBytes: Int { pagesPerBlock * 4096 }
     /// Kernel-zone memory present at boot per node, in pages: the auto-movable ratio's base.
     public private(set) var bootKernelPages: [Int: Int] = [:]
     var lastMemoryAdd: ContinuousClock.Instant?

@@ -87,10 +87,17 @@ import Testing
     func statusShowsThisMachine() throws {
         let table = try Self.run(["status"])
         #expect(table.status == 0)
-        #expect(table.stdout.hasPrefix("DEVICE"))
-        #expect(table.stdout.contains("cpu0"))
+        #expect(table.stdout.hasPrefix("CPU"))
+        #expect(table.stdout.contains("RANGE"))
+        #expect(table.stdout.contains("Total online memory:"))
         let json = try Self.run(["status", "--json"])
-        let devices = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
-        #expect(devices?.contains { $0["device"] as? String == "memory0" && $0["state"] as? String == "online" } == true)
+        let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(report?["schema_version"] as? Int == 1)
+        let memory = report?["memory"] as? [String: Any]
+        let blocks = memory?["blocks"] as? [[String: Any]]
+        #expect(blocks?.contains { $0["device"] as? String == "memory0" && $0["state"] as? String == "online" } == true)
+        #expect(memory?["block_size_bytes"] as? Int == 128 << 20)
+        let cpus = report?["cpus"] as? [[String: Any]]
+        #expect(cpus?.first?["device"] as? String == "cpu0")
     }
 }

@@ -137,9 +137,12 @@ def test_hot_remove_of_a_movable_dimm(boot):
     start_daemon(guest)
     add_dimms_in_sequence(guest, "hot-remove: add", sizes=[1 * GIB])
     before = json.loads(guest.sh("hotplugd status --json"))
-    dimm_blocks = [d["device"] for d in before if d.get("dimm")]
+    blocks = before["memory"]["blocks"]
+    dimm_blocks = [d["device"] for d in blocks if d.get("dimm")]
     assert len(dimm_blocks) == 8
-    assert all(d["state"] == "online" and d["zone"] == "Movable" for d in before if d.get("dimm"))
+    assert all(d["state"] == "online" and d["zone"] == "Movable" for d in blocks if d.get("dimm"))
+    dimm_range = [r for r in before["memory"]["ranges"] if r.get("dimm") == "PNP0C80:00"]
+    assert len(dimm_range) == 1 and dimm_range[0]["size_bytes"] == GIB and dimm_range[0]["zone"] == "Movable"
 
     guest.del_dimm("dimm1")
     guest.sh("e2e wait-count 4 1 60")
@@ -148,8 +151,9 @@ def test_hot_remove_of_a_movable_dimm(boot):
         assert f"{block} online -> offline" in log, f"the kernel's offline of {block} is not logged"
         assert f"{block} offline -> removed" in log, f"the removal of {block} is not logged"
     after = json.loads(guest.sh("hotplugd status --json"))
-    assert not any(d["device"] in dimm_blocks for d in after)
-    assert [d["device"] for d in after] == ["cpu0", "memory0", "memory1", "memory2", "memory3"]
+    remaining = [d["device"] for d in after["cpus"] + after["memory"]["blocks"]]
+    assert remaining == ["cpu0", "memory0", "memory1", "memory2", "memory3"]
+    assert after["memory"]["totals"]["online_bytes"] == 512 * MIB
     # Nothing tried to online the blocks that were going away.
     assert log.count("offline -> onlining") == 8, log
 
