@@ -273,6 +273,23 @@ public final class Engine {
         }
     }
 
+    /// The values an operator's `hotplugd online` writes: what the policy would choose, as if
+    /// auto-online were on for every device (the operator asked for them).
+    public func onlineValues(for devices: [DeviceID]) -> [DeviceID: String] {
+        let saved = config
+        defer { config = saved }
+        config.cpu = Config.CPU()
+        config.memory.autoOnline = true
+        config.memory.nodes = config.memory.nodes.map { Config.NodeRule(node: $0.node, onlineType: $0.onlineType) }
+        var values: [DeviceID: String] = [:]
+        for id in devices where id.kind == .cpu { values[id] = "1" }
+        let blocks = Set(devices.filter { $0.kind == .memory })
+        for (id, decision) in memoryPolicyDecisions(for: blocks) where blocks.contains(id) {
+            values[id] = decision.onlineValue ?? MemoryOnlineType.online.rawValue
+        }
+        return values
+    }
+
     /// One line for systemd's STATUS=: devices per kind and state, and movable memory.
     public func summary() -> String {
         var counts: [DeviceKind: [DeviceState: Int]] = [:]

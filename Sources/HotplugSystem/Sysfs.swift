@@ -50,16 +50,21 @@ public final class Sysfs: SysfsAccess {
     }
 
     /// Writes `value` to a device attribute. The kernel's answer comes back as the thrown `Errno`.
-    public func write(_ device: DeviceID, _ attribute: String, _ value: String) throws(SysfsError) {
+    /// An interruptible write returns EINTR when a signal arrives (that is how a memory offline
+    /// that takes too long is stopped); otherwise EINTR is retried.
+    public func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool)
+        throws(SysfsError)
+    {
         try withDeviceDirectory(device, attribute: attribute, operation: "write") { directory throws(Errno) in
             let fd = try Self.openAt(directory, attribute, flags: O_WRONLY | O_TRUNC)
             defer { try? fd.close() }
             // One write() call: sysfs takes an attribute value in a single store.
             let written = try value.utf8CString.withUnsafeBytes { bytes in
                 Result { () throws(Errno) in
-                    try Self.retryingOnInterrupt { () throws(Errno) in
+                    let once = { () throws(Errno) in
                         try Self.valueOrErrno(Glibc.write(fd.rawValue, bytes.baseAddress, bytes.count - 1))
                     }
+                    return interruptible ? try once() : try Self.retryingOnInterrupt(once)
                 }
             }.get()
             if written != value.utf8.count { throw Errno.ioError }

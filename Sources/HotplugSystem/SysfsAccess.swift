@@ -9,12 +9,20 @@ public protocol SysfsAccess: Sendable {
     func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID]
     /// A device attribute without its trailing newline.
     func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String
-    /// One write of `value` to a device attribute; the kernel's refusal is the thrown errno.
-    func write(_ device: DeviceID, _ attribute: String, _ value: String) throws(SysfsError)
+    /// One write of `value` to a device attribute; the kernel's refusal is the thrown errno. An
+    /// interruptible write gives up with EINTR when a signal arrives instead of retrying.
+    func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError)
     /// The target of a link in the device's directory, or nil when there is none.
     func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String?
     /// The names in the device's directory.
     func entries(_ device: DeviceID) throws(SysfsError) -> [String]
     /// An attribute of the subsystem directory, by relative path (`block_size_bytes`, `smt/control`).
     func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String
+}
+
+extension SysfsAccess {
+    /// A write that retries EINTR.
+    public func write(_ device: DeviceID, _ attribute: String, _ value: String) throws(SysfsError) {
+        try write(device, attribute, value, interruptible: false)
+    }
 }

@@ -9,7 +9,7 @@ struct Hotplugd: AsyncParsableCommand {
         commandName: "hotplugd",
         abstract: "Onlines hot-added CPUs and memory blocks according to a policy.",
         version: version,
-        subcommands: [Run.self, Status.self, CheckConfig.self]
+        subcommands: [Run.self, Status.self, Offline.self, Online.self, CheckConfig.self]
     )
 }
 

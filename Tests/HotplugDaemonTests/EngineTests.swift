@@ -45,7 +45,7 @@ import Testing
         #expect(kernel.writes == ["cpu2=1", "cpu3=1"] + (8..<16).map { "memory\($0)=online_movable" })
         #expect(log.contains("info cpu2 offline -> onlining"))
         #expect(log.contains("info cpu2 onlining -> online"))
-        #expect(log.contains("info memory15 onlining -> online action=online device=memory15 from=onlining node=0 to=online value=online_movable zone=Movable"))
+        #expect(log.contains("info memory15 onlining -> online action=online device=memory15 from=onlining kind=online node=0 to=online value=online_movable zone=Movable"))
     }
 
     @Test func coldplugLeavesCPUsAloneUnderMaxcpus() throws {
@@ -145,7 +145,7 @@ import Testing
         // 512 MiB at boot: 301% allows 12 movable blocks; 8 + 8 do not fit.
         #expect((16..<24).allSatisfy { tree.zones("memory\($0)") == "Movable" })
         #expect((24..<32).allSatisfy { tree.zones("memory\($0)") == "Normal" })
-        #expect(log.contains("memory24 onlining -> online action=online device=memory24 from=onlining node=0 to=online value=online_kernel zone=Normal"))
+        #expect(log.contains("memory24 onlining -> online action=online device=memory24 from=onlining kind=online node=0 to=online value=online_kernel zone=Normal"))
     }
 
     @Test func blocksWithoutAnyDIMMAreDecidedAfterTheWait() throws {

@@ -15,9 +15,10 @@ final class FakeKernel: SysfsAccess {
     private let state = Mutex(State())
 
     struct State {
-        var faults: [DeviceID: [Errno]] = [:]
+        var faults: [DeviceID: [Errno?]] = [:]
         var writes: [(DeviceID, String)] = []
         var oopses: [DeviceID] = []
+        var delays: [DeviceID: Duration] = [:]
     }
 
     init(tree: FakeSysfsTree) throws {
@@ -26,8 +27,8 @@ final class FakeKernel: SysfsAccess {
 
     var root: String { sysfs.root }
 
-    /// The next writes to `device` fail with these errors, one per attempt.
-    func inject(_ errors: [Errno], into device: String) {
+    /// The next writes to `device` fail with these errors, one per attempt (nil: that one succeeds).
+    func inject(_ errors: [Errno?], into device: String) {
         state.withLock { $0.faults[DeviceID(name: device)!, default: []] += errors }
     }
 
@@ -50,14 +51,33 @@ final class FakeKernel: SysfsAccess {
     func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
     func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
 
-    func write(_ device: DeviceID, _ attribute: String, _ value: String) throws(SysfsError) {
-        let fault: Errno? = state.withLock { state in
+    /// Writes to `device` take this long, as a memory offline migrating pages does; a signal ends
+    /// the wait with EINTR when the write is interruptible.
+    func delay(_ device: String, by duration: Duration) {
+        state.withLock { $0.delays[DeviceID(name: device)!] = duration }
+    }
+
+    func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError) {
+        let (fault, delay): (Errno?, Duration?) = state.withLock { state in
             state.writes.append((device, value))
-            return state.faults[device]?.isEmpty == false ? state.faults[device]!.removeFirst() : nil
+            return (state.faults[device]?.isEmpty == false ? state.faults[device]!.removeFirst() : nil,
+                    state.delays.removeValue(forKey: device))
         }
         let path = "\(root)\(device.devpath)/\(attribute)"
+        if let delay {
+            var request = timespec(tv_sec: Int(delay.components.seconds), tv_nsec: 0)
+            if nanosleep(&request, nil) != 0 && interruptible {
+                throw SysfsError(path: path, operation: "write", errno: .interrupted)
+            }
+        }
         if let fault { throw SysfsError(path: path, operation: "write", errno: fault) }
-        guard device.kind == .memory else { return try sysfs.write(device, attribute, value) }
+        if device.kind == .cpu {
+            return try sysfs.write(device, attribute, value)
+        }
+        if value == "offline" {
+            try sysfs.write(device, "valid_zones", "Normal Movable")
+            return try sysfs.write(device, "state", "offline")
+        }
         if try sysfs.read(device, "state") == "online" {
             throw SysfsError(path: path, operation: "write", errno: .invalidArgument)
         }

@@ -1,0 +1,180 @@
+import ArgumentParser
+import HotplugCore
+import HotplugDaemon
+import HotplugSystem
+import Logging
+
+/// `hotplugd offline ...` and `hotplugd online ...`: take devices out safely before removal, or
+/// bring them back.
+struct Offline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take CPUs or memory offline safely, highest first, all or nothing.",
+        discussion: """
+            Refuses up front what cannot go (the last online CPU, a CPU without an online file, memory \
+            spanning zones, memory in a kernel zone unless --force). On a failure, puts back online what \
+            it took offline. Exit status: 0 done; 1 refused or failed, nothing changed; 3 partly done \
+            (some devices could not be put back); 64 bad usage.
+            """,
+        subcommands: [CPUs.self, Memory.self])
+
+    struct CPUs: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "cpu", abstract: "CPUs by number.")
+        @Argument(help: "CPU numbers or ranges, e.g. 2 3 8-11.") var cpus: [String]
+        @OptionGroup var common: DeviceCommandOptions
+
+        func run() throws {
+            try common.perform(offline: true, try common.selectCPUs(cpus))
+        }
+    }
+
+    struct Memory: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Memory blocks of a DIMM, a node, or a range.")
+        @OptionGroup var selection: MemorySelection
+        @Flag(help: "Try blocks in a kernel zone too; offlining them usually fails.") var force = false
+        @OptionGroup var common: DeviceCommandOptions
+
+        func validate() throws { try selection.validate() }
+
+        func run() throws {
+            try common.perform(offline: true, try common.selectMemory(selection), force: force)
+        }
+    }
+}
+
+struct Online: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring CPUs or memory online, lowest first, all or nothing.",
+        discussion: """
+            Memory goes to the zone the policy would choose unless --type says otherwise. On a failure, \
+            takes back offline what it onlined. Exit status as for offline.
+            """,
+        subcommands: [CPUs.self, Memory.self])
+
+    struct CPUs: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "cpu", abstract: "CPUs by number.")
+        @Argument(help: "CPU numbers or ranges, e.g. 2 3 8-11.") var cpus: [String]
+        @OptionGroup var common: DeviceCommandOptions
+
+        func run() throws {
+            try common.perform(offline: false, try common.selectCPUs(cpus))
+        }
+    }
+
+    struct Memory: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Memory blocks of a DIMM, a node, or a range.")
+        @OptionGroup var selection: MemorySelection
+        @Option(help: "online, online_kernel or online_movable; default: what the policy would choose.")
+        var type: String?
+        @OptionGroup var common: DeviceCommandOptions
+
+        func validate() throws {
+            try selection.validate()
+            if let type, MemoryOnlineType(rawValue: type) == nil || type == MemoryOnlineType.autoMovable.rawValue {
+                throw ValidationError("--type must be online, online_kernel or online_movable")
+            }
+        }
+
+        func run() throws {
+            try common.perform(offline: false, try common.selectMemory(selection), type: type)
+        }
+    }
+}
+
+struct MemorySelection: ParsableArguments {
+    @Option(help: "The ACPI memory device, as `hotplugd status` shows it (e.g. PNP0C80:00).") var dimm: String?
+    @Option(help: "Every hot-pluggable block of a NUMA node.") var node: Int?
+    @Option(help: "Block numbers, A-B or A.") var range: String?
+
+    func validate() throws {
+        if [dimm != nil, node != nil, range != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("give exactly one of --dimm, --node, --range")
+        }
+    }
+}
+
+struct DeviceCommandOptions: ParsableArguments {
+    @Option(help: "Seconds each device may take before its write is interrupted.") var timeout: Int = 120
+    @Option(help: "The sysfs mount point.") var sysfsRoot = "/sys"
+    @Option(help: "The configuration whose policy picks memory zones for online.") var config: String?
+
+    func engine() throws -> Engine {
+        var options = Engine.Options()
+        options.dryRun = true
+        options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
+        let engine = Engine(
+            config: try loadConfig(config), sysfs: try Sysfs(root: sysfsRoot), options: options,
+            logger: Logger(label: "hotplugd") { _ in SwiftLogNoOpLogHandler() })
+        try engine.scanOnly()
+        return engine
+    }
+
+    func selectCPUs(_ arguments: [String]) throws -> [DeviceID] {
+        let list = try CPUList(parsing: arguments.joined(separator: ","))
+        return list.ranges.flatMap { $0 }.compactMap { DeviceID(kind: .cpu, index: $0) }
+    }
+
+    func selectMemory(_ selection: MemorySelection) throws -> [DeviceID] {
+        let blocks = try engine().status().filter { $0.kind == .memory }
+        let chosen: [DeviceStatus]
+        if let dimm = selection.dimm {
+            chosen = blocks.filter { $0.dimm == dimm }
+        } else if let node = selection.node {
+            // Boot memory is not hot-pluggable: a node's blocks means those of its DIMMs.
+            chosen = blocks.filter { $0.node == node && $0.dimm != nil }
+        } else {
+            let bounds = selection.range!.split(separator: "-").map { Int($0) }
+            guard (1...2).contains(bounds.count), let low = bounds.first!, let high = bounds.last!, low <= high else {
+                throw ValidationError("--range must be A-B or A (block numbers)")
+            }
+            chosen = blocks.filter { (low...high).contains($0.index) }
+        }
+        guard !chosen.isEmpty else { throw ValidationError("no memory block matches") }
+        return chosen.map { DeviceID(kind: .memory, index: $0.index)! }
+    }
+
+    func perform(offline: Bool, _ selected: [DeviceID], force: Bool = false, type: String? = nil) throws {
+        let engine = try engine()
+        let sysfs = try Sysfs(root: sysfsRoot)
+        var present: [DeviceID: OfflinePlan.Device] = [:]
+        for device in engine.status() {
+            let id = DeviceID(kind: device.kind, index: device.index)!
+            let hasAttribute = device.kind == .memory || ((try? sysfs.entries(id))?.contains("online") ?? false)
+            present[id] = OfflinePlan.Device(
+                id: id, online: device.state == .online, hasOnlineAttribute: hasAttribute, zone: device.zone)
+        }
+        let operations = DeviceOperations(sysfs: sysfs, timeout: .seconds(timeout))
+        let outcome: DeviceOperations.Outcome
+        if offline {
+            let (plan, refusals) = OfflinePlan.offline(selected, present: present, force: force)
+            guard refusals.isEmpty else {
+                for refusal in refusals { printError("refused: \(refusal)") }
+                throw ExitCode(1)
+            }
+            let restore = Dictionary(uniqueKeysWithValues: plan.map { ($0, OfflinePlan.restoreValue(for: present[$0]!)) })
+            outcome = operations.offline(plan, restore: restore)
+        } else {
+            let missing = selected.filter { present[$0] == nil }
+            guard missing.isEmpty else {
+                for id in missing { printError("refused: \(id): no such device") }
+                throw ExitCode(1)
+            }
+            let todo = selected.filter { present[$0]?.online == false }
+            var values = engine.onlineValues(for: todo)
+            if let type { for id in todo where id.kind == .memory { values[id] = type } }
+            outcome = operations.online(todo, values: values)
+        }
+        report(outcome, offline: offline)
+        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+    }
+
+    private func report(_ outcome: DeviceOperations.Outcome, offline: Bool) {
+        let done = offline ? "offline" : "online"
+        for id in outcome.changed where outcome.failure == nil { print("\(id): \(done)") }
+        guard let failure = outcome.failure else { return }
+        printError("\(failure.device) refused to go \(done): \(failure)")
+        if !outcome.restored.isEmpty {
+            printError("put back: \(outcome.restored.map(\.name).joined(separator: " "))")
+        }
+        for failed in outcome.notRestored { printError("could not put back \(failed)") }
+    }
+}
