@@ -178,32 +178,34 @@ def test_lost_events_are_recovered(boot):
 
 
 def test_smt_forbidden_thread_is_blocked_not_retried(boot):
+    """Core 0 has two threads at boot and the kernel runs with nosmt, so it parks the sibling
+    (cpu1) itself; onlining it fails with EPERM. A hot-added core's first thread comes online.
+
+    Not hot-added here: a sibling that never ran. The kernel starts such a thread once to park it
+    (and the write fails with ECANCELED, which the engine tests cover); under TCG that start-up
+    leaves the guest in soft lockups for minutes, so the scenario could not be run reliably."""
     # The Intel vendor string makes the kernel read the thread topology (leaf 0xb); with QEMU's
     # default AMD one it reports SMT as notsupported.
-    guest = boot(smp="1,sockets=1,cores=2,threads=2,maxcpus=4", append="nosmt",
+    guest = boot(smp="2,sockets=1,cores=2,threads=2,maxcpus=4", append="nosmt",
                  cpu="qemu64,+rdrand,vendor=GenuineIntel")
     assert guest.sh("cat /sys/devices/system/cpu/smt/control") in ("off", "forceoff")
+    assert guest.sh("cat /sys/devices/system/cpu/cpu1/online") == "0"
     start_daemon(guest)
-    # Both threads of the core arrive while the daemon is paused, so it sees them in one burst and
-    # the sibling's ACPI hot-add is never in flight during an online write.
-    guest.sh("e2e signal STOP")
+    guest.sh("e2e wait-log 'cpu1 onlining -> blocked' 60")
+    timer = Timer("smt: the first thread of a hot-added core")
     guest.add_cpu(1, thread=0)
-    guest.add_cpu(1, thread=1)
-    guest.sh("e2e wait-count 4 3 60")
-    guest.sh("e2e signal CONT")
-    # The kernel starts a never-booted sibling once to park it (stop_machine on every CPU): under
-    # TCG that alone takes 40 to 60 s before the write fails with ECANCELED.
-    guest.sh("e2e wait-log 'onlining -> blocked' 300", timeout=360)
-    time.sleep(1)
+    guest.sh("e2e wait-count 4 3 120")
+    guest.sh("e2e wait-log 'cpu2 onlining -> online' 120")
+    timer.done()
+    guest.sh("e2e signal HUP; sleep 1")
     log = guest.daemon_log()
     devices = guest.devices()
-    online = [n for n in ("cpu1", "cpu2") if devices[n][0] == "online"]
-    blocked = [n for n in ("cpu1", "cpu2") if f"{n} onlining -> blocked" in log]
-    assert len(online) == 1 and len(blocked) == 1 and online != blocked, log
+    assert devices["cpu2"][0] == "online" and devices["cpu1"][0] == "offline"
     assert log.count("onlining -> blocked") == 1
-    assert log.count(f"{blocked[0]} offline -> onlining") == 1, "a blocked thread must not be retried"
-    # Linux 6.1 starts a never-booted sibling once and parks it: ECANCELED (125), later EPERM (1).
-    assert "errno=125" in log or "errno=1 " in log, log
+    assert log.count("cpu1 offline -> onlining") == 1, "a blocked thread must not be retried"
+    assert "errno=1 " in log or log.rstrip().endswith("errno=1"), log
+    status = json.loads(guest.sh("hotplugd status --json"))
+    assert {c["device"]: c["state"] for c in status["cpus"]}["cpu1"] == "offline"
 
 
 def test_kernel_auto_online_already_on(boot):
