@@ -13,7 +13,8 @@ import Testing
         var stderr: String
     }
 
-    static func run(_ arguments: [String], signalAfter: Duration? = nil) throws -> Output {
+    /// Runs the binary; with `terminateAfter`, sends SIGTERM once standard error has shown that text.
+    static func run(_ arguments: [String], terminateAfter: String? = nil) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -22,12 +23,18 @@ import Testing
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        if let signalAfter {
-            Thread.sleep(forTimeInterval: Double(signalAfter.components.seconds) + Double(signalAfter.components.attoseconds) / 1e18)
+        var stderr = Data()
+        if let terminateAfter {
+            let deadline = Date().addingTimeInterval(30)
+            while !String(decoding: stderr, as: UTF8.self).contains(terminateAfter), Date() < deadline {
+                let chunk = err.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                stderr += chunk
+            }
             process.terminate()
         }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        stderr += err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Output(
             status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
@@ -75,7 +82,7 @@ import Testing
 
     @Test(.enabled(if: RealKernel.canTrigger, "needs root"))
     func dryRunListsThisMachineAndStopsOnSIGTERM() throws {
-        let output = try Self.run(["run", "--dry-run", "--source", "kernel"], signalAfter: .seconds(1))
+        let output = try Self.run(["run", "--dry-run", "--source", "kernel"], terminateAfter: "memory devices present")
         #expect(output.status == 0, "SIGTERM is a clean stop")
         #expect(output.stderr.contains("listening for uevents"))
         #expect(output.stderr.contains("cpu devices present"))
