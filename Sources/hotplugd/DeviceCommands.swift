@@ -23,7 +23,7 @@ struct Offline: ParsableCommand {
         @OptionGroup var common: DeviceCommandOptions
 
         func run() throws {
-            try common.perform(offline: true, try common.selectCPUs(cpus))
+            try common.perform(offline: true) { _ in try common.selectCPUs(cpus) }
         }
     }
 
@@ -36,7 +36,7 @@ struct Offline: ParsableCommand {
         func validate() throws { try selection.validate() }
 
         func run() throws {
-            try common.perform(offline: true, try common.selectMemory(selection), force: force)
+            try common.perform(offline: true, force: force) { try common.selectMemory(selection, in: $0) }
         }
     }
 }
@@ -56,7 +56,7 @@ struct Online: ParsableCommand {
         @OptionGroup var common: DeviceCommandOptions
 
         func run() throws {
-            try common.perform(offline: false, try common.selectCPUs(cpus))
+            try common.perform(offline: false) { _ in try common.selectCPUs(cpus) }
         }
     }
 
@@ -75,7 +75,7 @@ struct Online: ParsableCommand {
         }
 
         func run() throws {
-            try common.perform(offline: false, try common.selectMemory(selection), type: type)
+            try common.perform(offline: false, type: type) { try common.selectMemory(selection, in: $0) }
         }
     }
 }
@@ -113,8 +113,8 @@ struct DeviceCommandOptions: ParsableArguments {
         return list.ranges.flatMap { $0 }.compactMap { DeviceID(kind: .cpu, index: $0) }
     }
 
-    func selectMemory(_ selection: MemorySelection) throws -> [DeviceID] {
-        let blocks = try engine().status().filter { $0.kind == .memory }
+    func selectMemory(_ selection: MemorySelection, in devices: [DeviceStatus]) throws -> [DeviceID] {
+        let blocks = devices.filter { $0.kind == .memory }
         let chosen: [DeviceStatus]
         if let dimm = selection.dimm {
             chosen = blocks.filter { $0.dimm == dimm }
@@ -132,11 +132,16 @@ struct DeviceCommandOptions: ParsableArguments {
         return chosen.map { DeviceID(kind: .memory, index: $0.index)! }
     }
 
-    func perform(offline: Bool, _ selected: [DeviceID], force: Bool = false, type: String? = nil) throws {
+    /// Scans sysfs once, lets `select` pick devices from what is there, and carries out the command.
+    func perform(
+        offline: Bool, force: Bool = false, type: String? = nil, select: ([DeviceStatus]) throws -> [DeviceID]
+    ) throws {
         let engine = try engine()
         let sysfs = try Sysfs(root: sysfsRoot)
+        let devices = engine.status()
+        let selected = try select(devices)
         var present: [DeviceID: OfflinePlan.Device] = [:]
-        for device in engine.status() {
+        for device in devices {
             let id = DeviceID(kind: device.kind, index: device.index)!
             let hasAttribute = device.kind == .memory || ((try? sysfs.entries(id))?.contains("online") ?? false)
             present[id] = OfflinePlan.Device(
