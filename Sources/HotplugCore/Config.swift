@@ -41,6 +41,8 @@ public struct Config: Sendable, Equatable {
         public var include: CPUList = .all
         public var exclude: CPUList = .empty
         public var coldplug: ColdplugMode = .auto
+        /// Re-online CPUs that somebody else took offline (see `OperatorIntent`).
+        public var enforce = false
         public init() {}
     }
 
@@ -63,6 +65,8 @@ public struct Config: Sendable, Equatable {
         public var autoMovableRatio = 301
         public var autoMovableNUMAAware = true
         public var coldplug: ColdplugMode = .auto
+        /// Re-online memory that somebody else took offline (see `OperatorIntent`).
+        public var enforce = false
         public var nodes: [NodeRule] = []
         public init() {}
 
@@ -77,6 +81,11 @@ public struct Config: Sendable, Equatable {
     public var memory = Memory()
 
     public init() {}
+
+    /// Whether offlines by others are overruled for devices of `kind`.
+    public func enforces(_ kind: DeviceKind) -> Bool {
+        kind == .cpu ? cpu.enforce : memory.enforce
+    }
 
     public static let defaultPath = "/etc/hotplugd/hotplugd.toml"
 }

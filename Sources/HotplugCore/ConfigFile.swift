@@ -20,9 +20,10 @@ struct ConfigFile: Decodable {
         var include: String?
         var exclude: String?
         var coldplug: String?
+        var enforce: Bool?
         enum CodingKeys: String, CodingKey {
             case autoOnline = "auto_online"
-            case include, exclude, coldplug
+            case include, exclude, coldplug, enforce
         }
     }
 
@@ -43,13 +44,14 @@ struct ConfigFile: Decodable {
         var autoMovableRatio: Int?
         var autoMovableNUMAAware: Bool?
         var coldplug: String?
+        var enforce: Bool?
         var node: [Node]?
         enum CodingKeys: String, CodingKey {
             case autoOnline = "auto_online"
             case onlineType = "online_type"
             case autoMovableRatio = "auto_movable_ratio"
             case autoMovableNUMAAware = "auto_movable_numa_aware"
-            case coldplug, node
+            case coldplug, enforce, node
         }
     }
 
@@ -69,7 +71,7 @@ struct ConfigFile: Decodable {
     static func expectedType(of key: String) -> String {
         switch key {
         case "receive_buffer_bytes", "auto_movable_ratio", "node": "an integer"
-        case "auto_online", "auto_movable_numa_aware": "true or false"
+        case "auto_online", "auto_movable_numa_aware", "enforce": "true or false"
         case "source", "include", "exclude", "coldplug", "online_type": "a string"
         default: "a table"
         }
@@ -91,6 +93,7 @@ struct ConfigFile: Decodable {
             if let text = cpu.include { config.cpu.include = try Self.cpuList(text, at: ["cpu", "include"]) }
             if let text = cpu.exclude { config.cpu.exclude = try Self.cpuList(text, at: ["cpu", "exclude"]) }
             if let text = cpu.coldplug { config.cpu.coldplug = try Self.choice(text, at: ["cpu", "coldplug"]) }
+            if let value = cpu.enforce { config.cpu.enforce = value }
         }
         if let memory {
             if let value = memory.autoOnline { config.memory.autoOnline = value }
@@ -105,6 +108,7 @@ struct ConfigFile: Decodable {
             if let text = memory.coldplug {
                 config.memory.coldplug = try Self.choice(text, at: ["memory", "coldplug"])
             }
+            if let value = memory.enforce { config.memory.enforce = value }
             for (index, node) in (memory.node ?? []).enumerated() {
                 let path: [TOMLPath.Component] = [.key("memory"), .key("node"), .index(index)]
                 guard let id = node.node else {

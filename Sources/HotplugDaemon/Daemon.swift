@@ -21,6 +21,8 @@ public final class Daemon: Service {
         public var source: MonitorSource?
         /// Where the boot baseline is kept; nil keeps nothing.
         public var runtimeDirectory: String? = "/run/hotplugd"
+        /// The operator-intent file's store; nil keeps intent in memory only.
+        public var intentStore: IntentStore? = IntentStore(directory: IntentStore.defaultDirectory)
         public var kernelCommandLinePath = "/proc/cmdline"
         public var conflicts: ConflictCheck? = ConflictCheck()
         public var engine = Engine.Options()
@@ -176,7 +178,8 @@ public final class Daemon: Service {
         engineOptions.kernelCommandLine = (try? TextFile.read(options.kernelCommandLinePath)) ?? ""
         if engineOptions.bootKernelPages == nil { engineOptions.bootKernelPages = baseline?.load() }
         return Engine(
-            config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: engineOptions, logger: logger)
+            config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: engineOptions,
+            intentStore: options.intentStore, logger: logger)
     }
 
     /// Stores the baseline counted at this start, unless it came from the store already.

@@ -11,4 +11,6 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     public var dimm: String?
     /// For an offline device: `online (online_movable)` or `leave offline: <reason>`.
     public var policy: String?
+    /// Set when somebody took the device offline and the daemon keeps it so.
+    public var intent: OperatorIntent.Entry?
 }

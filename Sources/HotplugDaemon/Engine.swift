@@ -31,6 +31,11 @@ public final class Engine {
     let sysfs: any SysfsAccess
     let actuator: Actuator
     let log: TransitionLog
+    let intentStore: IntentStore?
+    /// Devices somebody wants offline, as last read or changed (see `Engine+Intent`).
+    public internal(set) var intent = OperatorIntent()
+    /// Intent changes not yet written to the store.
+    var pendingIntent: [DeviceID: OperatorIntent.Entry?] = [:]
     var records: [DeviceID: DeviceRecord] = [:]
     var pagesPerBlock = 32768
     /// The memory block size, from `block_size_bytes` once scanned.
@@ -41,10 +46,14 @@ public final class Engine {
     /// When waiting memory blocks were last looked at.
     var lastMemoryCheck: ContinuousClock.Instant?
 
-    public init(config: Config, sysfs: any SysfsAccess, options: Options = Options(), logger: Logger) {
+    public init(
+        config: Config, sysfs: any SysfsAccess, options: Options = Options(), intentStore: IntentStore? = nil,
+        logger: Logger
+    ) {
         self.config = config
         self.options = options
         self.sysfs = sysfs
+        self.intentStore = intentStore
         self.actuator = Actuator(sysfs: sysfs, retry: options.retry)
         self.log = TransitionLog(logger: logger)
     }
@@ -72,6 +81,7 @@ public final class Engine {
     public func scanOnly() throws(SysfsError) {
         if let size = try? sysfs.memoryBlockSize() { pagesPerBlock = max(1, size / 4096) }
         try scan(reason: "scan")
+        loadIntent()
         bootKernelPages =
             options.bootKernelPages
             ?? MemoryAccounting(blocks: records.values.compactMap(\.block), pagesPerBlock: pagesPerBlock)
@@ -94,9 +104,12 @@ public final class Engine {
         act(on: Array(records.keys))
     }
 
-    /// Replaces the configuration; devices are not re-decided until something happens to them.
+    /// Replaces the configuration; devices are not re-decided until something happens to them,
+    /// except those others took offline when `enforce` was just turned on.
     public func update(config: Config) {
+        let newlyEnforced = DeviceKind.allCases.contains { config.enforces($0) && !self.config.enforces($0) }
         self.config = config
+        if newlyEnforced { applyEnforce() }
     }
 
     private func scan(reason: String) throws(SysfsError) {
@@ -138,6 +151,7 @@ public final class Engine {
     public func handle(_ batch: [RawUevent], now: ContinuousClock.Instant = .now) {
         var touched: [DeviceID] = []
         var eventsByDevice: [DeviceID: UeventAction] = [:]
+        var intentRead = false
         for raw in batch {
             let event: Uevent
             do {
@@ -156,8 +170,15 @@ public final class Engine {
                 refresh(id, action: "discover")
             }
             if event.action == .offline, records[id]?.state == .online {
-                // Somebody else took it offline: that is their intent, not a job for the policy.
-                records[id]!.managed = false
+                // hotplugd never offlines: somebody else did, and that is their intent.
+                if !intentRead {
+                    reloadIntent()
+                    intentRead = true
+                }
+                takenOffline(id)
+            }
+            if event.action == .online || event.action == .add || event.action == .remove {
+                forgetIntent(id, reason: "\(event.action.rawValue) event")
             }
             if event.action == .add {
                 records[id, default: DeviceRecord()].managed = true
@@ -172,6 +193,7 @@ public final class Engine {
         for (id, action) in eventsByDevice where action == .add {
             if id.kind == .memory { refresh(id, action: "add") }
         }
+        saveIntent()
         act(on: touched, now: now)
     }
 
@@ -264,12 +286,16 @@ public final class Engine {
             let record = records[id]!
             guard record.state != .removed && record.state != .absent else { return nil }
             var policy: String?
-            if record.state == .offline {
+            let kept = intent[id].flatMap { honours($0, of: id) ? $0 : nil }
+            if let kept, record.state == .offline {
+                policy = PolicyDecision.leave(reason: kept.description).description
+            } else if record.state == .offline {
                 policy = (id.kind == .cpu ? cpuPolicy.decide(cpu: id.index) : memory[id])?.description
             }
             return DeviceStatus(
                 device: id.name, kind: id.kind, index: id.index, state: record.state, zone: record.block?.zone,
-                node: record.node, dimm: record.block?.firmwareNode.map(Self.dimmName), policy: policy)
+                node: record.node, dimm: record.block?.firmwareNode.map(Self.dimmName), policy: policy,
+                intent: kept)
         }
     }
 

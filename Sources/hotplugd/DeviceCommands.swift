@@ -96,13 +96,16 @@ struct DeviceCommandOptions: ParsableArguments {
     @Option(help: "Seconds each device may take before its write is interrupted.") var timeout: Int = 120
     @Option(help: "The sysfs mount point.") var sysfsRoot = "/sys"
     @Option(help: "The configuration whose policy picks memory zones for online.") var config: String?
+    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory")) var stateDirectory: String?
+
+    var store: IntentStore? { intentStore(stateDirectory, sysfsRoot: sysfsRoot) }
 
     func engine() throws -> Engine {
         var options = Engine.Options()
         options.dryRun = true
         options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
         let engine = Engine(
-            config: try loadConfig(config), sysfs: try Sysfs(root: sysfsRoot), options: options,
+            config: try loadConfig(config), sysfs: try Sysfs(root: sysfsRoot), options: options, intentStore: store,
             logger: Logger(label: "hotplugd") { _ in SwiftLogNoOpLogHandler() })
         try engine.scanOnly()
         return engine
@@ -156,7 +159,10 @@ struct DeviceCommandOptions: ParsableArguments {
                 throw ExitCode(1)
             }
             let restore = Dictionary(uniqueKeysWithValues: plan.map { ($0, OfflinePlan.restoreValue(for: present[$0]!)) })
+            // Recorded first, so the daemon knows the offline events it is about to see are intended.
+            recordIntent(for: plan, offline: true)
             outcome = operations.offline(plan, restore: restore)
+            recordIntent(for: plan.filter { !outcome.changed.contains($0) }, offline: false)
         } else {
             let missing = selected.filter { present[$0] == nil }
             guard missing.isEmpty else {
@@ -166,10 +172,26 @@ struct DeviceCommandOptions: ParsableArguments {
             let todo = selected.filter { present[$0]?.online == false }
             var values = engine.onlineValues(for: todo)
             if let type { for id in todo where id.kind == .memory { values[id] = type } }
+            recordIntent(for: selected, offline: false)
             outcome = operations.online(todo, values: values)
         }
         report(outcome, offline: offline)
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+    }
+
+    /// Adds (`offline`) or drops the devices' intent entries. Failing to record intent does not stop
+    /// the command: the device change is what the operator needs; the daemon records an offline
+    /// it sees as intent anyway, unless `enforce` is set.
+    private func recordIntent(for devices: [DeviceID], offline: Bool) {
+        guard let store, !devices.isEmpty else { return }
+        let now = IntentStore.now
+        do {
+            try store.update { intent in
+                for id in devices { intent[id] = offline ? .init(origin: .command, since: now) : nil }
+            }
+        } catch {
+            printError("warning: cannot record operator intent in \(store.path): \(error)")
+        }
     }
 
     private func report(_ outcome: DeviceOperations.Outcome, offline: Bool) {

@@ -26,6 +26,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory"))
+    var stateDirectory: String?
+
     func run() async throws {
         let loaded: Config
         do {
@@ -51,6 +54,7 @@ struct Run: AsyncParsableCommand {
         options.source = source
         options.configPath = config ?? (access(Config.defaultPath, F_OK) == 0 ? Config.defaultPath : nil)
         if sysfsRoot != "/sys" { options.runtimeDirectory = nil }
+        options.intentStore = intentStore(stateDirectory, sysfsRoot: sysfsRoot)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: Daemon(options: options, logger: logger))],
@@ -73,6 +77,16 @@ struct FileHandleOutputStream: TextOutputStream {
         var bytes = Array(string.utf8)
         _ = Glibc.write(fd, &bytes, bytes.count)
     }
+}
+
+let stateDirectoryHelp =
+    "Where operator intent is kept (default \(IntentStore.defaultDirectory); none with another --sysfs-root)."
+
+/// The intent store in `directory`, or in the default one when sysfs is the real one: a test
+/// tree must never touch the machine's own intent.
+func intentStore(_ directory: String?, sysfsRoot: String) -> IntentStore? {
+    if let directory { return IntentStore(directory: directory) }
+    return sysfsRoot == "/sys" ? IntentStore(directory: IntentStore.defaultDirectory) : nil
 }
 
 /// Loads the file at `path`, or the default file if it exists, or the defaults.

@@ -18,6 +18,9 @@ struct Status: ParsableCommand {
     @Option(help: "The configuration whose policy is shown.")
     var config: String?
 
+    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory"))
+    var stateDirectory: String?
+
     func run() throws {
         let loaded = try loadConfig(config)
         var options = Engine.Options()
@@ -26,6 +29,7 @@ struct Status: ParsableCommand {
         options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
         let engine = Engine(
             config: loaded, sysfs: try Sysfs(root: sysfsRoot), options: options,
+            intentStore: intentStore(stateDirectory, sysfsRoot: sysfsRoot),
             logger: Logger(label: "hotplugd.status") { _ in SwiftLogNoOpLogHandler() })
         try engine.scanOnly()
         let report = StatusReport(devices: engine.status(), blockSizeBytes: engine.blockSizeBytes)

@@ -107,4 +107,27 @@ import Testing
         let cpus = report?["cpus"] as? [[String: Any]]
         #expect(cpus?.first?["device"] as? String == "cpu0")
     }
+
+    @Test func offlineRecordsIntentThatStatusShowsAndOnlineClears() throws {
+        let tree = try FakeSysfsTree()
+        try tree.addCPU(0, online: nil)
+        for index in 1...3 { try tree.addCPU(index, online: true) }
+        let common = ["--sysfs-root", tree.root, "--state-directory", "\(tree.root)/state"]
+        let offline = try Self.run(["offline", "cpu", "2-3"] + common)
+        #expect(offline.status == 0, "\(offline.stderr)")
+        #expect(tree.state("cpu3") == "0")
+        let intent = try String(contentsOfFile: "\(tree.root)/state/intent", encoding: .utf8)
+        #expect(intent.contains("\ncpu2 command ") && intent.contains("\ncpu3 command "))
+
+        let status = try Self.run(["status", "--json"] + common)
+        let report = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        let cpu2 = (report?["cpus"] as? [[String: Any]])?.first { $0["device"] as? String == "cpu2" }
+        #expect((cpu2?["intent"] as? [String: Any])?["origin"] as? String == "command")
+        #expect((cpu2?["policy"] as? String)?.hasPrefix("leave offline: taken offline by hotplugd offline at ") == true)
+
+        let online = try Self.run(["online", "cpu", "3"] + common)
+        #expect(online.status == 0, "\(online.stderr)")
+        let after = try String(contentsOfFile: "\(tree.root)/state/intent", encoding: .utf8)
+        #expect(after.contains("\ncpu2 command ") && !after.contains("cpu3"))
+    }
 }

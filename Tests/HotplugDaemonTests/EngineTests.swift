@@ -20,14 +20,16 @@ import Testing
     }
 
     func engine(
-        _ configure: (inout Config) -> Void = { _ in }, options: (inout Engine.Options) -> Void = { _ in }
+        _ configure: (inout Config) -> Void = { _ in }, options: (inout Engine.Options) -> Void = { _ in },
+        intentStore: IntentStore? = nil
     ) -> Engine {
         var config = Config()
         configure(&config)
         var engineOptions = Engine.Options()
         engineOptions.retry = .init(attempts: 4, firstDelay: .microseconds(10), maxDelay: .microseconds(100))
         options(&engineOptions)
-        return Engine(config: config, sysfs: kernel, options: engineOptions, logger: log.logger())
+        return Engine(
+            config: config, sysfs: kernel, options: engineOptions, intentStore: intentStore, logger: log.logger())
     }
 
     static func event(_ action: String, _ device: String) -> RawUevent { FakeSysfsTree.event(action, device) }

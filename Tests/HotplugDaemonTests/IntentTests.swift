@@ -1,0 +1,104 @@
+import HotplugCore
+import HotplugDaemon
+import HotplugSystem
+import Testing
+
+/// Operator intent: offlines by others are kept across restarts, unless `enforce` says otherwise.
+extension EngineTests {
+    var store: IntentStore { IntentStore(directory: "\(tree.root)/state") }
+
+    func storedIntent() throws -> [String: OperatorIntent.Origin] {
+        let entries = try store.load().intent.entries
+        return Dictionary(uniqueKeysWithValues: entries.map { ($0.key.name, $0.value.origin) })
+    }
+
+    @Test func anAdministratorsOfflineSurvivesARestart() throws {
+        let running = engine(intentStore: store)
+        try running.start()
+        try tree.write("devices/system/cpu/cpu1/online", "0")
+        running.handle([Self.event("offline", "cpu1")])
+        #expect(try storedIntent() == ["cpu1": .observed])
+        #expect(log.contains("taken offline by somebody else: kept offline until somebody onlines it"))
+
+        let restarted = engine(intentStore: store)
+        try restarted.start()
+        #expect(kernel.writes.isEmpty)
+        let cpu1 = restarted.status().first { $0.device == "cpu1" }
+        #expect(cpu1?.intent?.origin == .observed)
+        #expect(cpu1?.policy?.hasPrefix("leave offline: taken offline by somebody else at ") == true)
+    }
+
+    @Test func onliningOrRemovingADeviceDropsItsIntent() throws {
+        let engine = engine(intentStore: store)
+        try engine.start()
+        try tree.write("devices/system/cpu/cpu1/online", "0")
+        try tree.addMemory(16, online: true, zones: "Movable", dimm: "PNP0C80:00")
+        engine.handle([Self.event("add", "memory16")])
+        try tree.write("devices/system/memory/memory16/state", "offline")
+        engine.handle([Self.event("offline", "cpu1"), Self.event("offline", "memory16")])
+        #expect(try storedIntent() == ["cpu1": .observed, "memory16": .observed])
+        try tree.write("devices/system/cpu/cpu1/online", "1")
+        try tree.remove("memory16")
+        engine.handle([Self.event("online", "cpu1"), Self.event("remove", "memory16")])
+        #expect(try storedIntent().isEmpty)
+        #expect(kernel.writes.isEmpty)
+    }
+
+    @Test func enforceOnlinesAgainWhatOthersTookOffline() throws {
+        let engine = engine({ $0.cpu.enforce = true }, intentStore: store)
+        try engine.start()
+        try tree.write("devices/system/cpu/cpu1/online", "0")
+        engine.handle([Self.event("offline", "cpu1")])
+        #expect(kernel.writes == ["cpu1=1"])
+        #expect(try storedIntent().isEmpty)
+        #expect(log.contains("enforce is set, so it goes online again"))
+    }
+
+    @Test func enforceNeverOverrulesHotplugdOffline() throws {
+        try tree.addCPU(2, online: false)
+        try tree.addCPU(3, online: false)
+        try store.update {
+            $0[DeviceID(name: "cpu2")!] = .init(origin: .command, since: 100)
+            $0[DeviceID(name: "cpu3")!] = .init(origin: .observed, since: 100)
+        }
+        try engine({ $0.cpu.enforce = true }, intentStore: store).start()
+        #expect(kernel.writes == ["cpu3=1"])
+        #expect(try storedIntent() == ["cpu2": .command])
+    }
+
+    @Test func turningEnforceOnByReloadOnlinesWhatWasKeptOffline() throws {
+        try tree.addCPU(2, online: false)
+        try store.update { $0[DeviceID(name: "cpu2")!] = .init(origin: .observed, since: 100) }
+        let engine = engine(intentStore: store)
+        try engine.start()
+        #expect(kernel.writes.isEmpty)
+        var config = engine.config
+        config.cpu.enforce = true
+        engine.update(config: config)
+        #expect(kernel.writes == ["cpu2=1"])
+        #expect(try storedIntent().isEmpty)
+    }
+
+    @Test func staleEntriesAreDroppedAtStart() throws {
+        try tree.addCPU(2, online: false)
+        try store.update { _ in }
+        try TextFile.write(
+            store.path, "cpu1 observed 5\ncpu2 observed 5\ncpu9 observed 5\nmemory3 comand 5\n")
+        let engine = engine(intentStore: store)
+        try engine.start()
+        #expect(try storedIntent() == ["cpu2": .observed], "cpu1 is online, cpu9 is gone")
+        #expect(kernel.writes.isEmpty)
+        #expect(log.contains("operator intent dropped device=cpu1 reason=the device is online"))
+        #expect(log.contains("operator intent dropped device=cpu9 reason=the device is gone"))
+        #expect(log.contains("ignoring a line of the intent file error=line 4"))
+    }
+
+    @Test func aDryRunKeepsIntentInMemoryOnly() throws {
+        let engine = engine(options: { $0.dryRun = true }, intentStore: store)
+        try engine.start()
+        try tree.write("devices/system/cpu/cpu1/online", "0")
+        engine.handle([Self.event("offline", "cpu1")])
+        #expect(engine.intent[DeviceID(name: "cpu1")!]?.origin == .observed)
+        #expect(try storedIntent().isEmpty)
+    }
+}
