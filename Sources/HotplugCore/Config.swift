@@ -76,9 +76,33 @@ public struct Config: Sendable, Equatable {
         }
     }
 
+    /// A command run when devices change (see `HookRun`).
+    public struct Hook: Sendable, Equatable {
+        public var name: String
+        /// An absolute path and its arguments; no shell is involved.
+        public var command: [String]
+        public var events: Set<HookEvent> = [.online]
+        public var kinds: Set<DeviceKind> = Set(DeviceKind.allCases)
+        /// After it, the command gets SIGTERM, and SIGKILL 5 seconds later.
+        public var timeout: Duration = .seconds(30)
+
+        public init(name: String, command: [String]) {
+            self.name = name
+            self.command = command
+        }
+    }
+
+    public struct Metrics: Sendable, Equatable {
+        /// Where the Prometheus text file goes, for node_exporter's textfile collector; nil writes none.
+        public var textfile: String?
+        public init() {}
+    }
+
     public var monitor = Monitor()
+    public var metrics = Metrics()
     public var cpu = CPU()
     public var memory = Memory()
+    public var hooks: [Hook] = []
 
     public init() {}
 

@@ -55,9 +55,27 @@ struct ConfigFile: Decodable {
         }
     }
 
+    struct Metrics: Decodable {
+        var textfile: String?
+    }
+
+    struct Hook: Decodable {
+        var name: String?
+        var command: [String]?
+        var on: [String]?
+        var devices: String?
+        var timeoutSeconds: Int?
+        enum CodingKeys: String, CodingKey {
+            case name, command, on, devices
+            case timeoutSeconds = "timeout_seconds"
+        }
+    }
+
     var monitor: Monitor?
+    var metrics: Metrics?
     var cpu: CPU?
     var memory: Memory?
+    var hook: [Hook]?
 
     /// The bounds accepted for the socket receive buffer: below 64 KiB a burst of a few
     /// memory blocks already overflows; above 2 GiB the kernel's int-sized option cannot hold it.
@@ -66,13 +84,16 @@ struct ConfigFile: Decodable {
     static let ratioRange = 0...100_000
     /// MAX_NUMNODES is at most 1024 on the kernel's own configurations.
     static let nodeRange = 0...1023
+    /// A hook that runs an hour is stuck, not slow.
+    static let hookTimeoutRange = 1...3600
 
     /// What a key takes, for messages about a value of the wrong type.
     static func expectedType(of key: String) -> String {
         switch key {
-        case "receive_buffer_bytes", "auto_movable_ratio", "node": "an integer"
+        case "receive_buffer_bytes", "auto_movable_ratio", "node", "timeout_seconds": "an integer"
         case "auto_online", "auto_movable_numa_aware", "enforce": "true or false"
-        case "source", "include", "exclude", "coldplug", "online_type": "a string"
+        case "source", "include", "exclude", "coldplug", "online_type", "textfile", "name", "devices": "a string"
+        case "command", "on": "an array of strings"
         default: "a table"
         }
     }
@@ -125,7 +146,55 @@ struct ConfigFile: Decodable {
                 config.memory.nodes.append(rule)
             }
         }
+        if let textfile = metrics?.textfile {
+            guard textfile.hasPrefix("/"), textfile.hasSuffix(".prom"), !textfile.contains("\0") else {
+                throw Invalid(
+                    path: [.key("metrics"), .key("textfile")],
+                    message: "must be an absolute path ending in .prom (the textfile collector reads only those)")
+            }
+            config.metrics.textfile = textfile
+        }
+        for (index, hook) in (hook ?? []).enumerated() {
+            let parsed = try Self.hook(hook, at: [.key("hook"), .index(index)])
+            if config.hooks.contains(where: { $0.name == parsed.name }) {
+                throw Invalid(path: [.key("hook"), .index(index), .key("name")], message: "\(parsed.name.debugDescription) is used by another hook")
+            }
+            config.hooks.append(parsed)
+        }
         return config
+    }
+
+    private static func hook(_ hook: Hook, at path: [TOMLPath.Component]) throws(Invalid) -> Config.Hook {
+        guard let command = hook.command, let program = command.first else {
+            throw Invalid(path: path + [.key("command")], message: "required: the program's absolute path and its arguments")
+        }
+        guard program.hasPrefix("/"), !command.contains(where: { $0.contains("\0") }) else {
+            throw Invalid(path: path + [.key("command")], message: "\(program.debugDescription) is not an absolute path")
+        }
+        let name = hook.name ?? String(program.split(separator: "/").last ?? "hook")
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw Invalid(path: path + [.key("name")], message: "\(name.debugDescription) is not a name (letters, digits, - _ .)")
+        }
+        var result = Config.Hook(name: name, command: command)
+        if let events = hook.on {
+            guard !events.isEmpty else { throw Invalid(path: path + [.key("on")], message: "lists no event") }
+            var chosen = Set<HookEvent>()
+            for (index, text) in events.enumerated() {
+                chosen.insert(try choice(text, at: path + [.key("on"), .index(index)]))
+            }
+            result.events = chosen
+        }
+        switch hook.devices ?? "all" {
+        case "all": break
+        case "cpu": result.kinds = [.cpu]
+        case "memory": result.kinds = [.memory]
+        case let other:
+            throw Invalid(path: path + [.key("devices")], message: "\(other.debugDescription) is not one of cpu, memory, all")
+        }
+        if let seconds = hook.timeoutSeconds {
+            result.timeout = .seconds(try bounded(seconds, hookTimeoutRange, at: path + [.key("timeout_seconds")]))
+        }
+        return result
     }
 
     private static func choice<Value: RawRepresentable & CaseIterable>(

@@ -86,6 +86,8 @@ enum TOMLPath {
         case is Int.Type: "an integer"
         case is Bool.Type: "true or false"
         case is String.Type: "a string"
+        // TOMLKit names its own array type; every array in the file is one of strings.
+        case _ where "\(type)".contains("Array"): "an array of strings"
         default: "a value of type \(type)"
         }
     }

@@ -26,6 +26,7 @@ public final class Daemon: Service {
         public var kernelCommandLinePath = "/proc/cmdline"
         public var conflicts: ConflictCheck? = ConflictCheck()
         public var engine = Engine.Options()
+        public var hooks = HookRunner.Options()
 
         public init(config: Config) {
             self.config = config
@@ -36,6 +37,8 @@ public final class Daemon: Service {
     enum Input: Sendable {
         case monitor(MonitorMessage)
         case tick
+        /// Time to write the metrics file, or a hook finished.
+        case flush
         case reload
         case watchdog
         case stop
@@ -71,21 +74,36 @@ public final class Daemon: Service {
 
         let baseline = options.runtimeDirectory.map { BootBaseline(directory: $0) }
         let engine = try makeEngine(baseline: baseline)
+        let outputs = makeOutputs(continuation)
         try engine.start()
         keep(engine.bootKernelPages, in: baseline)
         logPresentDevices(engine)
         options.conflicts?.warn(sysfs: engine.sysfs, logger: logger)
+        _ = await outputs.publish(engine)
         ServiceManager.notify("READY=1", "STATUS=\(engine.summary())")
 
         let background = startBackgroundInputs(continuation)
         defer { background.forEach { $0.cancel() } }
         try await withGracefulShutdownHandler {
-            try await serve(engine, inputs: &iterator, continuation: continuation)
+            try await serve(engine, outputs: outputs, inputs: &iterator, continuation: continuation)
         } onGracefulShutdown: {
             continuation.yield(.stop)
         }
         ServiceManager.notify("STOPPING=1")
         logger.info("stopping")
+        await outputs.hooks.stop()
+        _ = outputs.writeMetrics(engine, force: true)
+    }
+
+    private func makeOutputs(_ continuation: AsyncStream<Input>.Continuation) -> DaemonOutputs {
+        let metrics = options.config.metrics.textfile.map { DaemonMetrics(path: $0) }
+        var hookOptions = options.hooks
+        hookOptions.dryRun = options.dryRun
+        let hooks = HookRunner(hooks: options.config.hooks, options: hookOptions, logger: logger) { run, result, _ in
+            metrics?.hookRan(run, result: result)
+            continuation.yield(.flush)
+        }
+        return DaemonOutputs(hooks: hooks, metrics: metrics, logger: logger)
     }
 
     /// SIGHUP and, when systemd asks for them, watchdog pings, as inputs of the loop.
@@ -109,17 +127,22 @@ public final class Daemon: Service {
 
     /// The event loop: one input at a time, until SIGTERM/SIGINT or cancellation.
     private func serve(
-        _ engine: Engine, inputs iterator: inout AsyncStream<Input>.Iterator,
+        _ engine: Engine, outputs: DaemonOutputs, inputs iterator: inout AsyncStream<Input>.Iterator,
         continuation: AsyncStream<Input>.Continuation
     ) async throws {
         var scheduledTick: ContinuousClock.Instant?
+        var scheduledFlush: ContinuousClock.Instant?
         var lastStatus = ContinuousClock.now
         while let input = await iterator.next() {
             switch input {
             case .monitor(.events(let batch)):
+                outputs.metrics?.received(batch)
+                outputs.touch()
                 engine.handle(batch)
             case .monitor(.eventsLost):
                 logger.warning("the kernel dropped uevents", metadata: ["kind": "events-lost"])
+                outputs.metrics?.eventsLost()
+                outputs.touch()
                 engine.reconcile(reason: "the kernel dropped uevents (ENOBUFS)")
             case .monitor(.failed(let reason)):
                 throw DaemonError.monitor(reason)
@@ -128,12 +151,22 @@ public final class Daemon: Service {
             case .tick:
                 scheduledTick = nil
                 engine.tick()
+            case .flush:
+                scheduledFlush = nil
+                outputs.touch()
             case .reload:
-                reload(engine)
+                await reload(engine, outputs: outputs)
             case .watchdog:
                 ServiceManager.notify("WATCHDOG=1")
             case .stop:
                 return
+            }
+            if let due = await outputs.publish(engine), scheduledFlush == nil {
+                scheduledFlush = due
+                Task {
+                    try? await Task.sleep(until: due, clock: .continuous)
+                    continuation.yield(.flush)
+                }
             }
             if ContinuousClock.now - lastStatus > .seconds(1) {
                 lastStatus = .now
@@ -151,7 +184,7 @@ public final class Daemon: Service {
 
     /// Re-reads the configuration file. A configuration that does not load is logged and the one
     /// in force stays, whole: nothing of a broken file is applied.
-    private func reload(_ engine: Engine) {
+    private func reload(_ engine: Engine, outputs: DaemonOutputs) async {
         ServiceManager.notify("RELOADING=1", "MONOTONIC_USEC=\(ServiceManager.monotonicMicroseconds)")
         defer { ServiceManager.notify("READY=1", "STATUS=\(engine.summary())") }
         guard let path = options.configPath else {
@@ -160,10 +193,11 @@ public final class Daemon: Service {
         }
         do {
             let config = try ConfigLoader.load(path: path, required: true)
-            if config.monitor != engine.config.monitor {
-                logger.notice("reload: [monitor] settings take effect at the next start")
+            if config.monitor != engine.config.monitor || config.metrics != engine.config.metrics {
+                logger.notice("reload: [monitor] and [metrics] settings take effect at the next start")
             }
             engine.update(config: config)
+            await outputs.hooks.update(hooks: config.hooks)
             logger.notice("configuration reloaded", metadata: ["path": "\(path)"])
         } catch {
             logger.error(
@@ -195,12 +229,12 @@ public final class Daemon: Service {
     }
 
     private func logPresentDevices(_ engine: Engine) {
-        let devices = engine.status()
+        let devices = engine.presentDevices()
         for kind in DeviceKind.allCases {
-            let ofKind = devices.filter { $0.kind == kind }
+            let ofKind = devices.filter { $0.key.kind == kind }
             // One field per state, listing the devices as a kernel-style range list ("0-3,8").
             var byState: [DeviceState: [Int]] = [:]
-            for device in ofKind { byState[device.state, default: []].append(device.index) }
+            for (id, state) in ofKind { byState[state, default: []].append(id.index) }
             var metadata: Logger.Metadata = ["total": "\(ofKind.count)"]
             for (state, indices) in byState {
                 metadata[state.rawValue] = "\(CPUList(indices.map { $0...$0 }))"

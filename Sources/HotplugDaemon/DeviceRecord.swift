@@ -11,6 +11,8 @@ struct DeviceRecord {
     var managed: Bool
     /// When a memory block started waiting for its `firmware_node` link (see `Engine.memoryGroupWait`).
     var waitingSince: ContinuousClock.Instant?
+    /// When its `add` event came, for the time-to-online metric.
+    var addedAt: ContinuousClock.Instant?
 
     init(state: DeviceState = .absent, managed: Bool = true) {
         self.machine = DeviceMachine(state: state)

@@ -14,3 +14,11 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     /// Set when somebody took the device offline and the daemon keeps it so.
     public var intent: OperatorIntent.Entry?
 }
+
+/// One write to a device's online attribute and how it ended.
+public struct OnlineOperation: Sendable, Equatable {
+    public var device: DeviceID
+    public var outcome: OnlineOutcome
+    /// From the device's `add` event to the end of the write; nil for devices found by a scan.
+    public var sinceAdded: Duration?
+}

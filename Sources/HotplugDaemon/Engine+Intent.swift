@@ -42,6 +42,11 @@ extension Engine {
         }
     }
 
+    /// Offline devices that intent keeps offline.
+    public var keptOffline: Int {
+        intent.entries.filter { records[$0.key]?.state == .offline && honours($0.value, of: $0.key) }.count
+    }
+
     /// `enforce` overrules what others did, never `hotplugd offline`, which prepares a removal.
     func honours(_ entry: OperatorIntent.Entry, of id: DeviceID) -> Bool {
         entry.origin == .command || !config.enforces(id.kind)

@@ -36,6 +36,10 @@ public final class Engine {
     public internal(set) var intent = OperatorIntent()
     /// Intent changes not yet written to the store.
     var pendingIntent: [DeviceID: OperatorIntent.Entry?] = [:]
+    /// Device changes since the last `takeChanges()`, for hooks and metrics.
+    private var changes: [DeviceChange] = []
+    /// Online writes since the last `takeOperations()`, for metrics.
+    private var operations: [OnlineOperation] = []
     var records: [DeviceID: DeviceRecord] = [:]
     var pagesPerBlock = 32768
     /// The memory block size, from `block_size_bytes` once scanned.
@@ -182,6 +186,7 @@ public final class Engine {
             }
             if event.action == .add {
                 records[id, default: DeviceRecord()].managed = true
+                records[id]!.addedAt = now
                 if id.kind == .memory { lastMemoryAdd = now }
             }
             apply(.event(event.action), to: id, action: event.action.rawValue)
@@ -245,6 +250,10 @@ public final class Engine {
         apply(.onlineRequested, to: id, action: "online", value: value)
         let result = actuator.online(id, value: value)
         if result.outcome == .succeeded, id.kind == .memory { noteOnlineZone(id, value: value) }
+        operations.append(
+            OnlineOperation(
+                device: id, outcome: result.outcome, sinceAdded: records[id]!.addedAt.map { ContinuousClock.now - $0 }))
+        records[id]!.addedAt = nil
         apply(.onlineFinished(result.outcome), to: id, action: "online", value: value, attempts: result.attempts)
     }
 
@@ -271,8 +280,23 @@ public final class Engine {
             records[id]!.block!.online = false
         }
         if transition.to == .removed { records[id]!.waitingSince = nil }
+        if let event = HookEvent(transition) {
+            changes.append(DeviceChange(device: id, event: event, zone: records[id]!.block?.zone, node: records[id]!.node))
+        }
         log.transition(id, transition, action: action, record: records[id]!, value: value, attempts: attempts)
         return transition
+    }
+
+    /// The device changes since the last call: additions, onlines, offlines, removals, refusals.
+    public func takeChanges() -> [DeviceChange] {
+        defer { changes = [] }
+        return changes
+    }
+
+    /// The online writes since the last call.
+    public func takeOperations() -> [OnlineOperation] {
+        defer { operations = [] }
+        return operations
     }
 
     // MARK: - Status
@@ -316,14 +340,34 @@ public final class Engine {
         return values
     }
 
-    /// One line for systemd's STATUS=: devices per kind and state, and movable memory.
-    public func summary() -> String {
+    /// The state of every present device.
+    public func presentDevices() -> [DeviceID: DeviceState] {
+        records.compactMapValues { $0.state == .removed || $0.state == .absent ? nil : $0.state }
+    }
+
+    /// Present devices per kind and state.
+    public func deviceCounts() -> [DeviceKind: [DeviceState: Int]] {
         var counts: [DeviceKind: [DeviceState: Int]] = [:]
-        var movable = 0
         for (id, record) in records where record.state != .removed && record.state != .absent {
             counts[id.kind, default: [:]][record.state, default: 0] += 1
-            if record.state == .online, record.block?.isMovable == true { movable += 1 }
         }
+        return counts
+    }
+
+    /// Online memory blocks per zone and node (`unknown` where not read).
+    public func onlineBlocksByZone() -> [ZoneAndNode: Int] {
+        var counts: [ZoneAndNode: Int] = [:]
+        for record in records.values where record.state == .online {
+            guard let block = record.block else { continue }
+            counts[ZoneAndNode(zone: block.zone ?? "unknown", node: record.node.map(String.init) ?? "unknown"), default: 0] += 1
+        }
+        return counts
+    }
+
+    /// One line for systemd's STATUS=: devices per kind and state, and movable memory.
+    public func summary() -> String {
+        let counts = deviceCounts()
+        let movable = onlineBlocksByZone().filter { $0.key.zone == "Movable" }.values.reduce(0, +)
         return DeviceKind.allCases.map { kind in
             let states = DeviceState.allCases.compactMap { state in
                 counts[kind]?[state].map { "\($0) \(state.rawValue)" }
@@ -331,6 +375,11 @@ public final class Engine {
             let extra = kind == .memory && movable > 0 ? " (\(movable) movable)" : ""
             return "\(kind.rawValue): \(states.isEmpty ? "none" : states.joined(separator: ", "))\(extra)"
         }.joined(separator: "; ")
+    }
+
+    public struct ZoneAndNode: Hashable, Sendable {
+        public var zone: String
+        public var node: String
     }
 
     /// The ACPI device name at the end of a firmware_node link (e.g. `PNP0C80:00`).

@@ -61,6 +61,40 @@ import Testing
         #expect(config.memory.nodes == [.init(node: 0, onlineType: .onlineKernel), .init(node: 3, autoOnline: true)])
     }
 
+    @Test func hooksMetricsAndEnforceAreRead() throws {
+        let config = try ConfigParser.parse(
+            """
+            [metrics]
+            textfile = "/var/lib/prometheus/node-exporter/hotplugd.prom"
+            [cpu]
+            enforce = true
+            [memory]
+            enforce = true
+            [[hook]]
+            command = ["/usr/local/sbin/update-cpusets", "--all"]
+            on = ["online", "offline"]
+            devices = "cpu"
+            timeout_seconds = 5
+            [[hook]]
+            name = "balloon-ack"
+            command = ["/usr/local/bin/ack"]
+            """)
+        #expect(config.metrics.textfile == "/var/lib/prometheus/node-exporter/hotplugd.prom")
+        #expect(config.cpu.enforce && config.memory.enforce)
+        #expect(config.hooks.count == 2)
+        let cpusets = config.hooks[0]
+        #expect(cpusets.name == "update-cpusets")
+        #expect(cpusets.command == ["/usr/local/sbin/update-cpusets", "--all"])
+        #expect(cpusets.events == [.online, .offline])
+        #expect(cpusets.kinds == [.cpu])
+        #expect(cpusets.timeout == .seconds(5))
+        let ack = config.hooks[1]
+        #expect(ack.name == "balloon-ack")
+        #expect(ack.events == [.online])
+        #expect(ack.kinds == [.cpu, .memory])
+        #expect(ack.timeout == .seconds(30))
+    }
+
     @Test(arguments: [
         // text, expected line, key, message fragment
         ("[memory]\nonline_typ = \"online\"", 2, "memory.online_typ", "unknown key"),
@@ -79,6 +113,20 @@ import Testing
         ("[[memory.node]]\nnode = 2\nonline_type = \"fast\"", 3, "memory.node[0].online_type", "is not one of"),
         ("[[memory.node]]\nnode = 2\nzone = 1", 3, "memory.node[0].zone", "unknown key"),
         ("[[memory.node]]\nnode = 5000", 2, "memory.node[0].node", "5000 is outside"),
+        ("[cpu]\nenforce = \"yes\"", 2, "cpu.enforce", "expected true or false"),
+        ("[metrics]\ntextfile = \"hotplugd.prom\"", 2, "metrics.textfile", "must be an absolute path ending in .prom"),
+        ("[metrics]\ntextfile = \"/var/lib/x/hotplugd.txt\"", 2, "metrics.textfile", "ending in .prom"),
+        ("[[hook]]\non = [\"online\"]", 1, "hook[0].command", "required"),
+        ("[[hook]]\ncommand = []", 2, "hook[0].command", "required"),
+        ("[[hook]]\ncommand = [\"irqbalance\"]", 2, "hook[0].command", "\"irqbalance\" is not an absolute path"),
+        ("[[hook]]\ncommand = \"/bin/true\"", 2, "hook[0].command", "expected an array of strings"),
+        ("[[hook]]\ncommand = [\"/bin/true\"]\non = [\"onlined\"]", 3, "hook[0].on[0]", "is not one of add, online"),
+        ("[[hook]]\ncommand = [\"/bin/true\"]\non = []", 3, "hook[0].on", "lists no event"),
+        ("[[hook]]\ncommand = [\"/bin/true\"]\ndevices = \"cpus\"", 3, "hook[0].devices", "not one of cpu, memory, all"),
+        ("[[hook]]\ncommand = [\"/bin/true\"]\ntimeout_seconds = 0", 3, "hook[0].timeout_seconds", "0 is outside 1...3600"),
+        ("[[hook]]\ncommand = [\"/bin/true\"]\nname = \"a b\"", 3, "hook[0].name", "is not a name"),
+        ("[[hook]]\ncommand = [\"/bin/true\"]\n[[hook]]\ncommand = [\"/usr/bin/true\"]", 3, "hook[1].name", "is used by another hook"),
+        ("[[hook]]\ncommand = [\"/bin/true\"]\nevents = [\"online\"]", 3, "hook[0].events", "unknown key"),
     ])
     func badValuesNameKeyAndLine(text: String, line: Int, key: String, message: String) {
         do {

@@ -1,0 +1,62 @@
+import HotplugCore
+import Logging
+
+/// Where the engine's results go after each input: device changes to the hook runner, online
+/// writes and device counts to the metrics file.
+///
+/// The metrics file is rewritten at most once per `metricsInterval`: a burst of 64 blocks is one
+/// write, and a change at the end of a burst is written by the flush the loop schedules.
+final class DaemonOutputs {
+    let hooks: HookRunner
+    let metrics: DaemonMetrics?
+    let logger: Logger
+    var metricsInterval: Duration = .seconds(1)
+    private var lastWrite: ContinuousClock.Instant?
+    private var unwritten = false
+    private var lastError: String?
+
+    init(hooks: HookRunner, metrics: DaemonMetrics?, logger: Logger) {
+        self.hooks = hooks
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Hands on what the engine did since the last call. Returns when the metrics file should
+    /// next be written, if a write is due but too early.
+    func publish(_ engine: Engine, now: ContinuousClock.Instant = .now) async -> ContinuousClock.Instant? {
+        let changes = engine.takeChanges()
+        let operations = engine.takeOperations()
+        await hooks.submit(changes)
+        guard let metrics else { return nil }
+        metrics.record(operations)
+        if !changes.isEmpty || !operations.isEmpty { unwritten = true }
+        return writeMetrics(engine, now: now)
+    }
+
+    /// Marks the metrics as changed outside the engine (events counted, a hook ran).
+    func touch() {
+        unwritten = true
+    }
+
+    /// Writes the metrics file if something changed and the interval has passed; otherwise
+    /// returns when to try again.
+    func writeMetrics(_ engine: Engine, now: ContinuousClock.Instant = .now, force: Bool = false) -> ContinuousClock.Instant? {
+        guard let metrics, unwritten || lastWrite == nil || force else { return nil }
+        if !force, let lastWrite, now - lastWrite < metricsInterval { return lastWrite + metricsInterval }
+        metrics.update(from: engine)
+        do {
+            try metrics.write()
+            if lastError != nil { logger.notice("metrics file written again", metadata: ["path": "\(metrics.path)"]) }
+            lastError = nil
+        } catch {
+            // Once per distinct error, not once per second.
+            if lastError != "\(error)" {
+                logger.error("cannot write the metrics file", metadata: ["path": "\(metrics.path)", "error": "\(error)"])
+            }
+            lastError = "\(error)"
+        }
+        lastWrite = now
+        unwritten = false
+        return nil
+    }
+}

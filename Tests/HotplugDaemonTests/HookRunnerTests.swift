@@ -1,0 +1,128 @@
+import Foundation
+import HotplugCore
+import HotplugDaemon
+import Synchronization
+import Testing
+
+/// Hooks as real processes: batching, environment, output, exit status, timeout.
+@Suite struct HookRunnerTests {
+    let directory: String
+    let log = LogCapture()
+    let results = Results()
+
+    final class Results: Sendable {
+        private let runs = Mutex<[(String, HookRunner.Result)]>([])
+        func withLock<T>(_ body: (inout [(String, HookRunner.Result)]) -> T) -> T { runs.withLock { body(&$0) } }
+    }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-hooks-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    /// An executable shell script in the test's directory.
+    func script(_ name: String, _ body: String) throws -> String {
+        let path = "\(directory)/\(name)"
+        try "#!/bin/sh\n\(body)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    func runner(_ hooks: [Config.Hook], dryRun: Bool = false) -> HookRunner {
+        var options = HookRunner.Options()
+        options.settle = .milliseconds(50)
+        options.killGrace = .milliseconds(500)
+        options.dryRun = dryRun
+        let results = self.results
+        return HookRunner(hooks: hooks, options: options, logger: log.logger()) { run, result, _ in
+            results.withLock { $0.append((run.hook.name, result)) }
+        }
+    }
+
+    static func online(_ name: String, node: Int = 0) -> DeviceChange {
+        DeviceChange(device: DeviceID(name: name)!, event: .online, node: node)
+    }
+
+    @Test func aBurstRunsTheHookOnceWithEveryDevice() async throws {
+        let record = "\(directory)/runs"
+        let hook = Config.Hook(
+            name: "record", command: [try script("record", "env | grep -E '^(HOTPLUG_|PATH=|SECRET)' | sort >> \(record); echo --- >> \(record)")])
+        setenv("SECRET_OF_THE_DAEMON", "1", 1)
+        let runner = runner([hook])
+        await runner.submit([Self.online("cpu4")])
+        try await Task.sleep(for: .milliseconds(20))
+        await runner.submit([Self.online("cpu5"), DeviceChange(device: DeviceID(name: "cpu6")!, event: .add)])
+        await runner.idle()
+        let text = try String(contentsOfFile: record, encoding: .utf8)
+        #expect(text == """
+            HOTPLUG_ACTION=online
+            HOTPLUG_COUNT=2
+            HOTPLUG_DETAILS=cpu4:0:- cpu5:0:-
+            HOTPLUG_DEVICES=cpu4 cpu5
+            HOTPLUG_HOOK=record
+            HOTPLUG_KIND=cpu
+            HOTPLUG_NODES=0
+            HOTPLUG_ZONES=
+            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+            ---
+
+            """, "one run for the burst; the add is not subscribed; nothing of the daemon's environment")
+        #expect(results.withLock { $0.map(\.1) } == [.exited(0)])
+        #expect(log.contains("info hook ran action=online devices=2 duration_ms="))
+    }
+
+    @Test func outputIsLoggedAndAFailureIsReported() async throws {
+        let hook = Config.Hook(name: "noisy", command: [try script("noisy", "echo to stdout; echo to stderr >&2; exit 3")])
+        let runner = runner([hook])
+        await runner.submit([Self.online("cpu4")])
+        await runner.idle()
+        #expect(log.contains("info hook output hook=noisy line=to stdout"))
+        #expect(log.contains("info hook output hook=noisy line=to stderr"))
+        #expect(log.contains("warning hook failed"))
+        #expect(log.contains("status=3"))
+        #expect(results.withLock { $0.map(\.1) } == [.exited(3)])
+    }
+
+    @Test func aHookThatOutlivesItsTimeoutIsStopped() async throws {
+        var hook = Config.Hook(name: "stuck", command: [try script("stuck", "exec sleep 30")])
+        hook.timeout = .milliseconds(300)
+        let runner = runner([hook])
+        let started = ContinuousClock.now
+        await runner.submit([Self.online("cpu4")])
+        await runner.idle()
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(results.withLock { $0.map(\.1) } == [.timedOut])
+        #expect(log.contains("error hook timed out and was stopped"))
+    }
+
+    @Test func aMissingCommandIsAnErrorNotACrash() async throws {
+        let runner = runner([Config.Hook(name: "missing", command: ["\(directory)/does-not-exist"])])
+        await runner.submit([Self.online("cpu4")])
+        await runner.idle()
+        guard case .couldNotStart = results.withLock({ $0.first?.1 }) else {
+            Issue.record("expected couldNotStart, got \(results.withLock { $0 })")
+            return
+        }
+        #expect(log.contains("error hook could not start"))
+    }
+
+    @Test func changesDuringARunMakeTheNextRun() async throws {
+        let record = "\(directory)/runs"
+        let hook = Config.Hook(name: "slow", command: [try script("slow", "echo $HOTPLUG_DEVICES >> \(record); sleep 0.3")])
+        let runner = runner([hook])
+        await runner.submit([Self.online("cpu4")])
+        try await Task.sleep(for: .milliseconds(150))
+        for name in ["cpu5", "cpu6", "cpu7"] { await runner.submit([Self.online(name)]) }
+        await runner.idle()
+        #expect(try String(contentsOfFile: record, encoding: .utf8) == "cpu4\ncpu5 cpu6 cpu7\n")
+    }
+
+    @Test func aDryRunRunsNothing() async throws {
+        let record = "\(directory)/runs"
+        let runner = runner([Config.Hook(name: "r", command: [try script("r", "touch \(record)")])], dryRun: true)
+        await runner.submit([Self.online("cpu4")])
+        await runner.idle()
+        #expect(!FileManager.default.fileExists(atPath: record))
+        #expect(log.contains("would run hook (dry run)"))
+    }
+}
