@@ -196,7 +196,7 @@ public final class Engine {
         // New devices: read their attributes. Not for online/offline events, whose action is
         // the truth even when the attribute does not show it yet (the kernel sends first).
         for (id, action) in eventsByDevice where action == .add {
-            if id.kind == .memory { refresh(id, action: "add") }
+            refresh(id, action: "add")
         }
         saveIntent()
         act(on: touched, now: now)
@@ -226,6 +226,8 @@ public final class Engine {
         let cpus = candidates.filter { $0.kind == .cpu }.sorted()
         let cpuPolicy = CPUPolicy(config: config.cpu)
         for id in cpus {
+            // The kernel links a new CPU to its node just after the add uevent: read it now if missed.
+            if records[id]!.node == nil { records[id]!.node = try? sysfs.node(of: id) }
             online(id, cpuPolicy.decide(cpu: id.index))
         }
         let blocks = candidates.filter { $0.kind == .memory }

@@ -23,6 +23,9 @@ public struct JournalLogHandler: LogHandler {
         "transition": "91f4b2d87e6a4c03b8e1d5a9f2c64d27",
         "reload-failed": "4b7e2c9a1d6f4a38b5c3e0f7a9d21c85",
         "events-lost": "c2e9a4f71b8d4e56a0c7f3b5d9e18a47",
+        "intent": "ce2495ad249e4870bca8040432fda683",
+        "enforce": "8c198d98aaeb4ee0a2dbade88da32190",
+        "hook": "83c7698c440246dead7c02ad295d3dcf",
     ]
 
     public init(label: String) {

@@ -14,12 +14,14 @@ import Testing
 
     @Test func shippedFileIsEveryKeyAtItsDefault() throws {
         #expect(try ConfigParser.parse(Self.shipped) == Config())
-        // Uncommented, it still parses to the defaults (apart from the example node rule).
+        // Uncommented, it still parses to the defaults (apart from the examples: node rule, metrics file, hook).
         let uncommented = Self.shipped.split(separator: "\n", omittingEmptySubsequences: false).map { line in
             line.hasPrefix("#") && !line.hasPrefix("# ") && line != "#" ? line.dropFirst() : line
         }.joined(separator: "\n")
         var expected = Config()
         expected.memory.nodes = [Config.NodeRule(node: 1, autoOnline: true, onlineType: .onlineMovable)]
+        expected.metrics.textfile = "/var/lib/prometheus/node-exporter/hotplugd.prom"
+        expected.hooks = [Config.Hook(name: "cpusets", command: ["/usr/local/sbin/update-cpusets", "--all"])]
         #expect(try ConfigParser.parse(uncommented) == expected)
     }
 

@@ -3,7 +3,7 @@
 import json
 
 from conftest import Timer
-from test_hotplug import add_dimms_in_sequence, hot_blocks, start_daemon
+from test_hotplug import add_dimms_in_sequence, hot_blocks, start_daemon, stop_daemon
 from vm import GIB
 
 
@@ -43,3 +43,70 @@ def test_offline_a_dimm_with_hotplugd_then_remove_it(boot):
     assert guest.sh("hotplugd online cpu 1") == "cpu1: online"
     status = json.loads(guest.sh("hotplugd status --json"))
     assert [c["state"] for c in status["cpus"]] == ["online", "online"]
+
+
+def test_an_admin_offline_survives_a_daemon_restart(boot):
+    guest = boot(smp="1,maxcpus=4")
+    start_daemon(guest)
+    guest.add_cpu(1)
+    guest.sh("e2e wait-count 4 2 120; e2e wait-online 120")
+    add_dimms_in_sequence(guest, "intent: add", sizes=[1 * GIB])
+    last_block = hot_blocks(guest)[-1][0]
+
+    # Taken offline behind the daemon's back: remembered, on disk, and shown by status.
+    guest.sh(f"echo 0 > /sys/devices/system/cpu/cpu1/online; echo offline > /sys/devices/system/memory/{last_block}/state")
+    guest.sh("e2e wait-log 'device=cpu1 intent=observed' 10")
+    guest.sh(f"e2e wait-log 'device={last_block} intent=observed' 10")
+    intent = guest.sh("cat /var/lib/hotplugd/intent")
+    assert "\ncpu1 observed " in intent and f"\n{last_block} observed " in intent, intent
+    status = json.loads(guest.sh("hotplugd status --json"))
+    cpu1 = next(c for c in status["cpus"] if c["device"] == "cpu1")
+    assert cpu1["intent"]["origin"] == "observed", cpu1
+    assert cpu1["policy"].startswith("leave offline: taken offline by somebody else at "), cpu1
+
+    # A restart scans, and coldplug would online both; the intent keeps them offline.
+    stop_daemon(guest)
+    start_daemon(guest)
+    assert guest.sh("cat /sys/devices/system/cpu/cpu1/online") == "0"
+    assert guest.sh(f"cat /sys/devices/system/memory/{last_block}/state") == "offline"
+    assert "onlining" not in guest.daemon_log()
+
+    # Onlined by the admin: the intent is gone, and a later hot-add is the daemon's again.
+    guest.sh("echo 1 > /sys/devices/system/cpu/cpu1/online")
+    guest.sh("e2e wait-log 'device=cpu1 reason=online event.*operator intent dropped' 10")
+    assert "cpu1" not in guest.sh("cat /var/lib/hotplugd/intent")
+    guest.add_cpu(2)
+    guest.sh("e2e wait-count 12 3 120")
+    guest.sh("e2e wait-log 'cpu2 onlining -> online' 60")
+
+
+HOOK = """#!/bin/sh
+echo "hook saw $HOTPLUG_ACTION $HOTPLUG_DEVICES"
+echo "$HOTPLUG_ACTION $HOTPLUG_KIND $HOTPLUG_COUNT $HOTPLUG_DEVICES|$HOTPLUG_ZONES|$HOTPLUG_NODES" >> /run/hook-runs
+"""
+
+
+def test_a_hook_sees_hot_added_devices_and_metrics_count_them(boot):
+    guest = boot(smp="1,maxcpus=4")
+    guest.sh(f"cat > /etc/hotplugd/hook <<'EOF'\n{HOOK}EOF\nchmod 755 /etc/hotplugd/hook")
+    start_daemon(guest, config='[metrics]\ntextfile = "/run/hotplugd.prom"\n'
+                 '[[hook]]\ncommand = ["/etc/hotplugd/hook"]\non = ["online"]')
+    guest.add_cpu(1)
+    guest.sh("e2e wait-count 4 2 120; e2e wait-online 120")
+    guest.sh("e2e wait-log 'hook ran' 30")
+    add_dimms_in_sequence(guest, "hook: add", sizes=[1 * GIB])
+    guest.sh("until [ $(wc -l < /run/hook-runs) -ge 2 ]; do sleep 0.05; done")
+
+    runs = guest.sh("cat /run/hook-runs").splitlines()
+    blocks = " ".join(name for name, _ in hot_blocks(guest))
+    assert runs == ["online cpu 1 cpu1||0", f"online memory 8 {blocks}|Movable|0"], runs
+    log = guest.daemon_log()
+    assert "hook=hook line=hook saw online cpu1" in log, log
+
+    metrics = guest.sh("sleep 1.2; cat /run/hotplugd.prom")
+    for line in ['hotplugd_online_operations_total{kind="cpu",result="succeeded"} 1',
+                 'hotplugd_online_operations_total{kind="memory",result="succeeded"} 8',
+                 'hotplugd_time_to_online_seconds_count{kind="memory"} 8',
+                 'hotplugd_memory_blocks_online{zone="Movable",node="0"} 8.0',
+                 'hotplugd_hook_runs_total{hook="hook",result="succeeded"} 2']:
+        assert line in metrics.splitlines(), f"{line} not in\n{metrics}"
