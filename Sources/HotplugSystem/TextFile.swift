@@ -2,6 +2,7 @@ import Glibc
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
 import struct SystemPackage.FilePath
+import struct SystemPackage.FilePermissions
 
 /// Whole small text files outside sysfs: the configuration, /proc/cmdline, the daemon's own state.
 public enum TextFile {
@@ -22,11 +23,15 @@ public enum TextFile {
     }
 
     /// Replaces a file atomically: write a temporary file beside it, then rename it over.
-    public static func write(_ path: String, _ text: String) throws {
+    /// The mode is set explicitly: the service's `UMask=0077` must not hide a file that others
+    /// (node_exporter, an operator's `hotplugd status`) read.
+    public static func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
         let temporary = "\(path).tmp"
         let fd = try FileDescriptor.open(
-            FilePath(temporary), .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            FilePath(temporary), .writeOnly, options: [.create, .truncate, .closeOnExec, .noFollow],
+            permissions: FilePermissions(rawValue: mode))
         do {
+            if fchmod(fd.rawValue, mode) != 0 { throw Errno(rawValue: errno) }
             _ = try Array(text.utf8).withUnsafeBytes { try fd.writeAll($0) }
             try fd.close()
         } catch {

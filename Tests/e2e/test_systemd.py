@@ -123,3 +123,41 @@ def test_broken_configuration_at_start_is_not_restarted_in_a_loop(service):
     assert service.sh("systemctl show -p NRestarts --value hotplugd") == restarts
     log = service.sh("journalctl -u hotplugd --no-pager", check=False)
     assert '/etc/hotplugd/hotplugd.toml:2: cpu.include: "0-x" in CPU list' in log, log
+
+
+HOOK_ID = "83c7698c440246dead7c02ad295d3dcf"
+HOOK = """#!/bin/sh
+echo "$HOTPLUG_ACTION $HOTPLUG_KIND $HOTPLUG_COUNT $HOTPLUG_DEVICES" >> /run/hotplugd/hook-runs
+"""
+
+
+def test_hooks_metrics_and_intent_under_the_hardened_unit(service):
+    # Hooks run inside the unit's sandbox: they write where the daemon may (here its RuntimeDirectory).
+    service.sh(f"cat > /usr/local/sbin/hotplug-hook <<'EOF'\n{HOOK}EOF\nchmod 755 /usr/local/sbin/hotplug-hook")
+    service.sh("mkdir -p /var/lib/prometheus/node-exporter")
+    service.sh("printf '[metrics]\\ntextfile = \"/var/lib/prometheus/node-exporter/hotplugd.prom\"\\n"
+               "[[hook]]\\ncommand = [\"/usr/local/sbin/hotplug-hook\"]\\n' > /etc/hotplugd/hotplugd.toml")
+    service.sh("systemctl restart hotplugd")
+    wait_for(service, "systemctl is-active hotplugd", "active")
+
+    service.add_cpu(1)
+    service.sh("e2e wait-count 4 2 120; e2e wait-online 120")
+    wait_for(service, "cat /run/hotplugd/hook-runs", "online cpu 1 cpu1")
+    ran = journal(service, f"MESSAGE_ID={HOOK_ID}")
+    assert ran and ran[-1]["HOTPLUG_RESULT"] == "succeeded" and ran[-1]["HOTPLUG_HOOK"] == "hotplug-hook", ran
+
+    prom = "/var/lib/prometheus/node-exporter/hotplugd.prom"
+    wait_for(service, f"grep -c 'hotplugd_hook_runs_total{{hook=\"hotplug-hook\",result=\"succeeded\"}} 1' {prom}", "1")
+    metrics = service.sh(f"cat {prom}")
+    assert 'hotplugd_online_operations_total{kind="cpu",result="succeeded"} 1' in metrics, metrics
+    # Readable by node_exporter's user despite the unit's UMask=0077.
+    assert service.sh(f"stat -c %a {prom}") == "644"
+
+    # An administrator's offline is kept in the StateDirectory and survives a restart of the service.
+    service.sh("echo 0 > /sys/devices/system/cpu/cpu1/online")
+    wait_for(service, "grep -c '^cpu1 observed ' /var/lib/hotplugd/intent", "1")
+    service.sh("systemctl restart hotplugd")
+    wait_for(service, "systemctl is-active hotplugd", "active")
+    assert service.sh("cat /sys/devices/system/cpu/cpu1/online") == "0"
+    status = json.loads(service.sh("hotplugd status --json"))
+    assert next(c for c in status["cpus"] if c["device"] == "cpu1")["intent"]["origin"] == "observed"
