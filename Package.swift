@@ -63,6 +63,14 @@ let package = Package(
             exclude: ["man"]
         ),
         .testTarget(name: "HotplugCoreTests", dependencies: ["HotplugCore"]),
-        .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon", "HotplugSystem"]),
+        .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon", "HotplugSystem", "HotplugFixtures"]),
+        // A sysfs tree of plain files, for the engine tests and the benchmarks.
+        .target(name: "HotplugFixtures", dependencies: ["HotplugCore"], path: "Tests/HotplugFixtures"),
+        // `make bench`: the daemon's own costs, measured in process on a fake sysfs tree.
+        .executableTarget(
+            name: "hotplugd-bench",
+            dependencies: ["HotplugDaemon", "HotplugSystem", "HotplugFixtures"],
+            path: "Tests/Benchmarks/InProcess"
+        ),
     ]
 )

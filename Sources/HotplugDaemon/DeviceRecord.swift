@@ -9,8 +9,6 @@ struct DeviceRecord {
     /// Whether the policy may online the device: true for devices that were hot-added or found at
     /// start, false once something other than hotplugd took it offline (that is somebody's intent).
     var managed: Bool
-    /// When a memory block started waiting for its `firmware_node` link (see `Engine.memoryGroupWait`).
-    var waitingSince: ContinuousClock.Instant?
     /// When its `add` event came, for the time-to-online metric.
     var addedAt: ContinuousClock.Instant?
 

@@ -19,12 +19,12 @@ extension Engine {
             guard let block = records[id]?.block else { continue }
             let waitsForDIMM = onlineType(forNode: block.node) == .autoMovable && block.firmwareNode == nil
             if block.validZones.isEmpty || waitsForDIMM {
-                let since = records[id]!.waitingSince ?? now
-                records[id]!.waitingSince = since
+                let since = waiting[id] ?? now
+                waiting[id] = since
                 if now < max(since, lastMemoryAdd ?? since) + options.memoryGroupWait { continue }
                 if block.validZones.isEmpty { readBlock(id, zonesWithoutNode: true) }
             }
-            records[id]!.waitingSince = nil
+            waiting[id] = nil
             ready.insert(id)
         }
         return memoryPolicyDecisions(for: ready)
@@ -32,50 +32,53 @@ extension Engine {
 
     private func readBlock(_ id: DeviceID, zonesWithoutNode: Bool = false) {
         guard let block = try? sysfs.memoryBlock(id, zonesWithoutNode: zonesWithoutNode) else { return }
-        records[id, default: DeviceRecord()].block = block
-        records[id]!.node = block.node
+        setBlock(id, block)
     }
 
     /// The policy's decision for each of `ids` and for the other offline blocks of their DIMMs.
+    /// Costs the size of the DIMMs involved, not of the machine.
     func memoryPolicyDecisions(for ids: Set<DeviceID>) -> [DeviceID: PolicyDecision] {
         guard !ids.isEmpty else { return [:] }
         var wanted = ids
+        // Other blocks of the same DIMMs, online or not, tell the policy their size and zone.
+        var members = Set<DeviceID>()
         var firmwareNodes = Set<String>()
         for id in ids {
             if let firmwareNode = records[id]?.block?.firmwareNode, firmwareNodes.insert(firmwareNode).inserted {
-                wanted.formUnion(completeDIMM(around: id, firmwareNode: firmwareNode))
+                let dimm = dimmBlocks(around: id, firmwareNode: firmwareNode)
+                members.formUnion(dimm)
+                wanted.formUnion(dimm.filter { records[$0]!.state == .offline && records[$0]!.managed })
             }
         }
-        let blocks = records.compactMap { id, record -> MemoryBlock? in
-            guard let block = record.block, record.state != .removed else { return nil }
-            if wanted.contains(id) { return block }
-            // Other blocks of the same DIMM, online or not, tell the policy its size and zone.
-            return block.firmwareNode.map(firmwareNodes.contains) == true ? block : nil
+        let blocks = wanted.union(members).compactMap { id -> MemoryBlock? in
+            guard let record = records[id], record.state != .removed else { return nil }
+            return record.block
         }
         let policy = MemoryPolicy(config: config.memory, blockSizeBytes: pagesPerBlock * 4096)
         return policy.decide(blocks, accounting: accounting()).filter { wanted.contains($0.key) }
     }
 
-    /// Finds the blocks of a DIMM that sysfs has but no event announced yet. A DIMM's blocks are
-    /// consecutive (one physical range), so the search walks out from a known block in both
-    /// directions while the neighbour carries the same `firmware_node`.
-    private func completeDIMM(around id: DeviceID, firmwareNode: String) -> Set<DeviceID> {
-        var found = Set<DeviceID>()
+    /// Every block of the DIMM around `id`, including those sysfs has but no event announced yet
+    /// (those are taken in as added). A DIMM's blocks are consecutive (one physical range), so the
+    /// search walks out from a known block in both directions while the neighbour carries the same
+    /// `firmware_node`.
+    private func dimmBlocks(around id: DeviceID, firmwareNode: String) -> Set<DeviceID> {
+        var found: Set<DeviceID> = [id]
         for step in [-1, 1] {
             var index = id.index + step
             while let neighbour = DeviceID(kind: .memory, index: index) {
-                if let known = records[neighbour]?.block?.firmwareNode, known == firmwareNode {
-                    if records[neighbour]!.state == .offline && records[neighbour]!.managed { found.insert(neighbour) }
+                if let record = records[neighbour], record.state != .removed, let known = record.block?.firmwareNode {
+                    guard known == firmwareNode else { break }
                 } else {
                     guard (try? sysfs.link(neighbour, "firmware_node")) == firmwareNode else { break }
-                    records[neighbour, default: DeviceRecord()].managed = true
+                    update(neighbour) { $0.managed = true }
                     apply(.event(.add), to: neighbour, action: "add")
                     readBlock(neighbour)
                     if records[neighbour]?.block?.online == true {
                         apply(.observed(.online), to: neighbour, action: "add")
                     }
-                    if records[neighbour]!.state == .offline { found.insert(neighbour) }
                 }
+                found.insert(neighbour)
                 index += step
             }
         }
@@ -84,11 +87,7 @@ extension Engine {
 
     /// Movable memory now and kernel memory at boot, per node.
     func accounting() -> MemoryAccounting {
-        var movable: [Int: Int] = [:]
-        for record in records.values where record.state == .online {
-            if let block = record.block, block.isMovable { movable[block.node ?? 0, default: 0] += pagesPerBlock }
-        }
-        return MemoryAccounting(earlyKernelPages: bootKernelPages, movablePages: movable)
+        MemoryAccounting(earlyKernelPages: bootKernelPages, movablePages: movablePages.filter { $0.value != 0 })
     }
 
     func onlineType(forNode node: Int?) -> MemoryOnlineType {

@@ -46,6 +46,11 @@ public final class Engine {
     public var blockSizeBytes: Int { pagesPerBlock * 4096 }
     /// Kernel-zone memory present at boot per node, in pages: the auto-movable ratio's base.
     public private(set) var bootKernelPages: [Int: Int] = [:]
+    /// Memory blocks waiting for their node or DIMM link, since when (see `Engine+Memory`).
+    var waiting: [DeviceID: ContinuousClock.Instant] = [:]
+    /// Online movable memory per node, in pages, kept up to date by `update(_:_:)` so that a
+    /// decision never walks every block.
+    var movablePages: [Int: Int] = [:]
     var lastMemoryAdd: ContinuousClock.Instant?
     /// When waiting memory blocks were last looked at.
     var lastMemoryCheck: ContinuousClock.Instant?
@@ -133,10 +138,9 @@ public final class Engine {
     private func refresh(_ id: DeviceID, action: String) {
         do {
             if id.kind == .memory {
-                let block = try sysfs.memoryBlock(id)
-                records[id, default: DeviceRecord()].block = block
-                records[id]!.node = block.node
-                apply(.observed(block.online ? .online : try sysfs.observe(id)), to: id, action: action)
+                let (block, observed) = try sysfs.memoryBlockAndState(id)
+                setBlock(id, block)
+                apply(.observed(observed), to: id, action: action)
             } else {
                 let observed = try sysfs.observe(id)
                 if records[id]?.node == nil, observed != .absent { records[id, default: DeviceRecord()].node = try? sysfs.node(of: id) }
@@ -186,7 +190,6 @@ public final class Engine {
             }
             if event.action == .add {
                 records[id, default: DeviceRecord()].managed = true
-                records[id]!.addedAt = now
                 if id.kind == .memory { lastMemoryAdd = now }
             }
             apply(.event(event.action), to: id, action: event.action.rawValue)
@@ -205,12 +208,12 @@ public final class Engine {
     /// Called when `nextDeadline` has passed: looks again at memory blocks waiting for their node or
     /// DIMM link, and decides those that are ready or have waited long enough.
     public func tick(now: ContinuousClock.Instant = .now) {
-        act(on: records.keys.filter { records[$0]!.waitingSince != nil }, now: now)
+        act(on: Array(waiting.keys), now: now)
     }
 
     /// When `tick` should next run, if anything is waiting.
     public var nextDeadline: ContinuousClock.Instant? {
-        guard let earliest = records.values.compactMap(\.waitingSince).min() else { return nil }
+        guard let earliest = waiting.values.min() else { return nil }
         let giveUp = max(earliest, lastMemoryAdd ?? earliest) + options.memoryGroupWait
         return min(giveUp, (lastMemoryCheck ?? earliest) + options.memoryGroupPoll)
     }
@@ -268,20 +271,50 @@ public final class Engine {
         } else if let zones = try? sysfs.read(id, "valid_zones") {
             block.validZones = zones.split(separator: " ").map(String.init)
         }
-        records[id]!.block = block
+        setBlock(id, block)
+    }
+
+    /// Stores a fresh reading of a block (and its node).
+    func setBlock(_ id: DeviceID, _ block: MemoryBlock) {
+        update(id) {
+            $0.block = block
+            $0.node = block.node
+        }
+    }
+
+    /// Changes a record, keeping `movablePages` in step with it.
+    func update(_ id: DeviceID, _ change: (inout DeviceRecord) -> Void) {
+        let before = Self.movableNode(records[id])
+        change(&records[id, default: DeviceRecord()])
+        let after = Self.movableNode(records[id])
+        if let before { movablePages[before, default: 0] -= pagesPerBlock }
+        if let after { movablePages[after, default: 0] += pagesPerBlock }
+    }
+
+    /// The node whose movable memory a record counts in, if it is an online movable block.
+    private static func movableNode(_ record: DeviceRecord?) -> Int? {
+        guard let record, record.state == .online, let block = record.block, block.isMovable else { return nil }
+        return block.node ?? 0
     }
 
     @discardableResult
     func apply(
         _ input: DeviceInput, to id: DeviceID, action: String, value: String? = nil, attempts: Int? = nil
     ) -> Transition? {
-        guard let transition = records[id, default: DeviceRecord()].machine.apply(input) else { return nil }
-        if transition.to == .online, let block = records[id]?.block, !block.online {
-            records[id]!.block!.online = true
-        } else if transition.to != .online && transition.to != .onlining, records[id]?.block?.online == true {
-            records[id]!.block!.online = false
+        var applied: Transition?
+        update(id) { record in
+            applied = record.machine.apply(input)
+            guard let transition = applied else { return }
+            if transition.to == .online, record.block?.online == false {
+                record.block!.online = true
+            } else if transition.to != .online && transition.to != .onlining, record.block?.online == true {
+                record.block!.online = false
+            }
         }
-        if transition.to == .removed { records[id]!.waitingSince = nil }
+        guard let transition = applied else { return nil }
+        if transition.to == .removed { waiting[id] = nil }
+        // Also for blocks of a DIMM found before their own `add` uevent was read.
+        if transition.input == .event(.add) { records[id]!.addedAt = .now }
         if let event = HookEvent(transition) {
             changes.append(DeviceChange(device: id, event: event, zone: records[id]!.block?.zone, node: records[id]!.node))
         }

@@ -38,14 +38,22 @@ extension SysfsAccess {
     /// oopses the kernel (zone_for_pfn_range). Until then `validZones` stays empty. An online
     /// block's zone is read from its pages and is always safe to read.
     public func memoryBlock(_ id: DeviceID, zonesWithoutNode: Bool = false) throws(SysfsError) -> MemoryBlock {
+        try memoryBlockAndState(id, zonesWithoutNode: zonesWithoutNode).block
+    }
+
+    /// `memoryBlock` and the state it was read in (which tells `going-offline` from `offline`).
+    public func memoryBlockAndState(
+        _ id: DeviceID, zonesWithoutNode: Bool = false
+    ) throws(SysfsError) -> (block: MemoryBlock, state: ObservedState) {
         let state = try observe(id)
         let node = try node(of: id)
         let zones =
             node != nil || state == .online || zonesWithoutNode
             ? try read(id, "valid_zones").split(separator: " ").map(String.init) : []
-        return MemoryBlock(
+        let block = MemoryBlock(
             id: id, node: node, validZones: zones, firmwareNode: try link(id, "firmware_node"),
             online: state == .online)
+        return (block, state)
     }
 
     /// `block_size_bytes`, which the kernel writes in hex without a prefix.

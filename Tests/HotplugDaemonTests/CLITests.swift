@@ -1,3 +1,4 @@
+import HotplugFixtures
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import HotplugFixtures
 import HotplugCore
 import HotplugDaemon
 import HotplugSystem

@@ -1,3 +1,4 @@
+import HotplugFixtures
 import Glibc
 import HotplugCore
 import HotplugSystem

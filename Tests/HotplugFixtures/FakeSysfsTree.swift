@@ -3,12 +3,14 @@ import HotplugCore
 
 /// A sysfs tree of plain files in a temporary directory, laid out as the kernel lays out
 /// `/sys/devices/system/{cpu,memory,node}`, with the links (`nodeN`, `firmware_node`) as real symlinks.
-final class FakeSysfsTree {
-    let root: String
-    let blockSize: Int
+public final class FakeSysfsTree {
+    public let root: String
+    public let blockSize: Int
 
-    init(blockSize: Int = 128 << 20) throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-sysfs-\(UUID().uuidString)").path
+    /// `parent` is where the temporary tree goes (`/dev/shm` keeps a large one in memory).
+    public init(blockSize: Int = 128 << 20, parent: String? = nil) throws {
+        root = (parent.map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory)
+            .appendingPathComponent("hotplugd-sysfs-\(UUID().uuidString)").path
         self.blockSize = blockSize
         for directory in ["cpu", "memory", "node/node0"] {
             try FileManager.default.createDirectory(
@@ -25,16 +27,19 @@ final class FakeSysfsTree {
     }
 
     /// `online: nil` makes a CPU without an online attribute, like cpu0.
-    func addCPU(_ index: Int, online: Bool?, node: Int = 0) throws {
+    public func addCPU(_ index: Int, online: Bool?, node: Int = 0) throws {
         let path = "devices/system/cpu/cpu\(index)"
         try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
         try write("\(path)/uevent", "")
         if let online { try write("\(path)/online", online ? "1" : "0") }
         try link("\(path)/node\(node)", to: "../../node/node\(node)")
+        try FileManager.default.createDirectory(
+            atPath: "\(root)/devices/system/node/node\(node)", withIntermediateDirectories: true)
+        try link("devices/system/node/node\(node)/cpu\(index)", to: "../../cpu/cpu\(index)")
     }
 
     /// `node: nil` leaves out the node link, as in the moment after the kernel's `add` uevent.
-    func addMemory(
+    public func addMemory(
         _ index: Int, online: Bool = false, zones: String = "Normal Movable", node: Int? = 0, dimm: String? = nil
     ) throws {
         let path = "devices/system/memory/memory\(index)"
@@ -47,35 +52,38 @@ final class FakeSysfsTree {
     }
 
     /// Adds the `nodeN` link, as the kernel does shortly after a block's `add` uevent.
-    func linkNode(_ index: Int, _ node: Int) throws {
+    public func linkNode(_ index: Int, _ node: Int) throws {
         try link("devices/system/memory/memory\(index)/node\(node)", to: "../../node/node\(node)")
+        try FileManager.default.createDirectory(
+            atPath: "\(root)/devices/system/node/node\(node)", withIntermediateDirectories: true)
+        try link("devices/system/node/node\(node)/memory\(index)", to: "../../memory/memory\(index)")
     }
 
     /// Adds the `firmware_node` link, as the ACPI memory driver does after adding a DIMM's blocks.
-    func bindDIMM(_ index: Int, _ dimm: String) throws {
+    public func bindDIMM(_ index: Int, _ dimm: String) throws {
         try FileManager.default.createDirectory(
             atPath: "\(root)/devices/LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)", withIntermediateDirectories: true)
         try link(
             "devices/system/memory/memory\(index)/firmware_node", to: "../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)")
     }
 
-    func remove(_ device: String) throws {
+    public func remove(_ device: String) throws {
         let kind = device.hasPrefix("cpu") ? "cpu" : "memory"
         try FileManager.default.removeItem(atPath: "\(root)/devices/system/\(kind)/\(device)")
     }
 
-    func read(_ relative: String) -> String? {
+    public func read(_ relative: String) -> String? {
         (try? String(contentsOfFile: "\(root)/\(relative)", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func state(_ device: String) -> String? {
+    public func state(_ device: String) -> String? {
         device.hasPrefix("cpu") ? read("devices/system/cpu/\(device)/online") : read("devices/system/memory/\(device)/state")
     }
 
-    func zones(_ device: String) -> String? { read("devices/system/memory/\(device)/valid_zones") }
+    public func zones(_ device: String) -> String? { read("devices/system/memory/\(device)/valid_zones") }
 
-    func write(_ relative: String, _ text: String) throws {
+    public func write(_ relative: String, _ text: String) throws {
         try (text + "\n").write(toFile: "\(root)/\(relative)", atomically: false, encoding: .utf8)
     }
 
@@ -84,7 +92,7 @@ final class FakeSysfsTree {
     }
 
     /// A uevent as libudev hands it on.
-    static func event(_ action: String, _ device: String, seqnum: Int = 1) -> RawUevent {
+    public static func event(_ action: String, _ device: String, seqnum: Int = 1) -> RawUevent {
         let kind = device.hasPrefix("cpu") ? "cpu" : "memory"
         let devpath = "/devices/system/\(kind)/\(device)"
         return RawUevent(

@@ -1,0 +1,137 @@
+import Glibc
+import HotplugCore
+import HotplugDaemon
+import HotplugFixtures
+import HotplugSystem
+import Logging
+
+/// The daemon's own costs, measured in process on a sysfs tree of plain files in /dev/shm:
+///
+/// - `events N`: a recorded trace of 2N events (`add` then `online` for N memory blocks in DIMMs
+///   of 64 blocks), each handed to the engine as libudev hands a batch on: decode, state machine,
+///   policy, and the sysfs write issued. Per-event times, for `online_movable` (one write per
+///   `add`) and `auto-movable` (the first `add` of a DIMM onlines all of it).
+/// - `scan BLOCKS CPUS`: the start-up scan of that many memory blocks and CPUs: time and the
+///   memory it takes.
+///
+/// Prints one JSON object per measurement on standard output.
+@main
+struct Bench {
+    static func main() throws {
+        let arguments = CommandLine.arguments.dropFirst()
+        switch arguments.first {
+        case "events":
+            let blocks = Int(arguments.dropFirst().first ?? "") ?? 50_000
+            for type in [MemoryOnlineType.onlineMovable, .autoMovable] {
+                try events(blocks: blocks, onlineType: type)
+            }
+        case "scan":
+            let blocks = Int(arguments.dropFirst().first ?? "") ?? 100_000
+            let cpus = Int(arguments.dropFirst(2).first ?? "") ?? 4096
+            try scan(blocks: blocks, cpus: cpus)
+        default:
+            print("usage: hotplugd-bench events [BLOCKS] | scan [BLOCKS] [CPUS]")
+            exit(64)
+        }
+    }
+
+    static let quiet = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
+
+    static func events(blocks: Int, onlineType: MemoryOnlineType) throws {
+        let tree = try FakeSysfsTree(parent: "/dev/shm")
+        try tree.addCPU(0, online: nil)
+        for index in 0..<8 { try tree.addMemory(index, online: true, zones: "Normal") }
+        // The hot-added blocks are in the tree before the trace starts; coldplug is off, so they
+        // count as unseen until their `add` event, as on a real hot-add.
+        let first = 64
+        for index in first..<(first + blocks) {
+            try tree.addMemory(index, zones: "Normal Movable", dimm: "PNP0C80:\(String(index / 64, radix: 16))")
+        }
+        var config = Config()
+        config.memory.coldplug = .never
+        config.memory.onlineType = onlineType
+        // Ratio large enough that every DIMM of the trace may be movable.
+        config.memory.autoMovableRatio = 100_000
+        let engine = Engine(config: config, sysfs: try Sysfs(root: tree.root), logger: quiet)
+        try engine.start()
+
+        var trace: [RawUevent] = []
+        for index in first..<(first + blocks) {
+            trace.append(FakeSysfsTree.event("add", "memory\(index)", seqnum: trace.count + 1))
+            trace.append(FakeSysfsTree.event("online", "memory\(index)", seqnum: trace.count + 1))
+        }
+        var samples: [Duration] = []
+        samples.reserveCapacity(trace.count)
+        let clock = ContinuousClock()
+        let started = clock.now
+        for event in trace {
+            let before = clock.now
+            engine.handle([event])
+            samples.append(clock.now - before)
+        }
+        let total = clock.now - started
+        // Plain files keep what was written (`online_movable`), not what the kernel would show.
+        let online = (first..<(first + blocks)).filter { tree.state("memory\($0)")?.hasPrefix("online") == true }.count
+        precondition(online == blocks, "only \(online) of \(blocks) blocks were written online")
+        samples.sort()
+        func percentile(_ p: Double) -> Double { micros(samples[min(samples.count - 1, Int(Double(samples.count) * p))]) }
+        report([
+            "measure": "\"events\"", "online_type": "\"\(onlineType.rawValue)\"", "events": "\(trace.count)",
+            "p50_us": format(percentile(0.5)), "p90_us": format(percentile(0.9)), "p99_us": format(percentile(0.99)),
+            "max_us": format(micros(samples.last!)), "mean_us": format(micros(total) / Double(trace.count)),
+        ])
+    }
+
+    static func scan(blocks: Int, cpus: Int) throws {
+        let tree = try FakeSysfsTree(parent: "/dev/shm")
+        try tree.addCPU(0, online: nil)
+        for index in 1..<cpus { try tree.addCPU(index, online: true) }
+        for index in 0..<blocks {
+            // Boot memory in Normal, hot-added DIMMs of 64 blocks in Movable after the first 8.
+            let hot = index >= 8
+            try tree.addMemory(
+                index, online: true, zones: hot ? "Movable" : "Normal",
+                dimm: hot ? "PNP0C80:\(String(index / 64, radix: 16))" : nil)
+        }
+        let memoryBefore = residentBytes()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let engine = Engine(config: Config(), sysfs: try Sysfs(root: tree.root), options: dryRun(), logger: quiet)
+        try engine.start()
+        let elapsed = clock.now - started
+        let counts = engine.deviceCounts()
+        precondition(counts[.memory]?[.online] == blocks && counts[.cpu]?[.online] == cpus, "scan missed devices: \(counts)")
+        report([
+            "measure": "\"scan\"", "blocks": "\(blocks)", "cpus": "\(cpus)", "seconds": format(seconds(elapsed)),
+            "resident_growth_bytes": "\(residentBytes() - memoryBefore)",
+        ])
+        withExtendedLifetime(engine) {}
+    }
+
+    static func dryRun() -> Engine.Options {
+        var options = Engine.Options()
+        options.dryRun = true
+        return options
+    }
+
+    /// Resident memory of this process, from /proc/self/statm.
+    static func residentBytes() -> Int {
+        let fields = ((try? TextFile.read("/proc/self/statm")) ?? "").split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+    }
+
+    static func micros(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
+    }
+
+    static func seconds(_ duration: Duration) -> Double { micros(duration) / 1e6 }
+
+    static func format(_ value: Double) -> String {
+        let rounded = (value * 1000).rounded() / 1000
+        return "\(rounded)"
+    }
+
+    static func report(_ fields: KeyValuePairs<String, String>) {
+        print("{" + fields.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}")
+    }
+}
