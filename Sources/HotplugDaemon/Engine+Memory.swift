@@ -3,12 +3,12 @@ import HotplugSystem
 
 /// Memory decisions: waiting for a DIMM to be complete, grouping its blocks, accounting zones.
 extension Engine {
-    /// Decides the blocks that are ready. A block is not ready before it has its node (until then
-    /// the kernel cannot say which zones it may go to, see `Sysfs.memoryBlock`) and, under
-    /// `auto-movable`, its `firmware_node` link: the kernel binds that once all blocks of the DIMM
-    /// exist, and a DIMM must be decided as a whole. A block still not ready `memoryGroupWait`
-    /// after the last memory `add` is decided as it is (no ACPI memory device behind it, or a
-    /// kernel without NUMA, whose blocks never get a node link).
+    /// Decides the blocks that are ready. Under `auto-movable` a block is not ready before it has
+    /// its node (until then the kernel cannot say which zones it may go to, see
+    /// `Sysfs.memoryBlock`) and its `firmware_node` link: the kernel binds that once all blocks of
+    /// the DIMM exist, and a DIMM must be decided as a whole. A block still not ready
+    /// `memoryGroupWait` after the last memory `add` is decided as it is (no ACPI memory device
+    /// behind it, or a kernel without NUMA, whose blocks never get a node link).
     func memoryDecisions(for ids: Set<DeviceID>, now: ContinuousClock.Instant) -> [DeviceID: PolicyDecision] {
         var ready = Set<DeviceID>()
         lastMemoryCheck = now
@@ -17,8 +17,11 @@ extension Engine {
                 readBlock(id)
             }
             guard let block = records[id]?.block else { continue }
-            let waitsForDIMM = onlineType(forNode: block.node) == .autoMovable && block.firmwareNode == nil
-            if block.validZones.isEmpty || waitsForDIMM {
+            // Only auto-movable needs the DIMM and the zones. An explicit online type is written at
+            // once: the kernel holds the device hotplug lock until the whole DIMM is added, so the
+            // write waits for the block to be complete, and starts the moment it is.
+            let autoMovable = onlineType(forNode: block.node) == .autoMovable
+            if autoMovable && (block.validZones.isEmpty || block.firmwareNode == nil) {
                 let since = waiting[id] ?? now
                 waiting[id] = since
                 if now < max(since, lastMemoryAdd ?? since) + options.memoryGroupWait { continue }
@@ -43,7 +46,8 @@ extension Engine {
         // Other blocks of the same DIMMs, online or not, tell the policy their size and zone.
         var members = Set<DeviceID>()
         var firmwareNodes = Set<String>()
-        for id in ids {
+        // Only auto-movable decides a DIMM as a whole; other online types decide block by block.
+        for id in ids where onlineType(forNode: records[id]?.node) == .autoMovable {
             if let firmwareNode = records[id]?.block?.firmwareNode, firmwareNodes.insert(firmwareNode).inserted {
                 let dimm = dimmBlocks(around: id, firmwareNode: firmwareNode)
                 members.formUnion(dimm)

@@ -266,6 +266,8 @@ public final class Engine {
     private func noteOnlineZone(_ id: DeviceID, value: String) {
         guard var block = records[id]?.block else { return }
         block.online = true
+        // Written before the node link appeared: the write waited for the add, so it is there now.
+        if block.node == nil { block.node = try? sysfs.node(of: id) }
         if value == MemoryOnlineType.onlineMovable.rawValue {
             block.validZones = ["Movable"]
         } else if let zones = try? sysfs.read(id, "valid_zones") {

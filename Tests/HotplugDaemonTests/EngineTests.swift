@@ -114,16 +114,26 @@ import Testing
     }
 
     @Test func aBlockIsNotReadBeforeItHasItsNode() throws {
-        let engine = engine { $0.memory.onlineType = .onlineMovable }
+        let engine = engine()
         try engine.start()
         let start = ContinuousClock.now
-        try tree.addMemory(16, node: nil)
+        try tree.addMemory(16, node: nil, dimm: "PNP0C80:00")
         engine.handle([Self.event("add", "memory16")], now: start)
         #expect(kernel.writes.isEmpty)
         try tree.linkNode(16, 0)
         engine.tick(now: start + .milliseconds(5))
         #expect(kernel.writes == ["memory16=online_movable"])
         #expect(kernel.oopses.isEmpty, "valid_zones read before the node link: \(kernel.oopses)")
+    }
+
+    @Test func anExplicitOnlineTypeIsWrittenAtOnceWithoutReadingZones() throws {
+        let engine = engine { $0.memory.onlineType = .onlineMovable }
+        try engine.start()
+        try tree.addMemory(16, node: nil)
+        engine.handle([Self.event("add", "memory16")])
+        #expect(kernel.writes == ["memory16=online_movable"])
+        #expect(kernel.oopses.isEmpty, "valid_zones read before the node link: \(kernel.oopses)")
+        #expect(engine.nextDeadline == nil)
     }
 
     @Test func blocksWithoutAnnouncedEventsJoinTheirDIMM() throws {

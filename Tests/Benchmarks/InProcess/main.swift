@@ -61,24 +61,37 @@ struct Bench {
             trace.append(FakeSysfsTree.event("online", "memory\(index)", seqnum: trace.count + 1))
         }
         var samples: [Duration] = []
+        var byAction: [String: [Duration]] = [:]
         samples.reserveCapacity(trace.count)
         let clock = ContinuousClock()
         let started = clock.now
         for event in trace {
             let before = clock.now
             engine.handle([event])
-            samples.append(clock.now - before)
+            // As the daemon's loop does after every input, for hooks and metrics.
+            _ = engine.takeChanges()
+            _ = engine.takeOperations()
+            let took = clock.now - before
+            samples.append(took)
+            byAction[event.action!, default: []].append(took)
         }
         let total = clock.now - started
         // Plain files keep what was written (`online_movable`), not what the kernel would show.
-        let online = (first..<(first + blocks)).filter { tree.state("memory\($0)")?.hasPrefix("online") == true }.count
-        precondition(online == blocks, "only \(online) of \(blocks) blocks were written online")
+        let written = (first..<(first + blocks)).filter { tree.state("memory\($0)")?.hasPrefix("online") == true }.count
+        precondition(written == blocks, "only \(written) of \(blocks) blocks were written online")
         samples.sort()
-        func percentile(_ p: Double) -> Double { micros(samples[min(samples.count - 1, Int(Double(samples.count) * p))]) }
+        func percentile(_ p: Double, of samples: [Duration]) -> Double {
+            micros(samples[min(samples.count - 1, Int(Double(samples.count) * p))])
+        }
+        func percentile(_ p: Double) -> Double { percentile(p, of: samples) }
+        let add = byAction["add"]!.sorted()
+        let online = byAction["online"]!.sorted()
         report([
             "measure": "\"events\"", "online_type": "\"\(onlineType.rawValue)\"", "events": "\(trace.count)",
             "p50_us": format(percentile(0.5)), "p90_us": format(percentile(0.9)), "p99_us": format(percentile(0.99)),
             "max_us": format(micros(samples.last!)), "mean_us": format(micros(total) / Double(trace.count)),
+            "add_p50_us": format(percentile(0.5, of: add)), "add_p99_us": format(percentile(0.99, of: add)),
+            "online_p50_us": format(percentile(0.5, of: online)), "online_p99_us": format(percentile(0.99, of: online)),
         ])
     }
 
