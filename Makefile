@@ -4,6 +4,7 @@
 #   make test   build, then run every test: unit and engine tests, real kernel uevents (as root),
 #               and the acceptance suite, which boots a real kernel in QEMU and hot-adds into it
 #   make e2e    the acceptance suite alone; one scenario: make e2e E2E_ARGS="-k coldplug"
+#   make bench  hotplugd against the kernel's auto-online and udevd, and its own costs: BENCHMARKS.md
 #   make install / make uninstall   (PREFIX=/usr/local, DESTDIR=)
 #
 # Missing Debian packages are installed when run as root; otherwise the command to do so is printed.
@@ -16,6 +17,7 @@ DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config
 E2E_PACKAGES := qemu-system-x86 busybox-static cpio debootstrap e2fsprogs
 BIN := .build/debug/hotplugd
 E2E_ARGS ?=
+BENCH_ARGS ?=
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -28,7 +30,7 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 RELEASE_BIN := .build/release/hotplugd
 
-.PHONY: all deps e2e-deps install-packages build release run test e2e install uninstall clean
+.PHONY: all deps e2e-deps install-packages build release run test e2e bench install uninstall clean
 
 all: build
 
@@ -38,6 +40,7 @@ deps:
 e2e-deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(E2E_PACKAGES)"
 	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
+	@$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PYTHON) -m pip install --quiet matplotlib
 
 install-packages:
 	@missing=""; \
@@ -66,6 +69,10 @@ test: deps e2e-deps
 
 e2e: deps e2e-deps
 	$(PYTHON) -m pytest -ra Tests/e2e $(E2E_ARGS)
+
+# Takes about an hour: fresh guests for every figure, three runs each. BENCH_ARGS="--runs 1" is quicker.
+bench: deps e2e-deps
+	$(PYTHON) Tests/Benchmarks/bench.py $(BENCH_ARGS)
 
 # A release build with the Swift runtime linked in: it needs only libc, libstdc++, libudev and
 # libsystemd on the target machine.

@@ -1,0 +1,29 @@
+"""The benchmark, cut down to a smoke run so that `make bench` cannot rot: every measurement
+runs and the report has every table, with a figure in each cell. Timings are not checked."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_smoke_run(tmp_path):
+    report, plot = tmp_path / "BENCHMARKS.md", tmp_path / "plot.png"
+    subprocess.run([sys.executable, str(ROOT / "Tests/Benchmarks/bench.py"), "--smoke", "--output", str(report),
+                    "--plot", str(plot)], cwd=ROOT, check=True, timeout=1800)
+    text = report.read_text()
+    for heading in ["## Memory hot-add", "## CPU hot-add: 3 CPUs", "## The daemon's own cost per event",
+                    "## Start-up scan", "## The running daemon"]:
+        assert heading in text, text
+    rows = {
+        "memory": [line for line in text.splitlines() if re.match(r"\| \d+ GiB \(\d+ blocks\)", line)],
+        "events": [line for line in text.splitlines() if line.startswith(("| online_movable |", "| auto-movable |"))],
+    }
+    assert len(rows["memory"]) == 2 and len(rows["events"]) == 2, text
+    for line in rows["memory"]:
+        seconds = [float(x) for x in re.findall(r"(\d+\.\d+) s \(", line)]
+        assert len(seconds) == 3 and all(s > 0 for s in seconds), line
+    assert re.search(r"\| \d+\.\d MiB \| \d+ \| \d+ \|", text), text
+    assert plot.stat().st_size > 1000
