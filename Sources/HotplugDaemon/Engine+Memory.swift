@@ -13,15 +13,21 @@ extension Engine {
         var ready = Set<DeviceID>()
         lastMemoryCheck = now
         for id in ids {
+            // Rules per node need the node first.
+            if !config.memory.nodes.isEmpty && records[id]?.node == nil { readBlock(id) }
+            // Only auto-movable needs the DIMM and the zones. An explicit online type is written at
+            // once: the kernel holds the device hotplug lock until the whole DIMM is added, so the
+            // write waits for the block to be complete, and starts the moment it is.
+            guard onlineType(forNode: records[id]?.node) == .autoMovable else {
+                waiting[id] = nil
+                ready.insert(id)
+                continue
+            }
             if records[id]?.block?.firmwareNode == nil || records[id]?.block?.validZones.isEmpty == true {
                 readBlock(id)
             }
             guard let block = records[id]?.block else { continue }
-            // Only auto-movable needs the DIMM and the zones. An explicit online type is written at
-            // once: the kernel holds the device hotplug lock until the whole DIMM is added, so the
-            // write waits for the block to be complete, and starts the moment it is.
-            let autoMovable = onlineType(forNode: block.node) == .autoMovable
-            if autoMovable && (block.validZones.isEmpty || block.firmwareNode == nil) {
+            if block.validZones.isEmpty || block.firmwareNode == nil {
                 let since = waiting[id] ?? now
                 waiting[id] = since
                 if now < max(since, lastMemoryAdd ?? since) + options.memoryGroupWait { continue }

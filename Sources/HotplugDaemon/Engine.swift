@@ -158,7 +158,7 @@ public final class Engine {
     /// Applies a burst of raw events, then acts once on the devices they touched.
     public func handle(_ batch: [RawUevent], now: ContinuousClock.Instant = .now) {
         var touched: [DeviceID] = []
-        var eventsByDevice: [DeviceID: UeventAction] = [:]
+        var added = Set<DeviceID>()
         var intentRead = false
         for raw in batch {
             let event: Uevent
@@ -192,13 +192,15 @@ public final class Engine {
                 records[id, default: DeviceRecord()].managed = true
                 if id.kind == .memory { lastMemoryAdd = now }
             }
-            apply(.event(event.action), to: id, action: event.action.rawValue)
+            if apply(.event(event.action), to: id, action: event.action.rawValue)?.input == .event(.add) {
+                added.insert(id)
+            }
             touched.append(id)
-            eventsByDevice[id] = event.action
         }
-        // New devices: read their attributes. Not for online/offline events, whose action is
-        // the truth even when the attribute does not show it yet (the kernel sends first).
-        for (id, action) in eventsByDevice where action == .add {
+        // New devices: read their attributes. Not for a late `add` of a device already taken in
+        // (a DIMM's blocks are found before their events are read), nor for online/offline events,
+        // whose action is the truth even when the attribute does not show it yet (the kernel sends first).
+        for id in added.sorted() {
             refresh(id, action: "add")
         }
         saveIntent()
@@ -233,12 +235,38 @@ public final class Engine {
             if records[id]!.node == nil { records[id]!.node = try? sysfs.node(of: id) }
             online(id, cpuPolicy.decide(cpu: id.index))
         }
-        let blocks = candidates.filter { $0.kind == .memory }
-        if !blocks.isEmpty {
-            for (id, decision) in memoryDecisions(for: blocks, now: now).sorted(by: { $0.key < $1.key }) {
+        var blocks = candidates.filter { $0.kind == .memory }
+        while !blocks.isEmpty {
+            let decisions = memoryDecisions(for: blocks, now: now)
+            blocks = []
+            for (id, decision) in decisions.sorted(by: { $0.key < $1.key }) {
                 online(id, decision)
+                if let next = nextAddedBlock(after: id), decisions[next] == nil { blocks.insert(next) }
             }
         }
+    }
+
+    /// The block after `id` when it was hot-added with it and its `add` uevent is not read yet.
+    ///
+    /// Once a block with an explicit online type is online, the kernel has finished adding its
+    /// whole DIMM (the write waited for the device hotplug lock the add holds), so the following
+    /// blocks are in sysfs. Taking them in now writes a DIMM in one run of writes instead of one
+    /// wake-up per block; their uevents, read later, change nothing.
+    private func nextAddedBlock(after id: DeviceID) -> DeviceID? {
+        guard id.kind == .memory, records[id]?.state == .online, !options.dryRun,
+            onlineType(forNode: records[id]?.node) != .autoMovable,
+            let next = DeviceID(kind: .memory, index: id.index + 1)
+        else { return nil }
+        if let known = records[next], known.state != .absent && known.state != .removed { return nil }
+        guard (try? sysfs.observe(next)) == .offline else { return nil }
+        // Nothing more is read before the write: an explicit online type needs no zones, and the
+        // node is read once the block is online (`noteOnlineZone`).
+        update(next) {
+            $0.managed = true
+            $0.block = MemoryBlock(id: next, node: nil, validZones: [], firmwareNode: nil, online: false)
+        }
+        apply(.event(.add), to: next, action: "add")
+        return next
     }
 
     private func online(_ id: DeviceID, _ decision: PolicyDecision) {

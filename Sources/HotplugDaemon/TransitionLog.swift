@@ -10,6 +10,9 @@ struct TransitionLog {
         _ id: DeviceID, _ transition: Transition, action: String, record: DeviceRecord, value: String?,
         attempts: Int?
     ) {
+        // A scan sees every device once, at debug level: skip building what nobody logs.
+        let quiet = transition.from == .absent && transition.input != .event(.add)
+        if quiet && logger.logLevel > .debug { return }
         var metadata: Logger.Metadata = [
             "device": "\(id)", "action": "\(action)", "from": "\(transition.from.rawValue)",
             "to": "\(transition.to.rawValue)",
@@ -20,7 +23,7 @@ struct TransitionLog {
         if let attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
         metadata["kind"] = "\(Self.kind(transition))"
         // First sight of a device at a scan is not a change of the device: keep it out of the way.
-        var level: Logger.Level = transition.from == .absent && transition.input != .event(.add) ? .debug : .info
+        var level: Logger.Level = quiet ? .debug : .info
         if case .onlineFinished(let outcome) = transition.input {
             switch outcome {
             case .failed(let errno):

@@ -126,6 +126,18 @@ import Testing
         #expect(kernel.oopses.isEmpty, "valid_zones read before the node link: \(kernel.oopses)")
     }
 
+    @Test func theRestOfADIMMIsWrittenWithoutWaitingForItsEvents() throws {
+        let engine = engine { $0.memory.onlineType = .onlineMovable }
+        try engine.start()
+        for index in 16..<24 { try tree.addMemory(index) }
+        engine.handle([Self.event("add", "memory16")])
+        #expect(kernel.writes == (16..<24).map { "memory\($0)=online_movable" })
+        // Their own events, read later, change nothing.
+        engine.handle((17..<24).map { Self.event("add", "memory\($0)") })
+        #expect(kernel.writes.count == 8)
+        #expect(log.count("absent -> offline") == 8)
+    }
+
     @Test func anExplicitOnlineTypeIsWrittenAtOnceWithoutReadingZones() throws {
         let engine = engine { $0.memory.onlineType = .onlineMovable }
         try engine.start()

@@ -24,6 +24,6 @@ def test_benchmark_smoke_run(tmp_path):
     assert len(rows["memory"]) == 2 and len(rows["events"]) == 2, text
     for line in rows["memory"]:
         seconds = [float(x) for x in re.findall(r"(\d+\.\d+) s \(", line)]
-        assert len(seconds) == 3 and all(s > 0 for s in seconds), line
+        assert len(seconds) == 4 and all(s > 0 for s in seconds), line
     assert re.search(r"\| \d+\.\d MiB \| \d+ \| \d+ \|", text), text
     assert plot.stat().st_size > 1000

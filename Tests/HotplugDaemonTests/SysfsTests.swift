@@ -1,0 +1,32 @@
+import Foundation
+import HotplugCore
+import HotplugFixtures
+import HotplugSystem
+import Testing
+
+/// The sysfs layer never follows a link on the way to an attribute, whether openat2 does the
+/// walk or the component-by-component fallback does.
+@Suite struct SysfsTests {
+    @Test func linksOnTheWayToAnAttributeAreRefused() throws {
+        let tree = try FakeSysfsTree()
+        try tree.addMemory(8)
+        let outside = "\(tree.root)/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try "offline\n".write(toFile: "\(outside)/state", atomically: false, encoding: .utf8)
+        // A device directory that is a link, and an attribute that is a link.
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(tree.root)/devices/system/memory/memory9", withDestinationPath: outside)
+        try FileManager.default.createDirectory(
+            atPath: "\(tree.root)/devices/system/memory/memory10", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(tree.root)/devices/system/memory/memory10/state", withDestinationPath: "\(outside)/state")
+        let sysfs = try Sysfs(root: tree.root)
+        #expect(try sysfs.read(DeviceID(name: "memory8")!, "state") == "offline")
+        for name in ["memory9", "memory10"] {
+            let id = DeviceID(name: name)!
+            #expect(throws: SysfsError.self) { try sysfs.read(id, "state") }
+            #expect(throws: SysfsError.self) { try sysfs.write(id, "state", "online") }
+        }
+        #expect(try String(contentsOfFile: "\(outside)/state", encoding: .utf8) == "offline\n")
+    }
+}
