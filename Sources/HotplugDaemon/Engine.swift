@@ -295,7 +295,14 @@ public final class Engine {
         guard var block = records[id]?.block else { return }
         block.online = true
         // Written before the node link appeared: the write waited for the add, so it is there now.
-        if block.node == nil { block.node = try? sysfs.node(of: id) }
+        // A DIMM's blocks share a node: try the previous block's first, one lookup instead of a listing.
+        if block.node == nil {
+            if let guess = records[DeviceID(kind: .memory, index: id.index - 1) ?? id]?.node, sysfs.has(id, "node\(guess)") {
+                block.node = guess
+            } else {
+                block.node = try? sysfs.node(of: id)
+            }
+        }
         if value == MemoryOnlineType.onlineMovable.rawValue {
             block.validZones = ["Movable"]
         } else if let zones = try? sysfs.read(id, "valid_zones") {

@@ -12,7 +12,8 @@ struct TransitionLog {
     ) {
         // A scan sees every device once, at debug level: skip building what nobody logs.
         let quiet = transition.from == .absent && transition.input != .event(.add)
-        if quiet && logger.logLevel > .debug { return }
+        let failure: Bool = if case .onlineFinished(let outcome) = transition.input { outcome != .succeeded } else { false }
+        if logger.logLevel > (quiet ? .debug : .info) && !failure { return }
         var metadata: Logger.Metadata = [
             "device": "\(id)", "action": "\(action)", "from": "\(transition.from.rawValue)",
             "to": "\(transition.to.rawValue)",

@@ -6,8 +6,9 @@ import struct SystemPackage.FileDescriptor
 
 /// The sysfs tree, reached only through directory descriptors.
 ///
-/// Every path is opened one component at a time with `O_NOFOLLOW`, starting from descriptors
-/// of `devices/system/cpu` and `devices/system/memory` taken once at start. Device names come from
+/// Every path is opened below descriptors of `devices/system/cpu` and `devices/system/memory`
+/// taken once at start: with one openat2(2) that refuses links and `..`, or, before Linux 5.6,
+/// one component at a time with `O_NOFOLLOW`. Device names come from
 /// validated `DeviceID`s and attribute names from this module, so a write can land nowhere but
 /// in a CPU's or memory block's own attribute, and no symbolic link is ever followed on the way.
 /// The root is configurable so that tests can run against a tree in a temporary directory.
@@ -81,6 +82,14 @@ public final class Sysfs: SysfsAccess {
         } catch {
             throw SysfsError(path: "\(root)\(device.devpath)/\(attribute)", operation: "write", errno: error)
         }
+    }
+
+    public func has(_ device: DeviceID, _ name: String) -> Bool {
+        guard let fd = try? openAttribute(device, name, flags: chotplug_O_PATH) else {
+            return false
+        }
+        try? fd.close()
+        return true
     }
 
     /// Opens `devices/system/KIND/DEVICE/ATTRIBUTE` without following any link on the way.

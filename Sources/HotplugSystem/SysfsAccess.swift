@@ -16,6 +16,8 @@ public protocol SysfsAccess: Sendable {
     func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String?
     /// The names in the device's directory.
     func entries(_ device: DeviceID) throws(SysfsError) -> [String]
+    /// Whether the device's directory has an entry of that name (a link is not followed).
+    func has(_ device: DeviceID, _ name: String) -> Bool
     /// An attribute of the subsystem directory, by relative path (`block_size_bytes`, `smt/control`).
     func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String
 }

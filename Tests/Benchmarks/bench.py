@@ -85,7 +85,7 @@ def measure_memory(method, size, artifacts):
     try:
         start_method(guest, method, "memory")
         before = len(guest.devices())
-        guest.add_dimm(size)
+        guest.add_dimm(size, reserve=False)
         blocks = size // (128 << 20)
         guest.sh(f"e2e wait-count {before - 2 + blocks} 2 600 0.2 && e2e wait-online 600 0.2", timeout=700)
         return elapsed_from_monitor(guest, blocks)

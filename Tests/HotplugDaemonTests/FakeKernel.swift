@@ -50,6 +50,7 @@ final class FakeKernel: SysfsAccess {
     }
     func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
     func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
+    func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
     func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
 
     /// Writes to `device` take this long, as a memory offline migrating pages does; a signal ends

@@ -132,11 +132,16 @@ class Guest:
         self.qmp("device_add", driver="qemu64-x86_64-cpu", id=f"cpu-{socket_id}-{core}-{thread}",
                  **{"socket-id": socket_id, "core-id": core, "thread-id": thread})
 
-    def add_dimm(self, size, name=None):
-        """Hot-adds a DIMM of `size` bytes; returns its id."""
+    def add_dimm(self, size, name=None, reserve=True):
+        """Hot-adds a DIMM of `size` bytes; returns its id. reserve=False maps the backing memory
+        without reserving it (MAP_NORESERVE), for DIMMs larger than the host's memory: the guest
+        touches only what it uses."""
         self.dimms += 1
         name = name or f"dimm{self.dimms}"
-        self.qmp("object-add", **{"qom-type": "memory-backend-ram", "id": f"mem-{name}", "size": size})
+        backend = {"qom-type": "memory-backend-ram", "id": f"mem-{name}", "size": size}
+        if not reserve:
+            backend["reserve"] = False
+        self.qmp("object-add", **backend)
         self.qmp("device_add", driver="pc-dimm", id=name, memdev=f"mem-{name}")
         return name
 
