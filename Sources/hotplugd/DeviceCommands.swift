@@ -6,7 +6,9 @@ import Logging
 
 /// `hotplugd offline ...` and `hotplugd online ...`: take devices out safely before removal, or
 /// bring them back.
-struct Offline: ParsableCommand {
+struct Offline: DeviceDirection {
+    static let offline = true
+
     static let configuration = CommandConfiguration(
         abstract: "Take CPUs or memory offline safely, highest first, all or nothing.",
         discussion: """
@@ -15,17 +17,7 @@ struct Offline: ParsableCommand {
             it took offline. Exit status: 0 done; 1 refused or failed, nothing changed; 3 partly done \
             (some devices could not be put back); 64 bad usage.
             """,
-        subcommands: [CPUs.self, Memory.self])
-
-    struct CPUs: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "cpu", abstract: "CPUs by number.")
-        @Argument(help: "CPU numbers or ranges, e.g. 2 3 8-11.") var cpus: [String]
-        @OptionGroup var common: DeviceCommandOptions
-
-        func run() throws {
-            try common.perform(offline: true) { _ in try common.selectCPUs(cpus) }
-        }
-    }
+        subcommands: [CPUCommand<Offline>.self, Memory.self])
 
     struct Memory: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Memory blocks of a DIMM, a node, or a range.")
@@ -41,24 +33,16 @@ struct Offline: ParsableCommand {
     }
 }
 
-struct Online: ParsableCommand {
+struct Online: DeviceDirection {
+    static let offline = false
+
     static let configuration = CommandConfiguration(
         abstract: "Bring CPUs or memory online, lowest first, all or nothing.",
         discussion: """
             Memory goes to the zone the policy would choose unless --type says otherwise. On a failure, \
             takes back offline what it onlined. Exit status as for offline.
             """,
-        subcommands: [CPUs.self, Memory.self])
-
-    struct CPUs: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "cpu", abstract: "CPUs by number.")
-        @Argument(help: "CPU numbers or ranges, e.g. 2 3 8-11.") var cpus: [String]
-        @OptionGroup var common: DeviceCommandOptions
-
-        func run() throws {
-            try common.perform(offline: false) { _ in try common.selectCPUs(cpus) }
-        }
-    }
+        subcommands: [CPUCommand<Online>.self, Memory.self])
 
     struct Memory: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Memory blocks of a DIMM, a node, or a range.")
@@ -77,6 +61,24 @@ struct Online: ParsableCommand {
         func run() throws {
             try common.perform(offline: false, type: type) { try common.selectMemory(selection, in: $0) }
         }
+    }
+}
+
+/// `offline` or `online`: which way a device command goes.
+protocol DeviceDirection: ParsableCommand {
+    static var offline: Bool { get }
+}
+
+/// `hotplugd offline cpu ...` and `hotplugd online cpu ...`: one command type serving both.
+struct CPUCommand<Direction: DeviceDirection>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "cpu", abstract: "CPUs by number.")
+    }
+    @Argument(help: "CPU numbers or ranges, e.g. 2 3 8-11.") var cpus: [String]
+    @OptionGroup var common: DeviceCommandOptions
+
+    func run() throws {
+        try common.perform(offline: Direction.offline) { _ in try common.selectCPUs(cpus) }
     }
 }
 
