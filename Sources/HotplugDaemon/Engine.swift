@@ -123,10 +123,13 @@ public final class Engine {
 
     private func scan(reason: String) throws(SysfsError) {
         var present = Set<DeviceID>()
+        // Read before the devices, so a device linked in between is one the map lacks, and a
+        // missing node only delays reading `valid_zones` (see `memoryBlockAndState`).
+        let nodes = (try? sysfs.nodeMembership()).flatMap { $0.isEmpty ? nil : $0 }
         for kind in DeviceKind.allCases {
             for id in try sysfs.devices(kind).sorted() {
                 present.insert(id)
-                refresh(id, action: reason)
+                refresh(id, action: reason, nodes: nodes)
             }
         }
         for id in records.keys where !present.contains(id) && records[id]!.state != .removed {
@@ -134,16 +137,19 @@ public final class Engine {
         }
     }
 
-    /// Reads one device from sysfs and applies what it shows.
-    private func refresh(_ id: DeviceID, action: String) {
+    /// Reads one device from sysfs and applies what it shows; `nodes` is the node membership
+    /// read once for a whole scan.
+    private func refresh(_ id: DeviceID, action: String, nodes: [DeviceID: Int]? = nil) {
         do {
             if id.kind == .memory {
-                let (block, observed) = try sysfs.memoryBlockAndState(id)
+                let (block, observed) = try sysfs.memoryBlockAndState(id, nodes: nodes)
                 setBlock(id, block)
                 apply(.observed(observed), to: id, action: action)
             } else {
                 let observed = try sysfs.observe(id)
-                if records[id]?.node == nil, observed != .absent { records[id, default: DeviceRecord()].node = try? sysfs.node(of: id) }
+                if records[id]?.node == nil, observed != .absent {
+                    records[id, default: DeviceRecord()].node = if let nodes { nodes[id] } else { try? sysfs.node(of: id) }
+                }
                 apply(.observed(observed), to: id, action: action)
             }
         } catch where error.errno == .noSuchFileOrDirectory {

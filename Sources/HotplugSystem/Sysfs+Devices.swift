@@ -42,11 +42,12 @@ extension SysfsAccess {
     }
 
     /// `memoryBlock` and the state it was read in (which tells `going-offline` from `offline`).
+    /// A scan passes `nodes` from `nodeMembership()` so that no block's directory is listed.
     public func memoryBlockAndState(
-        _ id: DeviceID, zonesWithoutNode: Bool = false
+        _ id: DeviceID, zonesWithoutNode: Bool = false, nodes: [DeviceID: Int]? = nil
     ) throws(SysfsError) -> (block: MemoryBlock, state: ObservedState) {
         let state = try observe(id)
-        let node = try node(of: id)
+        let node = if let nodes { nodes[id] } else { try node(of: id) }
         let zones =
             node != nil || state == .online || zonesWithoutNode
             ? try read(id, "valid_zones").split(separator: " ").map(String.init) : []

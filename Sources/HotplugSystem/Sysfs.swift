@@ -15,6 +15,8 @@ import struct SystemPackage.FileDescriptor
 public final class Sysfs: SysfsAccess {
     public let root: String
     private let kindDirectories: [DeviceKind: FileDescriptor]
+    /// `devices/system/node`, absent on kernels built without NUMA.
+    private let nodeDirectory: FileDescriptor?
     /// Whether openat2(2) with RESOLVE_BENEATH works here (Linux 5.6 and later, and allowed by
     /// the seccomp filter): one system call per attribute instead of a walk of three.
     private let resolvesBeneath: Bool
@@ -22,6 +24,7 @@ public final class Sysfs: SysfsAccess {
     public init(root: String = "/sys") throws(SysfsError) {
         self.root = root
         var directories: [DeviceKind: FileDescriptor] = [:]
+        var nodeDirectory: FileDescriptor?
         do throws(Errno) {
             let rootFD = try Self.openAt(FileDescriptor(rawValue: AT_FDCWD), root, flags: chotplug_O_PATH | O_DIRECTORY)
             defer { try? rootFD.close() }
@@ -29,11 +32,14 @@ public final class Sysfs: SysfsAccess {
                 directories[kind] = try Self.openPath(
                     from: rootFD, ["devices", "system", kind.directoryName], flags: chotplug_O_PATH | O_DIRECTORY)
             }
+            nodeDirectory = try? Self.openPath(
+                from: rootFD, ["devices", "system", "node"], flags: chotplug_O_PATH | O_DIRECTORY)
         } catch {
             for fd in directories.values { try? fd.close() }
             throw SysfsError(path: "\(root)/devices/system", operation: "open", errno: error)
         }
         self.kindDirectories = directories
+        self.nodeDirectory = nodeDirectory
         let probe = chotplug_openat_beneath(directories[.cpu]!.rawValue, ".", chotplug_O_PATH | O_DIRECTORY)
         if probe >= 0 { Glibc.close(probe) }
         self.resolvesBeneath = probe >= 0
@@ -41,6 +47,7 @@ public final class Sysfs: SysfsAccess {
 
     deinit {
         for fd in kindDirectories.values { try? fd.close() }
+        try? nodeDirectory?.close()
     }
 
     /// The devices of one kind present now, in no particular order.
@@ -130,6 +137,26 @@ public final class Sysfs: SysfsAccess {
         }
         defer { try? directory.close() }
         return try entries(in: directory, path: "\(root)\(device.devpath)")
+    }
+
+    public func nodeMembership() throws(SysfsError) -> [DeviceID: Int] {
+        guard let nodeDirectory else { return [:] }
+        var membership: [DeviceID: Int] = [:]
+        let path = "\(root)/devices/system/node"
+        for name in try entries(in: nodeDirectory, path: path) where name.hasPrefix("node") {
+            guard let node = Int(name.dropFirst(4)), node >= 0 else { continue }
+            let directory: FileDescriptor
+            do throws(Errno) {
+                directory = try Self.openAt(nodeDirectory, name, flags: chotplug_O_PATH | O_DIRECTORY)
+            } catch {
+                throw SysfsError(path: "\(path)/\(name)", operation: "open", errno: error)
+            }
+            defer { try? directory.close() }
+            for member in try entries(in: directory, path: "\(path)/\(name)") {
+                if let id = DeviceID(name: member) { membership[id] = node }
+            }
+        }
+        return membership
     }
 
     /// Reads an attribute of the subsystem's directory, e.g. `memory/block_size_bytes` or `cpu/smt/control`.

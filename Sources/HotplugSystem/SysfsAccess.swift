@@ -20,6 +20,9 @@ public protocol SysfsAccess: Sendable {
     func has(_ device: DeviceID, _ name: String) -> Bool
     /// An attribute of the subsystem directory, by relative path (`block_size_bytes`, `smt/control`).
     func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String
+    /// Every CPU and memory block linked under `devices/system/node/nodeN`, with its node: one
+    /// directory listing per node instead of one per device. Empty without NUMA support.
+    func nodeMembership() throws(SysfsError) -> [DeviceID: Int]
 }
 
 extension SysfsAccess {

@@ -46,7 +46,7 @@ import Testing
         #expect(tree.state("cpu3") == "1")
         #expect((8..<16).allSatisfy { tree.state("memory\($0)") == "online" && tree.zones("memory\($0)") == "Movable" })
         #expect(kernel.writes == ["cpu2=1", "cpu3=1"] + (8..<16).map { "memory\($0)=online_movable" })
-        #expect(log.contains("info cpu2 offline -> onlining"))
+        #expect(log.contains("debug cpu2 offline -> onlining"))
         #expect(log.contains("info cpu2 onlining -> online"))
         #expect(log.contains("info memory15 onlining -> online action=online device=memory15 from=onlining kind=online node=0 to=online value=online_movable zone=Movable"))
     }

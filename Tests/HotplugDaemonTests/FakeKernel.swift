@@ -52,6 +52,7 @@ final class FakeKernel: SysfsAccess {
     func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
     func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
     func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
+    func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try sysfs.nodeMembership() }
 
     /// Writes to `device` take this long, as a memory offline migrating pages does; a signal ends
     /// the wait with EINTR when the write is interruptible.

@@ -29,4 +29,24 @@ import Testing
         }
         #expect(try String(contentsOfFile: "\(outside)/state", encoding: .utf8) == "offline\n")
     }
+
+    /// A scan reads node membership from the node directories, once; it must agree with the
+    /// devices' own `nodeN` links and leave out a block not linked yet.
+    @Test func nodeMembershipMatchesTheDevicesLinks() throws {
+        let tree = try FakeSysfsTree()
+        try tree.addCPU(0, online: nil)
+        try tree.addCPU(1, online: true, node: 1)
+        try tree.addMemory(0, online: true, zones: "Normal")
+        try tree.addMemory(8, node: 1)
+        try tree.addMemory(9, node: nil)
+        let sysfs = try Sysfs(root: tree.root)
+        let membership = try sysfs.nodeMembership()
+        #expect(membership == [
+            DeviceID(name: "cpu0")!: 0, DeviceID(name: "cpu1")!: 1,
+            DeviceID(name: "memory0")!: 0, DeviceID(name: "memory8")!: 1,
+        ])
+        for id in try sysfs.devices(.cpu) + sysfs.devices(.memory) {
+            #expect(try sysfs.node(of: id) == membership[id], "\(id)")
+        }
+    }
 }

@@ -64,7 +64,6 @@ def add_dimms_in_sequence(guest, label, sizes=DIMM_SEQUENCE):
 def assert_logged_online(guest, devices, log=None):
     log = log if log is not None else guest.daemon_log()
     for device in devices:
-        assert f"{device} offline -> onlining" in log, f"no onlining of {device} in the log"
         assert f"{device} onlining -> online" in log, f"no online of {device} in the log"
     assert " error " not in log and "-> failed" not in log, log
 
@@ -155,7 +154,7 @@ def test_hot_remove_of_a_movable_dimm(boot):
     assert remaining == ["cpu0", "memory0", "memory1", "memory2", "memory3"]
     assert after["memory"]["totals"]["online_bytes"] == 512 * MIB
     # Nothing tried to online the blocks that were going away.
-    assert log.count("offline -> onlining") == 8, log
+    assert log.count(" onlining -> ") == 8, log
 
 
 def test_lost_events_are_recovered(boot):
@@ -202,7 +201,7 @@ def test_smt_forbidden_thread_is_blocked_not_retried(boot):
     devices = guest.devices()
     assert devices["cpu2"][0] == "online" and devices["cpu1"][0] == "offline"
     assert log.count("onlining -> blocked") == 1
-    assert log.count("cpu1 offline -> onlining") == 1, "a blocked thread must not be retried"
+    assert log.count("cpu1 onlining -> ") == 1, "a blocked thread must not be retried"
     assert "errno=1 " in log or log.rstrip().endswith("errno=1"), log
     status = json.loads(guest.sh("hotplugd status --json"))
     assert {c["device"]: c["state"] for c in status["cpus"]}["cpu1"] == "offline"

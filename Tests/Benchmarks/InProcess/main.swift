@@ -12,7 +12,7 @@ import Logging
 ///   policy, and the sysfs write issued. Per-event times, for `online_movable` (one write per
 ///   `add`) and `auto-movable` (the first `add` of a DIMM onlines all of it).
 /// - `scan BLOCKS CPUS`: the start-up scan of that many memory blocks and CPUs: time and the
-///   memory it takes.
+///   memory it takes, and the floor: the same tree's attributes read in a bare loop, no engine.
 ///
 /// Prints one JSON object per measurement on standard output.
 @main
@@ -113,11 +113,28 @@ struct Bench {
         let elapsed = clock.now - started
         let counts = engine.deviceCounts()
         precondition(counts[.memory]?[.online] == blocks && counts[.cpu]?[.online] == cpus, "scan missed devices: \(counts)")
+        let growth = residentBytes() - memoryBefore
+        let floor = try readEveryDevice(Sysfs(root: tree.root))
         report([
             "measure": "\"scan\"", "blocks": "\(blocks)", "cpus": "\(cpus)", "seconds": format(seconds(elapsed)),
-            "resident_growth_bytes": "\(residentBytes() - memoryBefore)",
+            "resident_growth_bytes": "\(growth)", "floor_seconds": format(seconds(floor)),
         ])
         withExtendedLifetime(engine) {}
+    }
+
+    /// What any scan must do: list the devices and the node links, read each block's state,
+    /// zones and DIMM link and each CPU's `online`, and keep nothing.
+    static func readEveryDevice(_ sysfs: Sysfs) throws -> Duration {
+        let clock = ContinuousClock()
+        let started = clock.now
+        _ = try sysfs.nodeMembership()
+        for id in try sysfs.devices(.memory) {
+            _ = try sysfs.read(id, "state")
+            _ = try sysfs.read(id, "valid_zones")
+            _ = try sysfs.link(id, "firmware_node")
+        }
+        for id in try sysfs.devices(.cpu) { _ = try? sysfs.read(id, "online") }
+        return clock.now - started
     }
 
     static func dryRun() -> Engine.Options {
