@@ -62,7 +62,7 @@ let package = Package(
             ],
             exclude: ["man"]
         ),
-        .testTarget(name: "HotplugCoreTests", dependencies: ["HotplugCore"]),
+        .testTarget(name: "HotplugCoreTests", dependencies: ["HotplugCore", "HotplugFixtures"]),
         .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon", "HotplugSystem", "HotplugFixtures"]),
         // A sysfs tree of plain files, for the engine tests and the benchmarks.
         .target(name: "HotplugFixtures", dependencies: ["HotplugCore"], path: "Tests/HotplugFixtures"),

@@ -138,7 +138,12 @@ public final class Daemon: Service {
             case .monitor(.events(let batch)):
                 outputs.metrics?.received(batch)
                 outputs.touch()
-                engine.handle(batch)
+                let rejected = engine.handle(batch)
+                outputs.metrics?.rejected(stage: "decode", count: rejected)
+            case .monitor(.refused(let reason)):
+                outputs.metrics?.rejected(stage: "datagram")
+                outputs.touch()
+                engine.refused(reason)
             case .monitor(.eventsLost):
                 logger.warning("the kernel dropped uevents", metadata: ["kind": "events-lost"])
                 outputs.metrics?.eventsLost()

@@ -41,6 +41,15 @@ public final class DaemonMetrics: Sendable {
         }
     }
 
+    /// Uevents refused: `datagram` before parsing (forged sender, malformed), `decode` after.
+    public func rejected(stage: String, count: Int = 1) {
+        guard count > 0 else { return }
+        registry.makeCounter(
+            descriptor: name("uevents_rejected", "total", "Uevents refused as forged or malformed, by stage."),
+            labels: [("stage", stage)]
+        ).increment(by: Int64(count))
+    }
+
     public func eventsLost() {
         registry.makeCounter(
             descriptor: name("uevent_overflows", "total", "Times the kernel dropped uevents (ENOBUFS) and sysfs was rescanned."),

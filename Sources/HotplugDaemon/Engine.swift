@@ -54,6 +54,8 @@ public final class Engine {
     var lastMemoryAdd: ContinuousClock.Instant?
     /// When waiting memory blocks were last looked at.
     var lastMemoryCheck: ContinuousClock.Instant?
+    /// Refused input is logged, but not without bound.
+    private var rejections = LogRateLimit()
 
     public init(
         config: Config, sysfs: any SysfsAccess, options: Options = Options(), intentStore: IntentStore? = nil,
@@ -161,18 +163,33 @@ public final class Engine {
 
     // MARK: - Events
 
-    /// Applies a burst of raw events, then acts once on the devices they touched.
-    public func handle(_ batch: [RawUevent], now: ContinuousClock.Instant = .now) {
+    /// Logs a uevent refused before decoding (a forged or malformed datagram), rate-limited.
+    public func refused(_ reason: String, now: ContinuousClock.Instant = .now) {
+        reject("refused uevent datagram", metadata: ["reason": "\(reason)"], now: now)
+    }
+
+    private func reject(_ message: Logger.Message, metadata: Logger.Metadata, now: ContinuousClock.Instant) {
+        guard let suppressed = rejections.admit(now: now) else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+        log.logger.warning(message, metadata: metadata)
+    }
+
+    /// Applies a burst of raw events, then acts once on the devices they touched. Returns how
+    /// many of them were rejected.
+    @discardableResult
+    public func handle(_ batch: [RawUevent], now: ContinuousClock.Instant = .now) -> Int {
         var touched: [DeviceID] = []
         var added = Set<DeviceID>()
         var intentRead = false
+        var rejected = 0
         for raw in batch {
             let event: Uevent
             do {
                 event = try UeventDecoder.decode(raw)
             } catch {
-                log.logger.warning(
-                    "rejected uevent", metadata: ["reason": "\(error)", "devpath": "\(raw.devpath ?? "-")"])
+                rejected += 1
+                reject("rejected uevent", metadata: ["reason": "\(error)", "devpath": "\(raw.devpath ?? "-")"], now: now)
                 continue
             }
             log.logger.debug(
@@ -211,6 +228,7 @@ public final class Engine {
         }
         saveIntent()
         act(on: touched, now: now)
+        return rejected
     }
 
     /// Called when `nextDeadline` has passed: looks again at memory blocks waiting for their node or

@@ -8,6 +8,8 @@ public enum MonitorMessage: Sendable, Equatable {
     case events([RawUevent])
     /// The kernel dropped events (ENOBUFS): the daemon must rescan sysfs.
     case eventsLost
+    /// A datagram was refused before parsing (forged, truncated, malformed), and why.
+    case refused(String)
     /// The monitor could not start or cannot go on.
     case failed(String)
 }

@@ -65,6 +65,8 @@ private final class ThreadContext: @unchecked Sendable {
     let options: UdevMonitor.Options
     let stopFD: Int32
     let handler: @Sendable (MonitorMessage) -> Void
+    /// One datagram peeked at a time; one byte more than any valid one, so that a longer one shows.
+    var buffer = [UInt8](repeating: 0, count: UeventDatagram.maxLength + 1)
 
     init(options: UdevMonitor.Options, stopFD: Int32, handler: @escaping @Sendable (MonitorMessage) -> Void) {
         self.options = options
@@ -90,10 +92,10 @@ private final class ThreadContext: @unchecked Sendable {
         if enabled < 0 { return handler(.failed("cannot start receiving: errno \(-enabled)")) }
         let fd = udev_monitor_get_fd(monitor)
         handler(.ready(source: source, receiveBufferBytes: Self.receiveBuffer(fd)))
-        loop(monitor: monitor, fd: fd)
+        loop(monitor: monitor, fd: fd, source: source)
     }
 
-    private func loop(monitor: OpaquePointer, fd: Int32) {
+    private func loop(monitor: OpaquePointer, fd: Int32, source: MonitorSource) {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
         while true {
             let ready = poll(&fds, 2, -1)
@@ -104,29 +106,53 @@ private final class ThreadContext: @unchecked Sendable {
             if fds[1].revents != 0 { return }
             if fds[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && fds[0].revents & Int16(POLLIN) == 0 {
                 // An overrun is reported as POLLERR; the next receive reports ENOBUFS.
-                drain(monitor)
+                drain(monitor, fd: fd, source: source)
                 continue
             }
-            drain(monitor)
+            drain(monitor, fd: fd, source: source)
         }
     }
 
     /// Receives until the socket is empty, handing on events in batches.
-    private func drain(_ monitor: OpaquePointer) {
+    ///
+    /// Each datagram is peeked at and checked (`UeventDatagram.check`) before libudev takes it:
+    /// a refused one is taken off the socket unread and reported. libudev then applies its own
+    /// checks and the subsystem filter; a message it drops comes back as EAGAIN, like an empty
+    /// socket, which is why the peek, not libudev, says when the socket is empty.
+    private func drain(_ monitor: OpaquePointer, fd: Int32, source: MonitorSource) {
         var batch: [RawUevent] = []
+        defer { if !batch.isEmpty { handler(.events(batch)) } }
         while true {
+            var sender = chotplug_sender()
+            let length = buffer.withUnsafeMutableBytes { chotplug_peek_datagram(fd, $0.baseAddress, UInt($0.count), &sender) }
+            if length < 0 {
+                let error = errno
+                if error == EINTR { continue }
+                if error == ENOBUFS {
+                    if !batch.isEmpty { handler(.events(batch)) }
+                    batch = []
+                    handler(.eventsLost)
+                    continue
+                }
+                return  // EAGAIN: the socket is empty.
+            }
+            let datagram = UeventDatagram(
+                bytes: buffer[..<min(length, buffer.count)], length: length,
+                sender: .init(port: sender.port, groups: sender.groups, uid: sender.has_uid != 0 ? sender.uid : nil))
+            do {
+                try datagram.check(source: source)
+            } catch {
+                _ = recv(fd, nil, 0, Int32(MSG_DONTWAIT))
+                handler(.refused("\(error)"))
+                continue
+            }
             errno = 0
             guard let device = udev_monitor_receive_device(monitor) else {
                 let error = errno
-                if !batch.isEmpty { handler(.events(batch)) }
-                if error == ENOBUFS {
-                    handler(.eventsLost)
-                    batch = []
-                    continue
+                if error != 0 && error != EAGAIN && error != EWOULDBLOCK {
+                    handler(.refused("libudev refused it: \(String(cString: strerror(error)))"))
                 }
-                // EAGAIN: the socket is empty. Anything else is a message libudev refused (a forged
-                // sender, a truncated datagram): it is gone, and poll(2) reports whatever is left.
-                return
+                continue
             }
             batch.append(Self.rawEvent(device))
             udev_device_unref(device)

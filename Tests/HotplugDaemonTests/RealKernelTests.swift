@@ -116,6 +116,12 @@ final class Inbox: Sendable {
         }
     }
 
+    var refusals: [String] {
+        messages.withLock { messages in
+            messages.compactMap { message -> String? in if case .refused(let reason) = message { reason } else { nil } }
+        }
+    }
+
     func wait(_ matches: @escaping (MonitorMessage) -> Bool) async throws {
         try await RealKernel.until { messages.withLock { $0.contains(where: matches) } }
     }

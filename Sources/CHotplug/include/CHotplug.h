@@ -19,4 +19,18 @@ int chotplug_eventfd(void);
 // Returns -1 with errno ENOSYS on kernels before 5.6 (the caller then walks the path itself).
 int chotplug_openat_beneath(int directory, const char *path, int flags);
 
+// The sender of a netlink datagram: its port (0: the kernel), the multicast groups it went to,
+// and the uid from SCM_CREDENTIALS (has_uid is 0 when none came).
+struct chotplug_sender {
+    unsigned int port;
+    unsigned int groups;
+    unsigned int uid;
+    int has_uid;
+};
+
+// recvmsg(2) with MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT: copies up to `capacity` bytes of the next
+// datagram without taking it off the socket, and says who sent it (CMSG_* are macros Swift
+// cannot call). Returns the datagram's full length, or -1 with errno (EAGAIN: none queued).
+long chotplug_peek_datagram(int fd, void *buffer, unsigned long capacity, struct chotplug_sender *sender);
+
 #endif
