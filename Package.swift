@@ -15,6 +15,7 @@ let package = Package(
         // Without its Foundation trait: hooks need processes, not Data.
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2", traits: []),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // The one C module: the headers of libudev and libsystemd (libudev-dev, libsystemd-dev)
@@ -62,10 +63,23 @@ let package = Package(
             ],
             exclude: ["man"]
         ),
-        .testTarget(name: "HotplugCoreTests", dependencies: ["HotplugCore", "HotplugFixtures"]),
-        .testTarget(name: "HotplugDaemonTests", dependencies: ["HotplugDaemon", "HotplugSystem", "HotplugFixtures"]),
+        .testTarget(
+            name: "HotplugCoreTests",
+            dependencies: ["HotplugCore", "HotplugFixtures", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "HotplugDaemonTests",
+            dependencies: [
+                "HotplugDaemon", "HotplugSystem", "HotplugFixtures",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
         // A sysfs tree of plain files, for the engine tests and the benchmarks.
         .target(name: "HotplugFixtures", dependencies: ["HotplugCore"], path: "Tests/HotplugFixtures"),
+        // `make fuzz`: libFuzzer targets over the uevent path and the configuration parser.
+        .target(name: "FuzzTargets", dependencies: ["HotplugCore"], path: "Tests/Fuzz/Targets"),
+        .executableTarget(name: "fuzz-uevent", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Uevent"),
+        .executableTarget(name: "fuzz-config", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Config"),
         // `make bench`: the daemon's own costs, measured in process on a fake sysfs tree.
         .executableTarget(
             name: "hotplugd-bench",

@@ -102,6 +102,7 @@ public final class Engine {
     /// Rescans sysfs after events were lost (ENOBUFS) and onlines whatever the policy wants online.
     public func reconcile(reason: String) {
         log.logger.warning("rescanning sysfs", metadata: ["reason": "\(reason)"])
+        reloadIntent()
         do {
             try scan(reason: "rescan")
         } catch {
@@ -142,23 +143,30 @@ public final class Engine {
     /// Reads one device from sysfs and applies what it shows; `nodes` is the node membership
     /// read once for a whole scan.
     private func refresh(_ id: DeviceID, action: String, nodes: [DeviceID: Int]? = nil) {
+        let wasOnline = records[id]?.state == .online
+        let observed: ObservedState
         do {
             if id.kind == .memory {
-                let (block, observed) = try sysfs.memoryBlockAndState(id, nodes: nodes)
+                let block: MemoryBlock
+                (block, observed) = try sysfs.memoryBlockAndState(id, nodes: nodes)
                 setBlock(id, block)
-                apply(.observed(observed), to: id, action: action)
             } else {
-                let observed = try sysfs.observe(id)
+                observed = try sysfs.observe(id)
                 if records[id]?.node == nil, observed != .absent {
                     records[id, default: DeviceRecord()].node = if let nodes { nodes[id] } else { try? sysfs.node(of: id) }
                 }
-                apply(.observed(observed), to: id, action: action)
             }
         } catch where error.errno == .noSuchFileOrDirectory {
             if records[id] != nil { apply(.observed(.absent), to: id, action: action) }
+            return
         } catch {
             log.logger.error("cannot read device", metadata: ["device": "\(id)", "error": "\(error)"])
+            return
         }
+        apply(.observed(observed), to: id, action: action)
+        // Online when last seen, offline now, and the event lost: hotplugd never offlines, so
+        // somebody else did, as if their `offline` event had arrived.
+        if action == "rescan", wasOnline, observed == .offline { takenOffline(id) }
     }
 
     // MARK: - Events
@@ -210,6 +218,10 @@ public final class Engine {
             }
             if event.action == .online || event.action == .add || event.action == .remove {
                 forgetIntent(id, reason: "\(event.action.rawValue) event")
+            }
+            if event.action == .online {
+                // Online again: whoever took it offline is done with it, and it is ours again.
+                records[id, default: DeviceRecord()].managed = true
             }
             if event.action == .add {
                 records[id, default: DeviceRecord()].managed = true
@@ -373,7 +385,12 @@ public final class Engine {
             }
         }
         guard let transition = applied else { return nil }
-        if transition.to == .removed { waiting[id] = nil }
+        if transition.to == .removed {
+            // Whatever comes back under this name is a new device: the daemon's, with no intent.
+            waiting[id] = nil
+            records[id]!.managed = true
+            forgetIntent(id, reason: "removed")
+        }
         // Also for blocks of a DIMM found before their own `add` uevent was read.
         if transition.input == .event(.add) { records[id]!.addedAt = .now }
         if let event = HookEvent(transition) {

@@ -67,9 +67,14 @@ public final class FakeSysfsTree {
             "devices/system/memory/memory\(index)/firmware_node", to: "../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)")
     }
 
+    /// Removes the device and its link under its node, as the kernel does when it unregisters it.
     public func remove(_ device: String) throws {
         let kind = device.hasPrefix("cpu") ? "cpu" : "memory"
         try FileManager.default.removeItem(atPath: "\(root)/devices/system/\(kind)/\(device)")
+        let nodes = "\(root)/devices/system/node"
+        for node in (try? FileManager.default.contentsOfDirectory(atPath: nodes)) ?? [] {
+            try? FileManager.default.removeItem(atPath: "\(nodes)/\(node)/\(device)")
+        }
     }
 
     public func read(_ relative: String) -> String? {
