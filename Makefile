@@ -5,10 +5,13 @@
 #               and the acceptance suite, which boots a real kernel in QEMU and hot-adds into it
 #   make e2e    the acceptance suite alone; one scenario: make e2e E2E_ARGS="-k coldplug"
 #   make bench  hotplugd against the kernel's auto-online and udevd, and its own costs: BENCHMARKS.md
+#   make fuzz   libFuzzer over the uevent path and the configuration parser (FUZZ_SECONDS each)
+#   make sanitize   the unit tests under AddressSanitizer, then ThreadSanitizer
 #   make install / make uninstall   (PREFIX=/usr/local, DESTDIR=)
 #
 # Missing Debian packages are installed when run as root; otherwise the command to do so is printed.
 
+SHELL := /bin/bash
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 PYTHON ?= python3
 DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config
@@ -18,6 +21,17 @@ E2E_PACKAGES := qemu-system-x86 busybox-static cpio debootstrap e2fsprogs
 BIN := .build/debug/hotplugd
 E2E_ARGS ?=
 BENCH_ARGS ?=
+FUZZ_SECONDS ?= 600
+# How long each target runs; `make test` gives a fixed seed and count instead, so that its
+# result is the same on every run.
+FUZZ_LIMIT ?= -max_total_time=$(FUZZ_SECONDS)
+# Where new inputs go (the committed seeds in Tests/Fuzz/corpus are only read).
+FUZZ_WORK ?= .cache/fuzz
+FUZZ_TARGETS := uevent config
+# A build of its own for each instrumentation, so that none clobbers the ordinary one.
+FUZZ_BUILD := .build-fuzz
+# Leaks that are not ours (see the file); both sanitized runs use it.
+export LSAN_OPTIONS := suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -30,7 +44,7 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 RELEASE_BIN := .build/release/hotplugd
 
-.PHONY: all deps e2e-deps install-packages build release run test e2e bench install uninstall clean
+.PHONY: all deps e2e-deps install-packages build release run test e2e bench fuzz sanitize install uninstall clean
 
 all: build
 
@@ -65,7 +79,31 @@ run: build
 test: deps e2e-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(MAKE) --no-print-directory sanitize
+	rm -rf $(FUZZ_BUILD)/test-corpus
+	$(MAKE) --no-print-directory fuzz FUZZ_LIMIT="-runs=25000 -seed=1" FUZZ_WORK=$(FUZZ_BUILD)/test-corpus
 	$(PYTHON) -m pytest -ra Tests/e2e $(E2E_ARGS)
+
+# Unit and engine tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan).
+sanitize: deps
+	$(SWIFT) test --sanitize=address --build-path .build-asan
+	$(SWIFT) test --sanitize=thread --build-path .build-tsan
+
+# New inputs go to $(FUZZ_WORK)/TARGET and crashes to $(FUZZ_WORK)/crash-*: replay one with
+# `swift run fuzz-config FILE`.
+fuzz: deps
+	@set -o pipefail; for target in $(FUZZ_TARGETS); do \
+	  $(SWIFT) build --build-path $(FUZZ_BUILD) -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
+	    --product fuzz-$$target 2>&1 | { grep -v "Cannot export local symbol" || true; } || exit 1; \
+	done
+	@set -o pipefail; for target in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_WORK)/$$target; \
+	  echo "fuzz-$$target: $(FUZZ_LIMIT)"; \
+	  $(FUZZ_BUILD)/debug/fuzz-$$target $(FUZZ_LIMIT) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_WORK)/ $(FUZZ_WORK)/$$target Tests/Fuzz/corpus/$$target 2>&1 \
+	    | { grep -E "^#[0-9]+ +DONE|^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Test unit written" || true; } \
+	    || exit 1; \
+	done
 
 e2e: deps e2e-deps
 	$(PYTHON) -m pytest -ra Tests/e2e $(E2E_ARGS)

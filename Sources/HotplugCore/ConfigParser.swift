@@ -6,7 +6,19 @@ import TOMLKit
 /// unknown keys are errors (a typo must not silently fall back to a default), every value is
 /// range-checked, and every error names its key and line.
 public enum ConfigParser {
+    /// The file as read. UTF-8 is checked here, so that a stray byte is an error naming its line
+    /// rather than a replacement character for TOML to stumble on.
+    public static func parse(bytes: [UInt8], file: String) throws(ConfigError) -> Config {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            let bad = lines.firstIndex { String(validating: $0, as: UTF8.self) == nil }
+            throw ConfigError(file: file, line: bad.map { $0 + 1 }, key: "", message: "not valid UTF-8")
+        }
+        return try parse(text, file: file)
+    }
+
     public static func parse(_ text: String, file: String = "<string>") throws(ConfigError) -> Config {
+        try checkTableHeaders(text, file: file)
         let locator = TOMLLocator(text: text)
         let raw: ConfigFile
         do {
@@ -30,6 +42,28 @@ public enum ConfigParser {
             throw ConfigError(
                 file: file, line: locator.line(of: error.path), key: TOMLPath.dotted(error.path),
                 message: error.message)
+        }
+    }
+
+    /// toml++ (inside TOMLKit) asserts, and so aborts the whole process, on a table header whose
+    /// first key starts with a character no key can start with (`[!cpu]`). Such a header is
+    /// refused here, before TOMLKit sees it.
+    static func checkTableHeaders(_ text: String, file: String) throws(ConfigError) {
+        // Bytes, not Characters: "\r\n" is one Character and would hide the line break.
+        let isSpace: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        let startsKey: (UInt8) -> Bool = { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || Array("_-\"']".utf8).contains(byte)
+        }
+        for (number, line) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            var rest = line.drop(while: isSpace)
+            guard rest.first == UInt8(ascii: "[") else { continue }
+            rest = rest.dropFirst()
+            if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst() }
+            rest = rest.drop(while: isSpace)
+            if let first = rest.first, startsKey(first) { continue }
+            let what = rest.first.map { _ in "'\(String(decoding: rest.prefix(1), as: UTF8.self))'" } ?? "the end of the line"
+            throw ConfigError(file: file, line: number + 1, key: "", message: "a table header must start with a key, not \(what)")
         }
     }
 

@@ -6,7 +6,10 @@ import struct SystemPackage.FileDescriptor
 /// Writes the online attribute of a device and classifies the kernel's answer.
 ///
 /// - already online: success, once a read-back confirms it (memory answers EINVAL, CPUs succeed);
-/// - EBUSY, EAGAIN: retried with bounded exponential backoff (EINTR is retried inside `Sysfs`);
+/// - EBUSY, EAGAIN, ENOMEM: retried with bounded exponential backoff, then failed. ENOMEM is
+///   the kernel failing to allocate what onlining needs (the memory map), which pressure can
+///   cause and the hot-added memory itself relieves;
+/// - EINTR: retried at once (`Sysfs` retries it too; a write made interruptible can still end so);
 /// - EPERM, ECANCELED: blocked (SMT control forbids the thread), never retried. A sibling that
 ///   never ran before is started once and parked by the kernel (`bringup_wait_for_ap`), which
 ///   answers ECANCELED; later attempts get EPERM;
@@ -46,10 +49,12 @@ public struct Actuator: Sendable {
                 try sysfs.write(device, device.kind.onlineAttribute, value)
                 return Result(outcome: .succeeded, attempts: attempt)
             } catch {
-                let retriable = error.errno == .resourceBusy || error.errno == .resourceTemporarilyUnavailable
+                let retriable = [.resourceBusy, .resourceTemporarilyUnavailable, .noMemory].contains(error.errno)
                 switch error.errno {
                 case .invalidArgument where (try? sysfs.observe(device)) == .online:
                     return Result(outcome: .succeeded, attempts: attempt)
+                case .interrupted where attempt < retry.attempts:
+                    attempt += 1
                 case _ where retriable && attempt < retry.attempts:
                     Self.sleep(delay)
                     delay = min(delay * 2, retry.maxDelay)

@@ -9,6 +9,11 @@ public enum TextFile {
     /// Reads a file of at most `limit` bytes; a longer one is refused rather than cut.
     /// Errors are swift-system's `Errno`.
     public static func read(_ path: String, limit: Int = 1 << 20) throws -> String {
+        String(decoding: try readBytes(path, limit: limit), as: UTF8.self)
+    }
+
+    /// The file's bytes, at most `limit` of them (EFBIG past that).
+    public static func readBytes(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
         defer { try? fd.close() }
         var bytes: [UInt8] = []
@@ -19,7 +24,7 @@ public enum TextFile {
             bytes += chunk[..<count]
             if bytes.count > limit { throw Errno.fileTooLarge }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// Replaces a file atomically: write a temporary file beside it, then rename it over.

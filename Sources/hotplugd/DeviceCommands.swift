@@ -102,6 +102,11 @@ struct DeviceCommandOptions: ParsableArguments {
 
     var store: IntentStore? { intentStore(stateDirectory, sysfsRoot: sysfsRoot) }
 
+    func validate() throws {
+        // A day is longer than any memory offline should take; 0 would interrupt every write at once.
+        guard (1...86_400).contains(timeout) else { throw ValidationError("--timeout must be 1...86400 seconds") }
+    }
+
     func engine() throws -> Engine {
         var options = Engine.Options()
         options.dryRun = true

@@ -48,6 +48,13 @@ struct Run: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "hotplugd")
+        if let error = MemoryLock.lockAll() {
+            logger.warning(
+                "cannot lock the daemon's memory; under memory pressure it may be paged out",
+                metadata: ["error": "\(error)"])
+        } else {
+            logger.debug("memory locked", metadata: ["locked_bytes": "\(MemoryLock.lockedBytes() ?? 0)"])
+        }
         var options = Daemon.Options(config: loaded)
         options.sysfsRoot = sysfsRoot
         options.dryRun = dryRun

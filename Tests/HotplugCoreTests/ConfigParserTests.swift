@@ -152,5 +152,34 @@ import Testing
             #expect(error.description.hasPrefix("x.toml:3: "))
         }
     }
-}
 
+    /// Inputs that once crashed the parser (found by `make fuzz`) or were read wrongly: each
+    /// is now an error naming its line.
+    @Test(arguments: [
+        ("[cpu]\n[!memory]\n", 2, "a table header must start with a key, not '!'"),
+        ("[[ ?hook]]\ncommand = [\"/bin/true\"]\n", 1, "a table header must start with a key"),
+        ("[\u{FFFD}etrics]\n", 1, "a table header must start with a key"),
+        ("[cpu]\n[\nmemory]\n", 2, "a table header must start with a key, not the end of the line"),
+        ("[cpu]\r\n[ !memory]\r\n", 2, "a table header must start with a key, not '!'"),
+    ])
+    func headersTheTOMLLibraryWouldAbortOn(text: String, line: Int, message: String) {
+        #expect(throws: ConfigError.self) { try ConfigParser.parse(text, file: "x.toml") }
+        do {
+            _ = try ConfigParser.parse(text, file: "x.toml")
+        } catch {
+            #expect(error.line == line)
+            #expect(error.message.hasPrefix(message), "\(error.message)")
+        }
+    }
+
+    @Test func invalidUTF8IsAnErrorWithItsLine() {
+        let bytes = Array("[cpu]\nauto_online = true\n# caf".utf8) + [0xE9] + Array("\n".utf8)
+        do {
+            _ = try ConfigParser.parse(bytes: bytes, file: "x.toml")
+            Issue.record("accepted invalid UTF-8")
+        } catch {
+            #expect(error.description == "x.toml:3: not valid UTF-8")
+        }
+        #expect(throws: Never.self) { try ConfigParser.parse(bytes: Array("# café\n[cpu]\n".utf8), file: "x.toml") }
+    }
+}

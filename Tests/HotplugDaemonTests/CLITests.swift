@@ -131,4 +131,39 @@ import Testing
         let after = try String(contentsOfFile: "\(tree.root)/state/intent", encoding: .utf8)
         #expect(after.contains("\ncpu2 command ") && !after.contains("cpu3"))
     }
+
+    /// Bad input of every kind: a clear message and a non-zero exit, never a crash (a crash
+    /// exits by a signal, 128 and up). Each row: arguments, file contents for `FILE`, status, message.
+    @Test(arguments: [
+        (["offline", "cpu", "abc"], nil, 1, "\"abc\" in CPU list \"abc\" is not a number or a range"),
+        (["offline", "cpu", "99999999999999999999"], nil, 1, "is not a number or a range"),
+        (["offline", "memory"], nil, 64, "give exactly one of --dimm, --node, --range"),
+        (["offline", "memory", "--range", "5-x"], nil, 64, "--range must be A-B or A"),
+        (["online", "cpu", "2", "--timeout", "0"], nil, 64, "--timeout must be 1...86400 seconds"),
+        (["status", "--sysfs-root", "/nonexistent"], nil, 1, "/nonexistent/devices/system: No such file or directory"),
+        (["run", "--log-level", "loud"], nil, 64, "The value 'loud' is invalid for '--log-level <log-level>'"),
+        (["check-config", "/dev/zero"], nil, 1, "/dev/zero: cannot read: File too large"),
+        (["check-config", "FILE"], "[cpu]\n[!memory]\n", 1, ":2: a table header must start with a key, not '!'"),
+        (["check-config", "FILE"], "[cpu]\ninclude = \"0-3\"\r\n# caf\u{E9}\n", 0, "cpu.include = 0-3"),
+        (["check-config", "FILE"], "[memory]\nauto_movable_ratio = -1\n", 1, ":2: memory.auto_movable_ratio: -1 is outside"),
+        (["check-config", "FILE"], "[[hook]]\ncommand = [\"relative\"]\n", 1, "is not an absolute path"),
+        (["run", "--dry-run", "--config", "FILE"], "[monitor]\nsource = \"carrier-pigeon\"\n", 78, ":2: monitor.source"),
+    ] as [([String], String?, Int32, String)])
+    func badInputIsAClearErrorNeverACrash(arguments: [String], file: String?, status: Int32, message: String) throws {
+        let path = try file.map(Self.temporaryFile)
+        defer { if let path { try? FileManager.default.removeItem(atPath: path) } }
+        let output = try Self.run(arguments.map { $0 == "FILE" ? path! : $0 })
+        #expect(output.status == status, "\(output.stdout)\(output.stderr)")
+        #expect((output.stdout + output.stderr).contains(message), "\(output.stdout)\(output.stderr)")
+    }
+
+    @Test func aConfigFileWithABrokenByteNamesItsLine() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString).toml").path
+        let bytes = Array("[cpu]\nauto_online = true\ninclude = \"0-3".utf8) + [0xFF] + Array("\"\n".utf8)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let output = try Self.run(["check-config", path])
+        #expect(output.status == 1)
+        #expect(output.stdout.contains("\(path):3: not valid UTF-8"), "\(output.stdout)")
+    }
 }

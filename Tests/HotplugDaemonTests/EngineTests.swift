@@ -220,17 +220,6 @@ import Testing
         #expect(kernel.writes == ["cpu3=1"])
     }
 
-    @Test func busyIsRetriedWithBackoff() throws {
-        let engine = engine()
-        try engine.start()
-        try tree.addCPU(2, online: false)
-        kernel.inject([.resourceBusy, .resourceTemporarilyUnavailable], into: "cpu2")
-        engine.handle([Self.event("add", "cpu2")])
-        #expect(kernel.writes == ["cpu2=1", "cpu2=1", "cpu2=1"])
-        #expect(tree.state("cpu2") == "1")
-        #expect(log.contains("attempts=3"))
-    }
-
     @Test func busyForeverFailsThenARescanRetriesOnce() throws {
         let engine = engine()
         try engine.start()
@@ -242,26 +231,6 @@ import Testing
         engine.reconcile(reason: "test")
         #expect(kernel.writes.count == 5)
         #expect(tree.state("cpu2") == "1")
-    }
-
-    @Test func ioErrorFailsWithoutRetry() throws {
-        let engine = engine()
-        try engine.start()
-        try tree.addMemory(16)
-        kernel.inject([.ioError], into: "memory16")
-        engine.handle([Self.event("add", "memory16")])
-        engine.tick(now: .now + .seconds(1))
-        #expect(kernel.writes == ["memory16=online_movable"])
-        #expect(engine.status().first { $0.device == "memory16" }?.state == .failed)
-    }
-
-    @Test func deviceGoneDuringTheWriteIsRemoved() throws {
-        let engine = engine { $0.memory.onlineType = .onlineMovable }
-        try engine.start()
-        try tree.addMemory(16)
-        kernel.inject([.noSuchFileOrDirectory], into: "memory16")
-        engine.handle([Self.event("add", "memory16")])
-        #expect(log.contains("memory16 onlining -> removed"))
     }
 
     @Test func alreadyOnlinedByTheKernelIsSuccess() throws {
