@@ -12,13 +12,4 @@ public enum MemoryLock {
     public static func lockAll() -> Errno? {
         mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0 ? nil : Errno(rawValue: errno)
     }
-
-    /// The locked memory of this process (VmLck in /proc/self/status), in bytes.
-    public static func lockedBytes() -> Int? {
-        guard let status = try? TextFile.read("/proc/self/status") else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmLck:") {
-            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
-        }
-        return nil
-    }
 }

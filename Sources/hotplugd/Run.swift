@@ -52,8 +52,6 @@ struct Run: AsyncParsableCommand {
             logger.warning(
                 "cannot lock the daemon's memory; under memory pressure it may be paged out",
                 metadata: ["error": "\(error)"])
-        } else {
-            logger.debug("memory locked", metadata: ["locked_bytes": "\(MemoryLock.lockedBytes() ?? 0)"])
         }
         var options = Daemon.Options(config: loaded)
         options.sysfsRoot = sysfsRoot

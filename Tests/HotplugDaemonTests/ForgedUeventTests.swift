@@ -24,7 +24,8 @@ struct ForgedUeventTests {
         let daemon = Daemon(options: options, logger: log.logger())
         let task = Task { try await daemon.run() }
         defer { task.cancel() }
-        try await RealKernel.until { log.contains("memory devices present") }
+        // Generous: under ThreadSanitizer the daemon starts many times slower.
+        try await RealKernel.until(timeout: .seconds(60)) { log.contains("memory devices present") }
         // Hot-added after the start and offline: an `add` that got through would online them.
         try tree.addCPU(4, online: false)
         try tree.addCPU(5, online: false)
@@ -62,7 +63,7 @@ struct ForgedUeventTests {
         try forger.send(
             UeventMessages.udev(add.merging(["DEVPATH": "/devices/system/cpu/cpu5", "SEQNUM": "1010"]) { $1 }),
             group: UeventDatagram.udevGroup)
-        try await RealKernel.until { tree.state("cpu5") == "1" }
+        try await RealKernel.until(timeout: .seconds(60)) { tree.state("cpu5") == "1" }
 
         #expect(tree.state("cpu4") == "0")
         #expect(tree.state("memory12") == "offline")

@@ -49,6 +49,12 @@ def test_unit_verifies_and_is_hardened(service):
     # Hardened, and still able to write the online attributes: ProtectKernelTunables makes /sys
     # read-only, ReadWritePaths opens the two directories again.
     assert "ProtectKernelTunables=yes" in service.sh(f"cat {UNIT}")
+    # The sandbox leaves it what it needs to lock its memory, and the OOM killer passes it by.
+    pid = service.sh("systemctl show -p MainPID --value hotplugd")
+    status = service.sh(f"cat /proc/{pid}/status")
+    assert int(re.search(r"VmLck:\s+(\d+) kB", status).group(1)) > 0, status
+    assert service.sh(f"cat /proc/{pid}/oom_score_adj") == "-900"
+    assert "cannot lock" not in service.sh("journalctl -u hotplugd --no-pager")
 
 
 def test_service_onlines_logs_to_the_journal_reloads_and_survives_its_watchdog(service):
