@@ -34,6 +34,9 @@ public struct UeventDatagram: Sendable, Equatable {
 
     /// libudev's receive buffer: anything longer arrives truncated (MSG_TRUNC).
     public static let maxLength = 8192
+    /// The kernel's uevent buffer (UEVENT_BUFFER_SIZE), which holds all of a uevent's properties:
+    /// no single one can be as long.
+    public static let maxPropertyLength = 2048
     /// The netlink multicast groups of NETLINK_KOBJECT_UEVENT.
     public static let kernelGroup: UInt32 = 1
     public static let udevGroup: UInt32 = 2
@@ -56,6 +59,7 @@ public enum UeventDatagramError: Error, Equatable, CustomStringConvertible {
     case badKernelHeader
     case unterminated
     case badProperty(offset: Int)
+    case oversizedProperty(offset: Int)
 
     public var description: String {
         switch self {
@@ -70,6 +74,8 @@ public enum UeventDatagramError: Error, Equatable, CustomStringConvertible {
         case .badKernelHeader: "no ACTION@DEVPATH header"
         case .unterminated: "properties not NUL-terminated"
         case .badProperty(let offset): "malformed property at byte \(offset)"
+        case .oversizedProperty(let offset):
+            "property at byte \(offset) is longer than the kernel's uevent buffer (\(UeventDatagram.maxPropertyLength))"
         }
     }
 }
@@ -81,7 +87,7 @@ extension UeventDatagram {
     /// then NUL-separated properties. udev messages: group 2, libudev's header with its magic,
     /// the properties exactly where the header says. Both: sent by uid 0, at most `maxLength`
     /// bytes, every property `KEY=VALUE` with a key of printable ASCII (udev rules may set any
-    /// such key), and the last one NUL-terminated. What the properties say is `UeventDecoder`'s to check.
+    /// such key) and shorter than the kernel's uevent buffer, and the last one NUL-terminated. What the properties say is `UeventDecoder`'s to check.
     public func check(source: MonitorSource) throws(UeventDatagramError) {
         guard length <= Self.maxLength, bytes.count == length else { throw .oversized(length) }
         guard length >= 32 else { throw .tooShort(length) }
@@ -128,6 +134,7 @@ extension UeventDatagram {
             guard let equals = area[position..<end].firstIndex(of: UInt8(ascii: "=")), equals > position,
                 area[position..<equals].allSatisfy(isKeyByte)
             else { throw .badProperty(offset: position) }
+            guard end - position < maxPropertyLength else { throw .oversizedProperty(offset: position) }
             position = end + 1
         }
     }

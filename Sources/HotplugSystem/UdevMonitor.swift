@@ -163,19 +163,14 @@ private final class ThreadContext: @unchecked Sendable {
         }
     }
 
-    /// The message's own properties, header fields included: nothing is read from sysfs here.
+    /// The four fields the decoder needs, as the message carried them. Nothing is read from sysfs
+    /// here, and no other property is copied: nothing downstream uses them, and the datagram check
+    /// has already bounded every one.
     private static func rawEvent(_ device: OpaquePointer) -> RawUevent {
-        var properties: [String: String] = [:]
-        var entry = udev_device_get_properties_list_entry(device)
-        while let current = entry {
-            if let name = udev_list_entry_get_name(current) {
-                properties[String(cString: name)] = udev_list_entry_get_value(current).map { String(cString: $0) } ?? ""
-            }
-            entry = udev_list_entry_get_next(current)
-        }
+        func property(_ key: String) -> String? { udev_device_get_property_value(device, key).map { String(cString: $0) } }
         return RawUevent(
-            action: properties["ACTION"], devpath: properties["DEVPATH"], subsystem: properties["SUBSYSTEM"],
-            seqnum: properties["SEQNUM"], properties: properties)
+            action: property("ACTION"), devpath: property("DEVPATH"), subsystem: property("SUBSYSTEM"),
+            seqnum: property("SEQNUM"))
     }
 
     private static func receiveBuffer(_ fd: Int32) -> Int {

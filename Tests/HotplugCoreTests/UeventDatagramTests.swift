@@ -72,6 +72,10 @@ import Testing
         #expect(throws: UeventDatagramError.badProperty(offset: header.count)) {
             try check(header + Array("AC\u{7}ION=add\0SEQNUM=12345\0".utf8), Self.kernel, source: .kernel)
         }
+        let long = Array("ACTION=add\0MODALIAS=".utf8) + Array(repeating: UInt8(ascii: "x"), count: 2040) + [0]
+        #expect(throws: UeventDatagramError.oversizedProperty(offset: header.count + 11)) {
+            try check(header + long, Self.kernel, source: .kernel)
+        }
     }
 
     /// Every prefix of a valid message, as a truncated datagram would be, is refused or passes whole.
