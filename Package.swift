@@ -74,8 +74,12 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        // A sysfs tree of plain files, for the engine tests and the benchmarks.
-        .target(name: "HotplugFixtures", dependencies: ["HotplugCore"], path: "Tests/HotplugFixtures"),
+        // A sysfs tree of plain files and a fake kernel over it (fault injection), a log capture,
+        // the small machine most tests start from: for the tests and the benchmarks.
+        .target(
+            name: "HotplugFixtures",
+            dependencies: ["HotplugCore", "HotplugSystem", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/HotplugFixtures"),
         // `make fuzz`: libFuzzer targets over the uevent path and the configuration parser.
         .target(name: "FuzzTargets", dependencies: ["HotplugCore"], path: "Tests/Fuzz/Targets"),
         .executableTarget(name: "fuzz-uevent", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Uevent"),

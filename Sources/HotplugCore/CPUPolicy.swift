@@ -14,6 +14,6 @@ public struct CPUPolicy: Sendable {
         if !config.autoOnline { return .leave(reason: "cpu.auto_online is false") }
         if !config.include.contains(cpu) { return .leave(reason: "not in cpu.include (\(config.include))") }
         if config.exclude.contains(cpu) { return .leave(reason: "in cpu.exclude (\(config.exclude))") }
-        return .online(value: "1")
+        return .online(.cpu)
     }
 }

@@ -4,12 +4,12 @@ public struct MemoryBlock: Sendable, Equatable {
     /// The NUMA node from the block's `nodeN` link; nil when the kernel gave none.
     public var node: Int?
     /// `valid_zones`: for an offline block the zones it may go to, for an online one its zone.
-    public var validZones: [String]
+    public var validZones: [Zone]
     /// The target of the `firmware_node` link: the ACPI memory device (DIMM) the block belongs to.
     public var firmwareNode: String?
     public var online: Bool
 
-    public init(id: DeviceID, node: Int?, validZones: [String], firmwareNode: String?, online: Bool) {
+    public init(id: DeviceID, node: Int?, validZones: [Zone], firmwareNode: String?, online: Bool) {
         self.id = id
         self.node = node
         self.validZones = validZones
@@ -19,10 +19,10 @@ public struct MemoryBlock: Sendable, Equatable {
 
     /// The zone of an online block, as the kernel names it (`Normal`, `Movable`, `DMA32`, or `none`
     /// when the block spans zones).
-    public var zone: String? { online ? validZones.first : nil }
+    public var zone: Zone? { online ? validZones.first : nil }
 
-    public var isMovable: Bool { zone == "Movable" }
-    public var allowsMovable: Bool { validZones.contains("Movable") }
+    public var isMovable: Bool { zone == .movable }
+    public var allowsMovable: Bool { validZones.contains(.movable) }
 }
 
 /// Memory in ZONE_MOVABLE and memory the kernel had in its own zones at boot, per node, in pages.

@@ -24,7 +24,7 @@ public struct MemoryPolicy: Sendable {
                 decisions[id] = decision
                 // Later devices in the same batch see this one's movable memory, as in the kernel,
                 // which onlines one device after the other.
-                if decision == .online(value: MemoryOnlineType.onlineMovable.rawValue),
+                if decision == .online(.onlineMovable),
                     let block = group.first(where: { $0.id == id })
                 {
                     accounting.movablePages[block.node ?? 0, default: 0] += pagesPerBlock
@@ -61,15 +61,14 @@ public struct MemoryPolicy: Sendable {
             return offline.map { ($0.id, .leave(reason: reason)) }
         }
         let onlineType = rule?.onlineType ?? config.onlineType
-        let value: MemoryOnlineType =
-            onlineType == .autoMovable ? autoMovableZone(device: device, offline: offline, accounting: accounting)
-            : onlineType
-        return offline.map { ($0.id, .online(value: value.rawValue)) }
+        let value =
+            OnlineValue(onlineType) ?? autoMovableZone(device: device, offline: offline, accounting: accounting)
+        return offline.map { ($0.id, .online(value)) }
     }
 
     private func autoMovableZone(
         device: [MemoryBlock], offline: [MemoryBlock], accounting: MemoryAccounting
-    ) -> MemoryOnlineType {
+    ) -> OnlineValue {
         // Part of the device already in a kernel zone: the rest follows, or it could never be removed.
         if device.contains(where: { $0.online && !$0.isMovable }) { return .onlineKernel }
         if offline.contains(where: { !$0.allowsMovable }) { return .onlineKernel }

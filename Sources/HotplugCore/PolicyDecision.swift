@@ -1,7 +1,7 @@
 /// What the policy wants done with one offline device.
 public enum PolicyDecision: Sendable, Equatable, CustomStringConvertible {
-    /// Write `value` to the device's online attribute (`1` for a CPU, `online_movable` etc. for memory).
-    case online(value: String)
+    /// Write `value` to the device's online attribute.
+    case online(OnlineValue)
     /// Leave the device offline, for the reason given.
     case leave(reason: String)
 
@@ -12,7 +12,7 @@ public enum PolicyDecision: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var onlineValue: String? {
+    public var onlineValue: OnlineValue? {
         if case .online(let value) = self { return value }
         return nil
     }

@@ -9,7 +9,7 @@ import struct SystemPackage.Errno
 /// cannot read back once hot-added memory has gone into kernel zones. hotplugd counts it at its
 /// first start after boot and stores it in its runtime directory, tagged with the boot id so a
 /// file from an earlier boot is never taken for this one.
-public struct BootBaseline {
+public struct BootBaseline: Sendable {
     public let directory: String
     public let bootID: String
 

@@ -4,12 +4,14 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// The running daemon: the monitor thread feeding the engine, as a service-lifecycle `Service`.
+/// The running daemon, as a service-lifecycle `Service`.
 ///
-/// The monitor starts before the start-up scan, so an event that arrives during the scan is
-/// queued rather than lost; the engine then treats it like any other (duplicates are harmless).
-/// Everything the engine reacts to (events, timers, SIGHUP, watchdog pings, shutdown) arrives
-/// through one stream, so the engine is only ever touched by this task.
+/// Three threads of control: the monitor thread receives uevents and puts them in a bounded
+/// queue (`InputQueue`); the core's thread (`CoreLoop`) takes them one burst at a time and does
+/// every sysfs read and write; this task publishes what came of them (hooks, metrics, STATUS=),
+/// pings the watchdog while the core's thread makes progress, and turns SIGHUP and SIGTERM into
+/// inputs that no backlog delays. The monitor starts before the start-up scan, so an event that
+/// arrives during the scan is queued rather than lost (duplicates are harmless).
 public final class Daemon: Service {
     public struct Options: Sendable {
         public var config: Config
@@ -25,23 +27,16 @@ public final class Daemon: Service {
         public var intentStore: IntentStore? = IntentStore(directory: IntentStore.defaultDirectory)
         public var kernelCommandLinePath = "/proc/cmdline"
         public var conflicts: ConflictCheck? = ConflictCheck()
-        public var engine = Engine.Options()
+        public var core = DecisionCore.Options()
+        public var retry = Actuator.Retry()
         public var hooks = HookRunner.Options()
+        /// Events queued for the core at most; past that a burst counts as lost events.
+        /// 16,384 is four full bursts of the monitor, a few MiB at most.
+        public var queueCapacity = 16_384
 
         public init(config: Config) {
             self.config = config
         }
-    }
-
-    /// What reaches the engine's task, in order.
-    enum Input: Sendable {
-        case monitor(MonitorMessage)
-        case tick
-        /// Time to write the metrics file, or a hook finished.
-        case flush
-        case reload
-        case watchdog
-        case stop
     }
 
     let options: Options
@@ -53,49 +48,78 @@ public final class Daemon: Service {
     }
 
     public func run() async throws {
-        let (inputs, continuation) = AsyncStream<Input>.makeStream()
+        let queue = InputQueue(capacity: options.queueCapacity)
+        let (startup, startupContinuation) = AsyncStream<MonitorMessage>.makeStream()
         let source = options.source ?? options.config.monitor.source
         let monitor = try UdevMonitor(
             options: .init(source: source, receiveBufferBytes: options.config.monitor.receiveBufferBytes)
         ) { message in
-            continuation.yield(.monitor(message))
+            switch message {
+            case .ready:
+                startupContinuation.yield(message)
+            case .failed:
+                startupContinuation.yield(message)
+                queue.push(message)
+            default:
+                queue.push(message)
+            }
         }
         defer { monitor.stop() }
 
-        var iterator = inputs.makeAsyncIterator()
-        guard case .monitor(let first) = await iterator.next() else { return }
-        guard case .ready(let resolved, let bytes) = first else {
-            throw DaemonError.monitor("\(first)")
-        }
+        var startupMessages = startup.makeAsyncIterator()
+        guard let first = await startupMessages.next() else { return }
+        guard case .ready(let resolved, let bytes) = first else { throw DaemonError.monitor("\(first)") }
         logger.info(
             "listening for uevents",
-            metadata: ["source": "\(resolved.rawValue)", "receive_buffer_bytes": "\(bytes)",
-                       "dry_run": "\(options.dryRun)"])
+            metadata: [
+                "source": "\(resolved.rawValue)", "receive_buffer_bytes": "\(bytes)", "dry_run": "\(options.dryRun)",
+            ])
 
         let baseline = options.runtimeDirectory.map { BootBaseline(directory: $0) }
-        let engine = try makeEngine(baseline: baseline)
-        let outputs = makeOutputs(continuation)
-        try engine.start()
-        keep(engine.bootKernelPages, in: baseline)
-        logPresentDevices(engine)
-        options.conflicts?.warn(sysfs: engine.sysfs, logger: logger)
-        _ = await outputs.publish(engine)
-        ServiceManager.notify("READY=1", "STATUS=\(engine.summary())")
+        let driver = try makeDriver(baseline: baseline)
+        let heartbeat = Heartbeat()
+        driver.heartbeat = heartbeat
+        driver.shouldStop = { queue.isStopped }
+        let (publications, publish) = AsyncStream<CoreLoop.Publication>.makeStream()
+        let outputs = makeOutputs(publish)
+        let loop = CoreLoop(
+            driver: driver, queue: queue, metrics: outputs.metrics, logger: logger, publish: publish
+        ) { [self] driver in
+            keep(driver.core.bootKernelPages, in: baseline)
+            logPresentDevices(driver.core)
+            options.conflicts?.warn(sysfs: driver.sysfs, logger: logger)
+        }
+        let thread = try DedicatedThread { loop.run() }
+        defer {
+            queue.stop()
+            thread.join()
+        }
 
-        let background = startBackgroundInputs(continuation)
+        var iterator = publications.makeAsyncIterator()
+        switch await iterator.next() {
+        case .started(let snapshot):
+            _ = await outputs.publish(changes: [], operations: [], snapshot: snapshot)
+            ServiceManager.notify("READY=1", "STATUS=\(snapshot.summary)")
+        case .failed(let reason):
+            throw DaemonError.stopped(reason)
+        default:
+            return
+        }
+
+        let background = startBackgroundInputs(queue, heartbeat: heartbeat)
         defer { background.forEach { $0.cancel() } }
         try await withGracefulShutdownHandler {
-            try await serve(engine, outputs: outputs, inputs: &iterator, continuation: continuation)
+            try await serve(outputs, publications: &iterator, continuation: publish)
         } onGracefulShutdown: {
-            continuation.yield(.stop)
+            queue.stop()
         }
         ServiceManager.notify("STOPPING=1")
         logger.info("stopping")
         await outputs.hooks.stop()
-        _ = outputs.writeMetrics(engine, force: true)
+        _ = outputs.writeMetrics(force: true)
     }
 
-    private func makeOutputs(_ continuation: AsyncStream<Input>.Continuation) -> DaemonOutputs {
+    private func makeOutputs(_ continuation: AsyncStream<CoreLoop.Publication>.Continuation) -> DaemonOutputs {
         let metrics = options.config.metrics.textfile.map { DaemonMetrics(path: $0) }
         var hookOptions = options.hooks
         hookOptions.dryRun = options.dryRun
@@ -106,119 +130,111 @@ public final class Daemon: Service {
         return DaemonOutputs(hooks: hooks, metrics: metrics, logger: logger)
     }
 
-    /// SIGHUP and, when systemd asks for them, watchdog pings, as inputs of the loop.
-    private func startBackgroundInputs(_ continuation: AsyncStream<Input>.Continuation) -> [Task<Void, Never>] {
+    /// SIGHUP as a new configuration for the core, and, when systemd asks for them, watchdog pings
+    /// while the core's thread is idle or its current step is younger than half the interval.
+    private func startBackgroundInputs(_ queue: InputQueue, heartbeat: Heartbeat) -> [Task<Void, Never>] {
         var tasks = [
-            Task {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) { continuation.yield(.reload) }
+            Task { [self] in
+                var current = options.config
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    current = reload(current, queue: queue)
+                }
             }
         ]
         if let interval = ServiceManager.watchdogInterval {
-            // Pinged from the loop, not from here: a loop that is stuck stops the pings.
             tasks.append(Task {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: interval / 3)
-                    continuation.yield(.watchdog)
+                    do {
+                        try await Task.sleep(for: interval / 4)
+                    } catch {
+                        return  // Cancelled: the daemon is stopping.
+                    }
+                    if heartbeat.isAlive(limit: interval / 2) { ServiceManager.notify("WATCHDOG=1") }
                 }
             })
         }
         return tasks
     }
 
-    /// The event loop: one input at a time, until SIGTERM/SIGINT or cancellation.
+    /// Publishes the core's results until its loop ends; one metrics flush is scheduled at a time.
     private func serve(
-        _ engine: Engine, outputs: DaemonOutputs, inputs iterator: inout AsyncStream<Input>.Iterator,
-        continuation: AsyncStream<Input>.Continuation
+        _ outputs: DaemonOutputs, publications iterator: inout AsyncStream<CoreLoop.Publication>.Iterator,
+        continuation: AsyncStream<CoreLoop.Publication>.Continuation
     ) async throws {
-        var scheduledTick: ContinuousClock.Instant?
-        var scheduledFlush: ContinuousClock.Instant?
+        var flush: Task<Void, Never>?
+        defer { flush?.cancel() }
         var lastStatus = ContinuousClock.now
-        while let input = await iterator.next() {
-            switch input {
-            case .monitor(.events(let batch)):
-                outputs.metrics?.received(batch)
-                outputs.touch()
-                let rejected = engine.handle(batch)
-                outputs.metrics?.rejected(stage: "decode", count: rejected)
-            case .monitor(.refused(let reason)):
-                outputs.metrics?.rejected(stage: "datagram")
-                outputs.touch()
-                engine.refused(reason)
-            case .monitor(.eventsLost):
-                logger.warning("the kernel dropped uevents", metadata: ["kind": "events-lost"])
-                outputs.metrics?.eventsLost()
-                outputs.touch()
-                engine.reconcile(reason: "the kernel dropped uevents (ENOBUFS)")
-            case .monitor(.failed(let reason)):
-                throw DaemonError.monitor(reason)
-            case .monitor(.ready):
-                break
-            case .tick:
-                scheduledTick = nil
-                engine.tick()
+        while let publication = await iterator.next() {
+            var due: ContinuousClock.Instant?
+            switch publication {
+            case .progress(let changes, let operations, let snapshot):
+                due = await outputs.publish(changes: changes, operations: operations, snapshot: snapshot)
+                if let snapshot, ContinuousClock.now - lastStatus > .seconds(1) {
+                    lastStatus = .now
+                    ServiceManager.notify("STATUS=\(snapshot.summary)")
+                }
             case .flush:
-                scheduledFlush = nil
+                flush = nil
                 outputs.touch()
-            case .reload:
-                await reload(engine, outputs: outputs)
-            case .watchdog:
-                ServiceManager.notify("WATCHDOG=1")
-            case .stop:
-                return
+                due = outputs.writeMetrics()
+            case .failed(let reason):
+                throw DaemonError.stopped(reason)
+            case .started:
+                break
             }
-            if let due = await outputs.publish(engine), scheduledFlush == nil {
-                scheduledFlush = due
-                Task {
-                    try? await Task.sleep(until: due, clock: .continuous)
+            if let due, flush == nil {
+                flush = Task {
+                    do {
+                        try await Task.sleep(until: due, clock: .continuous)
+                    } catch {
+                        return  // Cancelled: the daemon is stopping and writes the file itself.
+                    }
                     continuation.yield(.flush)
                 }
             }
-            if ContinuousClock.now - lastStatus > .seconds(1) {
-                lastStatus = .now
-                ServiceManager.notify("STATUS=\(engine.summary())")
-            }
-            if let deadline = engine.nextDeadline, scheduledTick == nil || deadline < scheduledTick! {
-                scheduledTick = deadline
-                Task {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    continuation.yield(.tick)
-                }
-            }
         }
     }
 
-    /// Re-reads the configuration file. A configuration that does not load is logged and the one
-    /// in force stays, whole: nothing of a broken file is applied.
-    private func reload(_ engine: Engine, outputs: DaemonOutputs) async {
+    /// Re-reads the configuration file and queues it for the core. A configuration that does not
+    /// load is logged and the one in force stays, whole: nothing of a broken file is applied.
+    private func reload(_ current: Config, queue: InputQueue) -> Config {
         ServiceManager.notify("RELOADING=1", "MONOTONIC_USEC=\(ServiceManager.monotonicMicroseconds)")
-        defer { ServiceManager.notify("READY=1", "STATUS=\(engine.summary())") }
+        defer { ServiceManager.notify("READY=1") }
         guard let path = options.configPath else {
             logger.notice("reload: no configuration file in use; the defaults stay")
-            return
+            return current
         }
         do {
             let config = try ConfigLoader.load(path: path, required: true)
-            if config.monitor != engine.config.monitor || config.metrics != engine.config.metrics {
+            if config.monitor != current.monitor || config.metrics != current.metrics {
                 logger.notice("reload: [monitor] and [metrics] settings take effect at the next start")
             }
-            engine.update(config: config)
-            await outputs.hooks.update(hooks: config.hooks)
+            queue.reconfigure(config)
             logger.notice("configuration reloaded", metadata: ["path": "\(path)"])
+            return config
         } catch {
             logger.error(
                 "configuration reload failed; the configuration in force stays",
-                metadata: ["error": "\(error)", "path": "\(path)", "kind": "reload-failed"])
+                metadata: ["error": "\(error)", "path": "\(path)", "kind": "\(LogKind.reloadFailed.rawValue)"])
+            return current
         }
     }
 
-    private func makeEngine(baseline: BootBaseline?) throws -> Engine {
-        var engineOptions = options.engine
-        engineOptions.dryRun = options.dryRun
-        engineOptions.kernelCommandLine = (try? TextFile.read(options.kernelCommandLinePath)) ?? ""
-        if engineOptions.bootKernelPages == nil { engineOptions.bootKernelPages = baseline?.load() }
-        return Engine(
-            config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: engineOptions,
-            intentStore: options.intentStore, logger: logger)
+    private func makeDriver(baseline: BootBaseline?) throws -> CoreDriver {
+        var coreOptions = options.core
+        coreOptions.dryRun = options.dryRun
+        do {
+            coreOptions.kernelCommandLine = try TextFile.read(options.kernelCommandLinePath)
+        } catch {
+            logger.warning(
+                "cannot read the kernel command line; CPU coldplug under auto is off",
+                metadata: ["path": "\(options.kernelCommandLinePath)", "error": "\(error)"])
+            coreOptions.kernelCommandLine = nil
+        }
+        if coreOptions.bootKernelPages == nil { coreOptions.bootKernelPages = baseline?.load() }
+        return CoreDriver(
+            config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: coreOptions,
+            retry: options.retry, intentStore: options.intentStore, logger: logger)
     }
 
     /// Stores the baseline counted at this start, unless it came from the store already.
@@ -233,8 +249,8 @@ public final class Daemon: Service {
         }
     }
 
-    private func logPresentDevices(_ engine: Engine) {
-        let devices = engine.presentDevices()
+    private func logPresentDevices(_ core: DecisionCore) {
+        let devices = core.presentDevices()
         for kind in DeviceKind.allCases {
             let ofKind = devices.filter { $0.key.kind == kind }
             // One field per state, listing the devices as a kernel-style range list ("0-3,8").
@@ -251,10 +267,15 @@ public final class Daemon: Service {
 
 public enum DaemonError: Error, CustomStringConvertible {
     case monitor(String)
+    case thread(String)
+    /// The core's loop ended on an error (a failed start-up scan, the monitor gone).
+    case stopped(String)
 
     public var description: String {
         switch self {
         case .monitor(let reason): "uevent monitor: \(reason)"
+        case .thread(let reason): "cannot start the core's thread: \(reason)"
+        case .stopped(let reason): reason
         }
     }
 }

@@ -90,8 +90,8 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// Devices by kind and state, online memory blocks by zone and node, devices kept offline.
-    public func update(from engine: Engine) {
-        let counts = engine.deviceCounts()
+    public func update(from snapshot: CoreSnapshot) {
+        let counts = snapshot.deviceCounts
         for kind in DeviceKind.allCases {
             for state in DeviceState.allCases where state != .absent && state != .removed {
                 setGauge(
@@ -100,7 +100,7 @@ public final class DaemonMetrics: Sendable {
             }
         }
         let descriptor = name("memory_blocks_online", "", "Online memory blocks, by zone and node.")
-        let blocks = engine.onlineBlocksByZone()
+        let blocks = snapshot.onlineBlocksByZone
         var present = Set<[String]>()
         for (key, count) in blocks {
             present.insert([key.zone, key.node])
@@ -114,9 +114,9 @@ public final class DaemonMetrics: Sendable {
         for labels in gone { setGauge(descriptor, labels: [("zone", labels[0]), ("node", labels[1])], to: 0) }
         setGauge(
             name("devices_kept_offline", "", "Devices kept offline because somebody took them offline (operator intent)."),
-            labels: [], to: engine.keptOffline)
+            labels: [], to: snapshot.keptOffline)
         setGauge(
-            name("block_size", "bytes", "The memory block size."), labels: [], to: engine.blockSizeBytes)
+            name("block_size", "bytes", "The memory block size."), labels: [], to: snapshot.blockSizeBytes)
     }
 
     private func setGauge(_ descriptor: MetricNameDescriptor, labels: [(String, String)], to value: Int) {

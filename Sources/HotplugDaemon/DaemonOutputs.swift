@@ -1,11 +1,11 @@
 import HotplugCore
 import Logging
 
-/// Where the engine's results go after each input: device changes to the hook runner, online
+/// Where the core's results go on the async side: device changes to the hook runner, online
 /// writes and device counts to the metrics file.
 ///
 /// The metrics file is rewritten at most once per `metricsInterval`: a burst of 64 blocks is one
-/// write, and a change at the end of a burst is written by the flush the loop schedules.
+/// write, and a change at the end of a burst is written by the flush the daemon schedules.
 final class DaemonOutputs {
     let hooks: HookRunner
     let metrics: DaemonMetrics?
@@ -14,6 +14,7 @@ final class DaemonOutputs {
     private var lastWrite: ContinuousClock.Instant?
     private var unwritten = false
     private var lastError: String?
+    private var snapshot: CoreSnapshot?
 
     init(hooks: HookRunner, metrics: DaemonMetrics?, logger: Logger) {
         self.hooks = hooks
@@ -21,29 +22,31 @@ final class DaemonOutputs {
         self.logger = logger
     }
 
-    /// Hands on what the engine did since the last call. Returns when the metrics file should
-    /// next be written, if a write is due but too early.
-    func publish(_ engine: Engine, now: ContinuousClock.Instant = .now) async -> ContinuousClock.Instant? {
-        let changes = engine.takeChanges()
-        let operations = engine.takeOperations()
-        await hooks.submit(changes)
+    /// Hands on what the core did. Returns when the metrics file should next be written, if a
+    /// write is due but too early.
+    func publish(
+        changes: [DeviceChange], operations: [OnlineOperation], snapshot: CoreSnapshot?,
+        now: ContinuousClock.Instant = .now
+    ) async -> ContinuousClock.Instant? {
+        if !changes.isEmpty { await hooks.submit(changes) }
+        if let snapshot { self.snapshot = snapshot }
         guard let metrics else { return nil }
         metrics.record(operations)
-        if !changes.isEmpty || !operations.isEmpty { unwritten = true }
-        return writeMetrics(engine, now: now)
+        unwritten = true
+        return writeMetrics(now: now)
     }
 
-    /// Marks the metrics as changed outside the engine (events counted, a hook ran).
+    /// Marks the metrics as changed outside the core (a hook ran).
     func touch() {
         unwritten = true
     }
 
     /// Writes the metrics file if something changed and the interval has passed; otherwise
     /// returns when to try again.
-    func writeMetrics(_ engine: Engine, now: ContinuousClock.Instant = .now, force: Bool = false) -> ContinuousClock.Instant? {
+    func writeMetrics(now: ContinuousClock.Instant = .now, force: Bool = false) -> ContinuousClock.Instant? {
         guard let metrics, unwritten || lastWrite == nil || force else { return nil }
         if !force, let lastWrite, now - lastWrite < metricsInterval { return lastWrite + metricsInterval }
-        metrics.update(from: engine)
+        if let snapshot { metrics.update(from: snapshot) }
         do {
             try metrics.write()
             if lastError != nil { logger.notice("metrics file written again", metadata: ["path": "\(metrics.path)"]) }

@@ -50,7 +50,7 @@ extension SysfsAccess {
         let node = if let nodes { nodes[id] } else { try node(of: id) }
         let zones =
             node != nil || state == .online || zonesWithoutNode
-            ? try read(id, "valid_zones").split(separator: " ").map(String.init) : []
+            ? Zone.list(try read(id, "valid_zones")) : []
         let block = MemoryBlock(
             id: id, node: node, validZones: zones, firmwareNode: try link(id, "firmware_node"),
             online: state == .online)

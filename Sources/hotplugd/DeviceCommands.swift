@@ -107,15 +107,15 @@ struct DeviceCommandOptions: ParsableArguments {
         guard (1...86_400).contains(timeout) else { throw ValidationError("--timeout must be 1...86400 seconds") }
     }
 
-    func engine() throws -> Engine {
-        var options = Engine.Options()
+    func engine() throws -> DecisionCore {
+        var options = DecisionCore.Options()
         options.dryRun = true
         options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
-        let engine = Engine(
+        let driver = CoreDriver(
             config: try loadConfig(config), sysfs: try Sysfs(root: sysfsRoot), options: options, intentStore: store,
             logger: Logger(label: "hotplugd") { _ in SwiftLogNoOpLogHandler() })
-        try engine.scanOnly()
-        return engine
+        try driver.scanOnly()
+        return driver.core
     }
 
     func selectCPUs(_ arguments: [String]) throws -> [DeviceID] {
@@ -177,7 +177,7 @@ struct DeviceCommandOptions: ParsableArguments {
                 throw ExitCode(1)
             }
             let todo = selected.filter { present[$0]?.online == false }
-            var values = engine.onlineValues(for: todo)
+            var values = engine.onlineValues(for: todo).mapValues(\.sysfsValue)
             if let type { for id in todo where id.kind == .memory { values[id] = type } }
             recordIntent(for: selected, offline: false)
             outcome = operations.online(todo, values: values)

@@ -23,16 +23,15 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let loaded = try loadConfig(config)
-        var options = Engine.Options()
+        var options = DecisionCore.Options()
         options.dryRun = true
-        options.kernelCommandLine = (try? TextFile.read("/proc/cmdline")) ?? ""
         options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
-        let engine = Engine(
+        let driver = CoreDriver(
             config: loaded, sysfs: try Sysfs(root: sysfsRoot), options: options,
             intentStore: intentStore(stateDirectory, sysfsRoot: sysfsRoot),
             logger: Logger(label: "hotplugd.status") { _ in SwiftLogNoOpLogHandler() })
-        try engine.scanOnly()
-        let report = StatusReport(devices: engine.status(), blockSizeBytes: engine.blockSizeBytes)
+        try driver.scanOnly()
+        let report = StatusReport(devices: driver.core.status(), blockSizeBytes: driver.core.blockSizeBytes)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

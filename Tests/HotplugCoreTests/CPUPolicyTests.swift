@@ -27,7 +27,7 @@ import Testing
         var config = Config.CPU()
         config.include = try CPUList(parsing: include)
         config.exclude = try CPUList(parsing: exclude)
-        #expect((CPUPolicy(config: config).decide(cpu: cpu).onlineValue == "1") == online)
+        #expect((CPUPolicy(config: config).decide(cpu: cpu).onlineValue == .cpu) == online)
     }
 
     @Test func autoOnlineOffLeavesEverything() {

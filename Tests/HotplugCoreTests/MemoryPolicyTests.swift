@@ -15,7 +15,7 @@ import Testing
 
     /// `count` offline blocks from `first`, all from one DIMM unless `dimm` is nil.
     static func dimm(
-        _ first: Int, _ count: Int, node: Int = 0, dimm: String? = "PNP0C80:00", zones: [String] = ["Normal", "Movable"]
+        _ first: Int, _ count: Int, node: Int = 0, dimm: String? = "PNP0C80:00", zones: [Zone] = ["Normal", "Movable"]
     ) -> [MemoryBlock] {
         (first..<first + count).map {
             MemoryBlock(
@@ -30,7 +30,7 @@ import Testing
         var config = Config.Memory()
         configure(&config)
         let decisions = MemoryPolicy(config: config, blockSizeBytes: blockSize).decide(blocks, accounting: accounting)
-        return blocks.filter { !$0.online }.map { decisions[$0.id]?.onlineValue ?? "leave" }
+        return blocks.filter { !$0.online }.map { decisions[$0.id]?.onlineValue?.rawValue ?? "leave" }
     }
 
     @Test(arguments: [

@@ -1,14 +1,14 @@
-import HotplugCore
+@testable import HotplugCore
 import HotplugFixtures
 import Testing
 
 @testable import HotplugDaemon
 
 /// The engine keeps movable memory per node as it goes; it must equal a count of every block.
-extension EngineTests {
-    func recount(_ engine: Engine) -> [Int: Int] {
-        let online = engine.records.values.filter { $0.state == .online }.compactMap(\.block)
-        return MemoryAccounting(blocks: online, pagesPerBlock: engine.pagesPerBlock).movablePages
+extension CoreDriverTests {
+    func recount(_ engine: CoreDriver) -> [Int: Int] {
+        let online = engine.core.records.keys.compactMap { engine.core.policyBlock($0) }.filter(\.online)
+        return MemoryAccounting(blocks: online, pagesPerBlock: engine.core.pagesPerBlock).movablePages
     }
 
     @Test func movableMemoryIsCountedAsBlocksComeAndGo() throws {
@@ -17,16 +17,16 @@ extension EngineTests {
         for index in 16..<24 { try tree.addMemory(index, dimm: "PNP0C80:00") }
         for index in 24..<28 { try tree.addMemory(index, node: 1, dimm: "PNP0C80:01") }
         engine.handle((16..<28).map { Self.event("add", "memory\($0)") })
-        #expect(engine.accounting().movablePages == [0: 8 * 32768, 1: 4 * 32768])
-        #expect(engine.accounting().movablePages == recount(engine))
+        #expect(engine.core.accounting().movablePages == [0: 8 * 32768, 1: 4 * 32768])
+        #expect(engine.core.accounting().movablePages == recount(engine))
 
         // Taken offline by somebody, one block removed, another onlined behind the daemon's back.
         try tree.write("devices/system/memory/memory17/state", "offline")
         try tree.remove("memory16")
         engine.handle([Self.event("offline", "memory17"), Self.event("remove", "memory16")])
-        #expect(engine.accounting().movablePages == [0: 6 * 32768, 1: 4 * 32768])
-        #expect(engine.accounting().movablePages == recount(engine))
-        engine.reconcile(reason: "test")
-        #expect(engine.accounting().movablePages == recount(engine))
+        #expect(engine.core.accounting().movablePages == [0: 6 * 32768, 1: 4 * 32768])
+        #expect(engine.core.accounting().movablePages == recount(engine))
+        engine.eventsLost()
+        #expect(engine.core.accounting().movablePages == recount(engine))
     }
 }

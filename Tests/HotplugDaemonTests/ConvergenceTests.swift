@@ -31,7 +31,7 @@ import struct SystemPackage.Errno
         let steps: [(operation: Int, device: String)]
         let tree: FakeSysfsTree
         let kernel: FakeKernel
-        let engine: Engine
+        let engine: CoreDriver
 
         init(_ codes: [Int]) throws {
             steps = codes.map { ($0 % ConvergenceTests.operations, ConvergenceTests.devices[$0 / ConvergenceTests.operations]) }
@@ -41,9 +41,9 @@ import struct SystemPackage.Errno
             kernel = try FakeKernel(tree: tree)
             var config = Config()
             config.memory.onlineType = .onlineMovable
-            var options = Engine.Options()
-            options.retry = .init(attempts: 3, firstDelay: .microseconds(10), maxDelay: .microseconds(50))
-            engine = Engine(config: config, sysfs: kernel, options: options, logger: LogCapture().logger(level: .critical))
+            engine = CoreDriver(
+                config: config, sysfs: kernel, retry: .init(attempts: 3, firstDelay: .microseconds(10), maxDelay: .microseconds(50)),
+                logger: LogCapture().logger(level: .critical))
         }
 
         func check() throws {
@@ -80,10 +80,10 @@ import struct SystemPackage.Errno
                     break
                 }
             }
-            engine.reconcile(reason: "events were lost")
+            engine.eventsLost()
             engine.tick(now: .now + .seconds(5))
 
-            let known = Dictionary(engine.status().map { ($0.device, $0) }, uniquingKeysWith: { $1 })
+            let known = Dictionary(engine.core.status().map { ($0.device, $0) }, uniquingKeysWith: { $1 })
             for device in ConvergenceTests.devices {
                 let truth = tree.state(device)
                 let status = known[device]

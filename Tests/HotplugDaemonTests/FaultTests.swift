@@ -6,7 +6,7 @@ import struct SystemPackage.Errno
 
 /// Every answer the kernel can give to an online write, injected into the fake tree, and what
 /// the daemon must do about it. The retry policy here: 4 attempts, backoff from 10 us.
-extension EngineTests {
+extension CoreDriverTests {
     struct Fault: Sendable, CustomTestStringConvertible {
         let name: String
         let device: String
@@ -55,7 +55,7 @@ extension EngineTests {
         engine.handle([Self.event("add", fault.device)])
         #expect(kernel.writes.count == fault.writes)
         // A removed device is no longer listed.
-        #expect(engine.status().first { $0.device == fault.device }?.state ?? .removed == fault.state)
+        #expect(engine.core.status().first { $0.device == fault.device }?.state ?? .removed == fault.state)
         #expect(log.contains(fault.logged), "\(log.all.filter { $0.contains(fault.device) })")
         // Nothing more happens on its own: a refusal is not retried until something changes.
         engine.tick(now: .now + .seconds(10))
@@ -74,7 +74,7 @@ extension EngineTests {
         engine.handle([Self.event("add", "memory16"), Self.event("add", "cpu2")])
         #expect(ContinuousClock.now - started >= .seconds(1))
         #expect(tree.state("memory16") == "online" && tree.state("cpu2") == "1")
-        #expect(engine.status().filter { ["memory16", "cpu2"].contains($0.device) }.allSatisfy { $0.state == .online })
+        #expect(engine.core.status().filter { ["memory16", "cpu2"].contains($0.device) }.allSatisfy { $0.state == .online })
     }
 
     /// Sysfs changes without an event reaching the daemon (the event lost, or never sent): the
@@ -91,10 +91,10 @@ extension EngineTests {
         try tree.addCPU(4, online: false)
         try tree.addCPU(5, online: true)
         let writes = kernel.writes.count
-        engine.reconcile(reason: "test")
-        let states = Dictionary(uniqueKeysWithValues: engine.status().map { ($0.device, $0.state) })
+        engine.eventsLost()
+        let states = Dictionary(uniqueKeysWithValues: engine.core.status().map { ($0.device, $0.state) })
         #expect(states["cpu2"] == .offline, "somebody else took it offline: left so")
-        #expect(engine.status().first { $0.device == "cpu2" }?.intent?.origin == .observed)
+        #expect(engine.core.status().first { $0.device == "cpu2" }?.intent?.origin == .observed)
         #expect(states["cpu3"] == nil && log.contains("cpu3 online -> removed action=rescan"), "gone: forgotten")
         #expect(states["cpu4"] == .online && tree.state("cpu4") == "1", "a new device found offline is onlined")
         #expect(states["cpu5"] == .online)

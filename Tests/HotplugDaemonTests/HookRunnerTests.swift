@@ -1,6 +1,7 @@
 import Foundation
 import HotplugCore
 import HotplugDaemon
+import HotplugFixtures
 import Synchronization
 import Testing
 

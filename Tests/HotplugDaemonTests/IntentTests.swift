@@ -4,7 +4,7 @@ import HotplugSystem
 import Testing
 
 /// Operator intent: offlines by others are kept across restarts, unless `enforce` says otherwise.
-extension EngineTests {
+extension CoreDriverTests {
     var store: IntentStore { IntentStore(directory: "\(tree.root)/state") }
 
     func storedIntent() throws -> [String: OperatorIntent.Origin] {
@@ -23,7 +23,7 @@ extension EngineTests {
         let restarted = engine(intentStore: store)
         try restarted.start()
         #expect(kernel.writes.isEmpty)
-        let cpu1 = restarted.status().first { $0.device == "cpu1" }
+        let cpu1 = restarted.core.status().first { $0.device == "cpu1" }
         #expect(cpu1?.intent?.origin == .observed)
         #expect(cpu1?.policy?.hasPrefix("leave offline: taken offline by somebody else at ") == true)
     }
@@ -72,7 +72,7 @@ extension EngineTests {
         let engine = engine(intentStore: store)
         try engine.start()
         #expect(kernel.writes.isEmpty)
-        var config = engine.config
+        var config = engine.core.config
         config.cpu.enforce = true
         engine.update(config: config)
         #expect(kernel.writes == ["cpu2=1"])
@@ -98,7 +98,7 @@ extension EngineTests {
         try engine.start()
         try tree.write("devices/system/cpu/cpu1/online", "0")
         engine.handle([Self.event("offline", "cpu1")])
-        #expect(engine.intent[DeviceID(name: "cpu1")!]?.origin == .observed)
+        #expect(engine.core.intent[DeviceID(name: "cpu1")!]?.origin == .observed)
         #expect(try storedIntent().isEmpty)
     }
 }

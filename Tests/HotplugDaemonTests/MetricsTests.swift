@@ -4,7 +4,7 @@ import HotplugCore
 import Testing
 
 /// The Prometheus text file, from what the engine did on the fake tree.
-extension EngineTests {
+extension CoreDriverTests {
     @Test func metricsCountEventsOperationsDevicesAndZones() throws {
         let engine = engine(intentStore: store)
         try engine.start()
@@ -19,7 +19,7 @@ extension EngineTests {
         engine.handle([Self.event("offline", "cpu1")])
         metrics.record(engine.takeOperations())
         metrics.eventsLost()
-        metrics.update(from: engine)
+        metrics.update(from: engine.core.snapshot())
         try metrics.write()
 
         let text = try String(contentsOfFile: metrics.path, encoding: .utf8)
@@ -52,12 +52,12 @@ extension EngineTests {
         let metrics = DaemonMetrics(path: "\(tree.root)/hotplugd.prom")
         try tree.addMemory(16, dimm: "PNP0C80:00")
         engine.handle([Self.event("add", "memory16")])
-        metrics.update(from: engine)
+        metrics.update(from: engine.core.snapshot())
         #expect(metrics.text.contains(#"hotplugd_memory_blocks_online{zone="Movable",node="0"} 1.0"#))
         try tree.write("devices/system/memory/memory16/state", "offline")
         try tree.remove("memory16")
         engine.handle([Self.event("offline", "memory16"), Self.event("remove", "memory16")])
-        metrics.update(from: engine)
+        metrics.update(from: engine.core.snapshot())
         #expect(metrics.text.contains(#"hotplugd_memory_blocks_online{zone="Movable",node="0"} 0.0"#))
     }
 
@@ -70,7 +70,7 @@ extension EngineTests {
         outputs.metricsInterval = .zero
         for _ in 0..<3 {
             outputs.touch()
-            _ = await outputs.publish(engine)
+            _ = await outputs.publish(changes: [], operations: [], snapshot: engine.core.snapshot())
         }
         #expect(log.count("cannot write the metrics file") == 1)
     }

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HotplugCore
 import HotplugDaemon
+import HotplugFixtures
 import HotplugSystem
 import Synchronization
 import Testing

@@ -105,3 +105,16 @@ public final class FakeSysfsTree {
             properties: ["ACTION": action, "DEVPATH": devpath, "SUBSYSTEM": kind, "SEQNUM": "\(seqnum)"])
     }
 }
+
+extension FakeSysfsTree {
+    /// The small machine most tests start from: cpu0 without an online attribute (like the boot
+    /// CPU), cpu1 online, and 512 MiB of boot memory (memory0 spanning zones, memory1-3 in DMA32).
+    public static func smallMachine() throws -> FakeSysfsTree {
+        let tree = try FakeSysfsTree()
+        try tree.addCPU(0, online: nil)
+        try tree.addCPU(1, online: true)
+        try tree.addMemory(0, online: true, zones: "none")
+        for index in 1...3 { try tree.addMemory(index, online: true, zones: "DMA32") }
+        return tree
+    }
+}

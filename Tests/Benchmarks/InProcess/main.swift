@@ -45,7 +45,7 @@ struct Bench {
         config.memory.onlineType = onlineType
         // Ratio large enough that every DIMM of the trace may be movable.
         config.memory.autoMovableRatio = 100_000
-        let engine = Engine(config: config, sysfs: try Sysfs(root: tree.root), logger: quiet)
+        let engine = CoreDriver(config: config, sysfs: try Sysfs(root: tree.root), logger: quiet)
         try engine.start()
         // The hot-added blocks appear after the start, as on a real hot-add (and are all there
         // before their events are read, as when the daemon reads a burst).
@@ -108,10 +108,10 @@ struct Bench {
         let memoryBefore = residentBytes()
         let clock = ContinuousClock()
         let started = clock.now
-        let engine = Engine(config: Config(), sysfs: try Sysfs(root: tree.root), options: dryRun(), logger: quiet)
+        let engine = CoreDriver(config: Config(), sysfs: try Sysfs(root: tree.root), options: dryRun(), logger: quiet)
         try engine.start()
         let elapsed = clock.now - started
-        let counts = engine.deviceCounts()
+        let counts = engine.core.deviceCounts()
         precondition(counts[.memory]?[.online] == blocks && counts[.cpu]?[.online] == cpus, "scan missed devices: \(counts)")
         let growth = residentBytes() - memoryBefore
         let floor = try readEveryDevice(Sysfs(root: tree.root))
@@ -137,8 +137,8 @@ struct Bench {
         return clock.now - started
     }
 
-    static func dryRun() -> Engine.Options {
-        var options = Engine.Options()
+    static func dryRun() -> DecisionCore.Options {
+        var options = DecisionCore.Options()
         options.dryRun = true
         return options
     }

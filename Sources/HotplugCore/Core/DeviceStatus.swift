@@ -1,5 +1,3 @@
-import HotplugCore
-
 /// One line of `hotplugd status`: a device, its state, and what the policy would do with it.
 public struct DeviceStatus: Sendable, Equatable, Codable {
     public var device: String
@@ -13,6 +11,21 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     public var policy: String?
     /// Set when somebody took the device offline and the daemon keeps it so.
     public var intent: OperatorIntent.Entry?
+
+    public init(
+        device: String, kind: DeviceKind, index: Int, state: DeviceState, zone: String?, node: Int?, dimm: String?,
+        policy: String?, intent: OperatorIntent.Entry? = nil
+    ) {
+        self.device = device
+        self.kind = kind
+        self.index = index
+        self.state = state
+        self.zone = zone
+        self.node = node
+        self.dimm = dimm
+        self.policy = policy
+        self.intent = intent
+    }
 }
 
 /// One write to a device's online attribute and how it ended.
@@ -21,4 +34,10 @@ public struct OnlineOperation: Sendable, Equatable {
     public var outcome: OnlineOutcome
     /// From the device's `add` event to the end of the write; nil for devices found by a scan.
     public var sinceAdded: Duration?
+
+    public init(device: DeviceID, outcome: OnlineOutcome, sinceAdded: Duration?) {
+        self.device = device
+        self.outcome = outcome
+        self.sinceAdded = sinceAdded
+    }
 }

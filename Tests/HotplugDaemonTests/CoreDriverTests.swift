@@ -3,34 +3,30 @@ import HotplugCore
 import HotplugDaemon
 import Testing
 
-/// The whole engine against a sysfs tree in a temporary directory, with events fed in as
-/// libudev would hand them on.
-@Suite struct EngineTests {
+/// The decision core driven against a sysfs tree in a temporary directory, with events fed in
+/// as the monitor hands them on: decisions together with the reads and writes they cause.
+@Suite struct CoreDriverTests {
     let tree: FakeSysfsTree
     let kernel: FakeKernel
     let log = LogCapture()
 
     init() throws {
-        tree = try FakeSysfsTree()
-        // A small machine: cpu0 (no online file), cpu1 online; 512 MiB of boot memory.
-        try tree.addCPU(0, online: nil)
-        try tree.addCPU(1, online: true)
-        try tree.addMemory(0, online: true, zones: "none")
-        for index in 1...3 { try tree.addMemory(index, online: true, zones: "DMA32") }
+        tree = try FakeSysfsTree.smallMachine()
         kernel = try FakeKernel(tree: tree)
     }
 
     func engine(
-        _ configure: (inout Config) -> Void = { _ in }, options: (inout Engine.Options) -> Void = { _ in },
+        _ configure: (inout Config) -> Void = { _ in }, options: (inout DecisionCore.Options) -> Void = { _ in },
         intentStore: IntentStore? = nil
-    ) -> Engine {
+    ) -> CoreDriver {
         var config = Config()
         configure(&config)
-        var engineOptions = Engine.Options()
-        engineOptions.retry = .init(attempts: 4, firstDelay: .microseconds(10), maxDelay: .microseconds(100))
-        options(&engineOptions)
-        return Engine(
-            config: config, sysfs: kernel, options: engineOptions, intentStore: intentStore, logger: log.logger())
+        var coreOptions = DecisionCore.Options()
+        options(&coreOptions)
+        return CoreDriver(
+            config: config, sysfs: kernel, options: coreOptions,
+            retry: .init(attempts: 4, firstDelay: .microseconds(10), maxDelay: .microseconds(100)),
+            intentStore: intentStore, logger: log.logger())
     }
 
     static func event(_ action: String, _ device: String) -> RawUevent { FakeSysfsTree.event(action, device) }
@@ -48,7 +44,7 @@ import Testing
         #expect(kernel.writes == ["cpu2=1", "cpu3=1"] + (8..<16).map { "memory\($0)=online_movable" })
         #expect(log.contains("debug cpu2 offline -> onlining"))
         #expect(log.contains("info cpu2 onlining -> online"))
-        #expect(log.contains("info memory15 onlining -> online action=online device=memory15 from=onlining kind=online node=0 to=online value=online_movable zone=Movable"))
+        #expect(log.contains("info memory15 onlining -> online action=online device=memory15 from=onlining kind=online node=0 to=online value=online_movable zone=Movable"), "\(log.all.filter { $0.contains("memory15") })")
     }
 
     @Test func coldplugLeavesCPUsAloneUnderMaxcpus() throws {
@@ -96,7 +92,7 @@ import Testing
         try tree.addCPU(3, online: false)
         engine.handle([Self.event("add", "cpu2"), Self.event("add", "cpu3")])
         #expect(kernel.writes == ["cpu2=1"])
-        #expect(engine.status().first { $0.device == "cpu3" }?.policy == "leave offline: in cpu.exclude (3)")
+        #expect(engine.core.status().first { $0.device == "cpu3" }?.policy == "leave offline: in cpu.exclude (3)")
     }
 
     @Test func aDIMMWaitsForItsFirmwareNodeAndGoesWhole() throws {
@@ -182,7 +178,7 @@ import Testing
         engine.tick(now: start + .milliseconds(100))
         #expect(kernel.writes.isEmpty)
         engine.tick(now: start + .milliseconds(300))
-        #expect(kernel.writes == ["memory16=online_movable", "memory17=online_movable"])
+        #expect(kernel.writes == ["memory16=online_movable", "memory17=online_movable"], "\(log.all.joined(separator: "\n"))")
     }
 
     @Test func explicitOnlineTypeNeedsNoWait() throws {
@@ -202,11 +198,11 @@ import Testing
         kernel.inject([.notPermitted], into: "cpu3")
         engine.handle([Self.event("add", "cpu3")])
         engine.handle([Self.event("offline", "cpu3"), Self.event("add", "cpu3")])
-        engine.reconcile(reason: "test")
+        engine.eventsLost()
         #expect(kernel.writes == ["cpu3=1"])
         #expect(log.count("cpu3 onlining -> blocked") == 1)
         #expect(log.contains("warning cpu3 onlining -> blocked action=online device=cpu3 errno=1"))
-        #expect(engine.status().first { $0.device == "cpu3" }?.state == .blocked)
+        #expect(engine.core.status().first { $0.device == "cpu3" }?.state == .blocked)
     }
 
     @Test func aSiblingParkedOnItsFirstBringUpIsBlocked() throws {
@@ -216,7 +212,7 @@ import Testing
         kernel.inject([.canceled], into: "cpu3")
         engine.handle([Self.event("add", "cpu3")])
         #expect(log.contains("warning cpu3 onlining -> blocked action=online device=cpu3 errno=125"))
-        engine.reconcile(reason: "test")
+        engine.eventsLost()
         #expect(kernel.writes == ["cpu3=1"])
     }
 
@@ -228,7 +224,7 @@ import Testing
         engine.handle([Self.event("add", "cpu2")])
         #expect(kernel.writes.count == 4)
         #expect(log.contains("error cpu2 onlining -> failed action=online attempts=4 device=cpu2 errno=16"))
-        engine.reconcile(reason: "test")
+        engine.eventsLost()
         #expect(kernel.writes.count == 5)
         #expect(tree.state("cpu2") == "1")
     }
@@ -243,7 +239,7 @@ import Testing
         kernel.inject([.invalidArgument], into: "memory17")
         try tree.write("devices/system/memory/memory17/state", "online")
         engine.handle([Self.event("online", "memory17")])
-        #expect(engine.status().allSatisfy { $0.state == .online })
+        #expect(engine.core.status().allSatisfy { $0.state == .online })
         #expect(!log.contains("failed"))
     }
 
@@ -281,7 +277,7 @@ import Testing
         try tree.addCPU(2, online: false)
         for index in 16..<20 { try tree.addMemory(index, dimm: "PNP0C80:00") }
         try tree.remove("memory3")
-        engine.reconcile(reason: "the kernel dropped uevents (ENOBUFS)")
+        engine.eventsLost()
         #expect(kernel.writes == ["cpu2=1"] + (16..<20).map { "memory\($0)=online_movable" })
         #expect(log.contains("memory3 online -> removed"))
     }
@@ -297,7 +293,7 @@ import Testing
         engine.handle([Self.event("remove", "memory16"), Self.event("remove", "memory17")])
         #expect(kernel.writes.isEmpty, "offlined for removal, not to be onlined again")
         #expect(log.contains("memory17 offline -> removed"))
-        #expect(!engine.status().contains { $0.device == "memory16" })
+        #expect(!engine.core.status().contains { $0.device == "memory16" })
     }
 
     @Test func eventForAnUnknownDeviceIsReadFromSysfs() throws {
@@ -305,7 +301,7 @@ import Testing
         try engine.start()
         try tree.addMemory(40, online: true, zones: "Normal")
         engine.handle([Self.event("online", "memory40")])
-        let status = engine.status().first { $0.device == "memory40" }
+        let status = engine.core.status().first { $0.device == "memory40" }
         #expect(status?.state == .online)
         #expect(status?.zone == "Normal")
     }
@@ -322,7 +318,7 @@ import Testing
         try tree.addMemory(8, dimm: "PNP0C80:00")
         let engine = engine()
         try engine.scanOnly()
-        let status = engine.status()
+        let status = engine.core.status()
         #expect(status.map(\.device) == ["cpu0", "cpu1", "cpu2", "memory0", "memory1", "memory2", "memory3", "memory8"])
         #expect(status.first { $0.device == "cpu0" }?.state == .online)
         #expect(status.first { $0.device == "cpu2" }?.policy == "online (1)")

@@ -1,4 +1,3 @@
-import HotplugFixtures
 import Glibc
 import HotplugCore
 import HotplugSystem
@@ -11,36 +10,36 @@ import struct SystemPackage.Errno
 /// Reads and the writes' file I/O go through the real `Sysfs`; on a successful write to a memory
 /// block's `state` the block reads `online` afterwards and its `valid_zones` shows its zone, as
 /// on the kernel. Writing `online*` to an online block fails with EINVAL, as on the kernel.
-final class FakeKernel: SysfsAccess {
-    let sysfs: Sysfs
+public final class FakeKernel: SysfsAccess {
+    public let sysfs: Sysfs
     private let state = Mutex(State())
 
     struct State {
         var faults: [DeviceID: [Errno?]] = [:]
-        var writes: [(DeviceID, String)] = []
-        var oopses: [DeviceID] = []
+        public var writes: [(DeviceID, String)] = []
+        public var oopses: [DeviceID] = []
         var delays: [DeviceID: Duration] = [:]
     }
 
-    init(tree: FakeSysfsTree) throws {
+    public init(tree: FakeSysfsTree) throws {
         sysfs = try Sysfs(root: tree.root)
     }
 
-    var root: String { sysfs.root }
+    public var root: String { sysfs.root }
 
     /// The next writes to `device` fail with these errors, one per attempt (nil: that one succeeds).
-    func inject(_ errors: [Errno?], into device: String) {
+    public func inject(_ errors: [Errno?], into device: String) {
         state.withLock { $0.faults[DeviceID(name: device)!, default: []] += errors }
     }
 
     /// Every write that reached the fake kernel, in order, as `device=value`.
-    var writes: [String] { state.withLock { $0.writes.map { "\($0.0)=\($0.1)" } } }
+    public var writes: [String] { state.withLock { $0.writes.map { "\($0.0)=\($0.1)" } } }
 
-    func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] { try sysfs.devices(kind) }
+    public func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] { try sysfs.devices(kind) }
     /// Reads of `valid_zones` that would have oopsed Linux 6.1: an offline block not yet linked to its node.
-    var oopses: [String] { state.withLock { $0.oopses.map(\.name) } }
+    public var oopses: [String] { state.withLock { $0.oopses.map(\.name) } }
 
-    func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
+    public func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
         if attribute == "valid_zones", try sysfs.read(device, "state") == "offline",
             try !sysfs.entries(device).contains(where: { $0.hasPrefix("node") })
         {
@@ -48,19 +47,19 @@ final class FakeKernel: SysfsAccess {
         }
         return try sysfs.read(device, attribute)
     }
-    func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
-    func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
-    func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
-    func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
-    func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try sysfs.nodeMembership() }
+    public func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
+    public func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
+    public func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
+    public func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
+    public func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try sysfs.nodeMembership() }
 
     /// Writes to `device` take this long, as a memory offline migrating pages does; a signal ends
     /// the wait with EINTR when the write is interruptible.
-    func delay(_ device: String, by duration: Duration) {
+    public func delay(_ device: String, by duration: Duration) {
         state.withLock { $0.delays[DeviceID(name: device)!] = duration }
     }
 
-    func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError) {
+    public func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError) {
         let (fault, delay): (Errno?, Duration?) = state.withLock { state in
             state.writes.append((device, value))
             return (state.faults[device]?.isEmpty == false ? state.faults[device]!.removeFirst() : nil,

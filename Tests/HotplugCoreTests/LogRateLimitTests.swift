@@ -1,4 +1,4 @@
-@testable import HotplugDaemon
+import HotplugCore
 import Testing
 
 @Suite struct LogRateLimitTests {

@@ -1,0 +1,144 @@
+/// Events, coldplug and onlining: from a decoded burst to the writes it calls for.
+extension DecisionCore {
+    /// Applies a burst of decoded events, then acts once on the devices they touched (after the
+    /// new ones have been read).
+    mutating func apply(_ events: [Uevent]) {
+        var touched: [DeviceID] = []
+        var added: [DeviceID] = []
+        for event in events {
+            let id = event.device
+            if options.logsDebug {
+                log(.debug, "uevent", ["device": id.name, "action": event.action.rawValue, "seqnum": "\(event.seqnum)"])
+            }
+            switch event.action {
+            case .offline where records[id]?.state == .online:
+                // hotplugd never offlines: somebody else did, and that is their intent.
+                takenOffline(id)
+            case .online:
+                forgetIntent(id, because: .event(.online))
+                // Online again: whoever took it offline is done with it, and it is ours again.
+                records[id, default: DeviceRecord()].managed = true
+            case .add:
+                forgetIntent(id, because: .event(.add))
+                records[id, default: DeviceRecord()].managed = true
+                if id.kind == .memory { lastMemoryAdd = now }
+            case .remove:
+                forgetIntent(id, because: .event(.remove))
+            default:
+                break
+            }
+            if apply(.event(event.action), to: id, cause: .event(event.action))?.input == .event(.add) {
+                added.append(id)
+            }
+            touched.append(id)
+        }
+        // New devices: read their attributes. Not for a late `add` of a device already taken in
+        // (a DIMM's blocks are found before their events are read), nor for online/offline events,
+        // whose action is the truth even when the attribute does not show it yet (the kernel sends first).
+        if added.isEmpty {
+            flushIntent()
+            act(on: touched)
+        } else {
+            let ids = Array(Set(added)).sorted()
+            effects.append(.read(ReadRequest(.devices(ids, zonesWithoutNode: false), for: .added(touched: touched))))
+        }
+    }
+
+    /// After the start-up scan: devices of a kind whose coldplug is off are left alone; the rest
+    /// are acted on like hot-added ones.
+    mutating func coldplug() {
+        squareIntent()
+        for kind in DeviceKind.allCases {
+            let mode = kind == .cpu ? config.cpu.coldplug : config.memory.coldplug
+            let allowed: Bool
+            if let commandLine = options.kernelCommandLine {
+                allowed = mode.allows(kind, kernelCommandLine: commandLine)
+            } else {
+                // Unknown command line: `auto` might be undoing `maxcpus=`, so it does not.
+                allowed = mode == .always || (mode == .auto && kind == .memory)
+            }
+            if !allowed {
+                log(
+                    .notice, "coldplug of \(kind) devices is off: offline ones found at start are left alone",
+                    ["coldplug": mode.rawValue,
+                     "reason": options.kernelCommandLine == nil ? "the kernel command line could not be read" : "configuration"])
+                for (id, record) in records where id.kind == kind && record.state == .offline {
+                    records[id]!.managed = false
+                }
+            }
+        }
+        act(on: Array(records.keys))
+    }
+
+    /// Onlines whatever among `ids` is offline, managed and wanted by the policy.
+    mutating func act(on ids: [DeviceID]) {
+        var cpus: [DeviceID] = []
+        var blocks = Set<DeviceID>()
+        for id in Set(ids) {
+            guard let record = records[id], record.managed, record.machine.canRequestOnline else { continue }
+            if id.kind == .cpu { cpus.append(id) } else { blocks.insert(id) }
+        }
+        let cpuPolicy = CPUPolicy(config: config.cpu)
+        for id in cpus.sorted() {
+            online(id, cpuPolicy.decide(cpu: id.index))
+        }
+        if !blocks.isEmpty { decideMemory(MemoryPass(blocks: blocks)) }
+    }
+
+    /// Carries out one decision: the write, or the reason the device stays offline.
+    mutating func online(_ id: DeviceID, _ decision: PolicyDecision) {
+        guard let value = decision.onlineValue else {
+            log(.info, "left offline", ["device": id.name, "reason": "\(decision)"])
+            records[id]!.managed = false
+            return
+        }
+        if options.dryRun {
+            log(.notice, "would online (dry run)", ["device": id.name, "value": value.rawValue])
+            records[id]!.managed = false
+            return
+        }
+        apply(.onlineRequested, to: id, cause: .write, value: value)
+        effects.append(.write(id, value))
+    }
+
+    /// Records the node and zone a device went to once online.
+    mutating func noteOnlined(_ id: DeviceID, _ reading: DeviceReading) {
+        guard records[id]?.state == .onlining else { return }
+        if id.kind == .cpu {
+            if let node = reading.node { records[id]!.cpuNode = node }
+            return
+        }
+        guard var block = records[id]?.block else { return }
+        if let node = reading.node { block.node = node }
+        if let zones = reading.block?.validZones, !zones.isEmpty { block.validZones = zones }
+        setBlock(id, block)
+    }
+
+    /// The block after `id`, when it may have been hot-added with it and its `add` uevent is not
+    /// read yet.
+    ///
+    /// Once a block with an explicit online type is online, the kernel has finished adding its
+    /// whole DIMM (the write waited for the device hotplug lock the add holds), so the following
+    /// blocks are in sysfs. Taking them in now writes a DIMM in one run of writes instead of one
+    /// wake-up per block; their uevents, read later, change nothing.
+    func followingBlock(after id: DeviceID, value: OnlineValue) -> DeviceID? {
+        guard id.kind == .memory, value != .cpu, onlineType(forNode: records[id]?.node) != .autoMovable,
+            let next = DeviceID(kind: .memory, index: id.index + 1)
+        else { return nil }
+        if let known = records[next], known.isPresent { return nil }
+        return next
+    }
+
+    /// The following block is offline: it was added with the one before and is taken in as added.
+    /// Nothing more is read before the write: an explicit online type needs no zones, and the node
+    /// is read once the block is online.
+    mutating func takeInFollowing(_ id: DeviceID) {
+        if let known = records[id], known.isPresent { return }
+        update(id) {
+            $0.managed = true
+            $0.block = MemoryBlock(id: id, node: nil, validZones: [], firmwareNode: nil, online: false)
+        }
+        apply(.event(.add), to: id, cause: .event(.add))
+        act(on: [id])
+    }
+}

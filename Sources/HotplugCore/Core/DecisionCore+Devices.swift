@@ -1,0 +1,129 @@
+/// Records: what a reading or an event does to a device, and the transitions it logs.
+extension DecisionCore {
+    /// Why a device changed state, as the transition's log line names it (`action=`).
+    enum Cause: Sendable, Equatable {
+        case scan
+        case rescan
+        case discover
+        case write
+        case event(UeventAction)
+
+        var label: String {
+            switch self {
+            case .scan: "scan"
+            case .rescan: "rescan"
+            case .discover: "discover"
+            case .write: "online"
+            case .event(let action): action.rawValue
+            }
+        }
+    }
+
+    /// Takes in a whole scan: every device read, and those no longer there marked removed.
+    mutating func learn(_ readings: Readings, cause: Cause) {
+        if let size = readings.blockSizeBytes { pagesPerBlock = max(1, size / 4096) }
+        for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
+            let wasOnline = records[id]?.state == .online
+            take(reading, of: id, cause: cause)
+            // Online when last seen, offline now, and the event lost: hotplugd never offlines, so
+            // somebody else did, as if their `offline` event had arrived.
+            if cause == .rescan, wasOnline, reading.state == .offline { takenOffline(id) }
+        }
+        // A scan that ended early says nothing about the devices it did not reach.
+        guard readings.scanError == nil else { return }
+        for (id, record) in records where readings.devices[id] == nil && readings.failures[id] == nil && record.state != .removed {
+            apply(.observed(.absent), to: id, cause: cause)
+        }
+    }
+
+    /// Applies one reading of a device.
+    mutating func take(_ reading: DeviceReading, of id: DeviceID, cause: Cause) {
+        if reading.state == .absent {
+            if records[id] != nil { apply(.observed(.absent), to: id, cause: cause) }
+            return
+        }
+        if let block = reading.block {
+            setBlock(id, block)
+        } else if id.kind == .cpu, records[id]?.cpuNode == nil {
+            records[id, default: DeviceRecord()].cpuNode = reading.node
+        }
+        apply(.observed(reading.state), to: id, cause: cause)
+    }
+
+    /// Stores a fresh reading of a block.
+    mutating func setBlock(_ id: DeviceID, _ block: MemoryBlock) {
+        update(id) { $0.block = block }
+    }
+
+    /// Changes a record, keeping `movablePages` in step with it.
+    mutating func update(_ id: DeviceID, _ change: (inout DeviceRecord) -> Void) {
+        let before = movableNode(records[id])
+        change(&records[id, default: DeviceRecord()])
+        let after = movableNode(records[id])
+        if let before { movablePages[before, default: 0] -= pagesPerBlock }
+        if let after { movablePages[after, default: 0] += pagesPerBlock }
+    }
+
+    /// The node whose movable memory a record counts in, if it is an online movable block.
+    private func movableNode(_ record: DeviceRecord?) -> Int? {
+        guard let record, record.zone == .movable else { return nil }
+        return record.node ?? 0
+    }
+
+    /// Feeds one input to the device's machine and reports the transition, if any.
+    @discardableResult
+    mutating func apply(
+        _ input: DeviceInput, to id: DeviceID, cause: Cause, value: OnlineValue? = nil, attempts: Int? = nil
+    ) -> Transition? {
+        var applied: Transition?
+        update(id) { applied = $0.machine.apply(input) }
+        guard let transition = applied else { return nil }
+        if transition.to == .removed {
+            // Whatever comes back under this name is a new device: the daemon's, with no intent.
+            waiting[id] = nil
+            records[id]!.managed = true
+            forgetIntent(id, because: .removed)
+        }
+        // Also for blocks of a DIMM found before their own `add` uevent was read.
+        if transition.input == .event(.add) { records[id]!.addedAt = now }
+        let record = records[id]!
+        if let event = HookEvent(transition) {
+            effects.append(
+                .changed(DeviceChange(device: id, event: event, zone: record.zone?.rawValue, node: record.node)))
+        }
+        logTransition(id, transition, cause: cause, record: record, value: value, attempts: attempts)
+        return transition
+    }
+
+    /// One line per transition: device, action, from, to, zone, node, value, attempts, and the errno
+    /// when onlining failed. Failures are errors, refusals (EPERM) warnings, the rest info. A
+    /// scan's first sight of a device and the start of a write (its outcome follows) are debug.
+    private mutating func logTransition(
+        _ id: DeviceID, _ transition: Transition, cause: Cause, record: DeviceRecord, value: OnlineValue?,
+        attempts: Int?
+    ) {
+        let quiet = (transition.from == .absent && transition.input != .event(.add)) || transition.to == .onlining
+        var level: LogRecord.Level = quiet ? .debug : .info
+        var metadata = [
+            "device": id.name, "action": cause.label, "from": transition.from.rawValue, "to": transition.to.rawValue,
+        ]
+        if case .onlineFinished(let outcome) = transition.input {
+            switch outcome {
+            case .failed(let errno):
+                metadata["errno"] = "\(errno)"
+                level = .error
+            case .blocked(let errno):
+                metadata["errno"] = "\(errno)"
+                level = .warning
+            case .succeeded, .gone:
+                break
+            }
+        }
+        if level == .debug && !options.logsDebug { return }
+        if let zone = record.zone, transition.to == .online { metadata["zone"] = zone.rawValue }
+        if let node = record.node { metadata["node"] = "\(node)" }
+        if let value { metadata["value"] = value.rawValue }
+        if let attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
+        log(level, "\(id) \(transition)", metadata, kind: LogKind(transition))
+    }
+}

@@ -1,0 +1,163 @@
+/// Memory decisions: waiting for a DIMM to be complete, grouping its blocks, accounting zones.
+extension DecisionCore {
+    /// Decides the blocks of `pass` that are ready, asking for reads first where a block lacks
+    /// what its decision needs.
+    ///
+    /// Rules per node need the node. Under `auto-movable` a block also needs its node (until then
+    /// the kernel cannot say which zones it may go to, see `Sysfs.memoryBlock`) and its
+    /// `firmware_node` link: the kernel binds that once all blocks of the DIMM exist, and a DIMM
+    /// must be decided as a whole. A block still not ready `memoryGroupWait` after the last memory
+    /// `add` is decided as it is (no ACPI memory device behind it, or a kernel without NUMA, whose
+    /// blocks never get a node link). An explicit online type is written at once: the kernel holds
+    /// the device hotplug lock until the whole DIMM is added, so the write waits for the block to be
+    /// complete and starts the moment it is.
+    mutating func decideMemory(_ pass: MemoryPass) {
+        lastMemoryCheck = now
+        var toRead: [DeviceID] = []
+        var zonesWithoutNode: [DeviceID] = []
+        var ready = Set<DeviceID>()
+        for id in pass.blocks.sorted() {
+            guard let record = records[id], record.managed, record.machine.canRequestOnline else {
+                waiting[id] = nil
+                continue
+            }
+            let unread = !pass.read.contains(id)
+            if !config.memory.nodes.isEmpty && record.node == nil && unread {
+                toRead.append(id)
+                continue
+            }
+            guard onlineType(forNode: record.node) == .autoMovable else {
+                waiting[id] = nil
+                ready.insert(id)
+                continue
+            }
+            let incomplete = record.block?.firmwareNode == nil || record.block?.validZones.isEmpty != false
+            if incomplete && unread {
+                toRead.append(id)
+                continue
+            }
+            if incomplete {
+                let since = waiting[id] ?? now
+                waiting[id] = since
+                if now < max(since, lastMemoryAdd ?? since) + options.memoryGroupWait { continue }
+                // Given up waiting for the node link: the zones are read without it, once.
+                if record.block?.validZones.isEmpty != false && !pass.zonesRead.contains(id) {
+                    zonesWithoutNode.append(id)
+                    continue
+                }
+            }
+            waiting[id] = nil
+            ready.insert(id)
+        }
+        if !zonesWithoutNode.isEmpty {
+            var next = pass
+            next.zonesRead.formUnion(zonesWithoutNode)
+            next.read.formUnion(zonesWithoutNode)
+            effects.append(.read(ReadRequest(.devices(zonesWithoutNode, zonesWithoutNode: true), for: .decide(next))))
+            return
+        }
+        if !toRead.isEmpty {
+            effects.append(.read(ReadRequest(.devices(toRead, zonesWithoutNode: false), for: .decide(pass))))
+            return
+        }
+        // A DIMM's other blocks tell the policy its size and zone; sysfs may have some that no
+        // event announced yet.
+        for id in ready.sorted() where onlineType(forNode: records[id]?.node) == .autoMovable {
+            guard let firmwareNode = records[id]?.block?.firmwareNode, !pass.walked.contains(firmwareNode) else { continue }
+            let (low, high) = knownExtent(of: firmwareNode, around: id)
+            var next = pass
+            next.walked.insert(firmwareNode)
+            effects.append(
+                .read(
+                    ReadRequest(
+                        .dimm(
+                            firmwareNode: firmwareNode, below: DeviceID(kind: .memory, index: low - 1),
+                            above: DeviceID(kind: .memory, index: high + 1)),
+                        for: .decide(next))))
+            return
+        }
+        let decisions = memoryPolicyDecisions(for: ready)
+        for (id, decision) in decisions.sorted(by: { $0.key < $1.key }) {
+            online(id, decision)
+        }
+    }
+
+    /// The lowest and highest block index of a DIMM's run of known blocks around `id`.
+    func knownExtent(of firmwareNode: String, around id: DeviceID) -> (Int, Int) {
+        var low = id.index
+        var high = id.index
+        while let below = DeviceID(kind: .memory, index: low - 1), let record = records[below], record.isPresent,
+            record.block?.firmwareNode == firmwareNode
+        {
+            low -= 1
+        }
+        while let above = DeviceID(kind: .memory, index: high + 1), let record = records[above], record.isPresent,
+            record.block?.firmwareNode == firmwareNode
+        {
+            high += 1
+        }
+        return (low, high)
+    }
+
+    /// Blocks a DIMM walk found that no event announced yet: taken in as added, online or not.
+    mutating func joinDIMM(_ readings: Readings) {
+        for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
+            if let known = records[id], known.isPresent { continue }
+            guard let block = reading.block, reading.state != .absent else { continue }
+            update(id) {
+                $0.managed = true
+                $0.block = block
+            }
+            apply(.event(.add), to: id, cause: .event(.add))
+            if reading.state == .online { apply(.observed(.online), to: id, cause: .event(.add)) }
+        }
+    }
+
+    /// The policy's decision for each of `ids` and for the other offline, managed blocks of their
+    /// DIMMs, from what the records hold. Costs the size of the DIMMs involved, not of the machine.
+    func memoryPolicyDecisions(for ids: Set<DeviceID>) -> [DeviceID: PolicyDecision] {
+        guard !ids.isEmpty else { return [:] }
+        var wanted = ids
+        var members = Set<DeviceID>()
+        var firmwareNodes = Set<String>()
+        // Only auto-movable decides a DIMM as a whole; other online types decide block by block.
+        for id in ids where onlineType(forNode: records[id]?.node) == .autoMovable {
+            guard let firmwareNode = records[id]?.block?.firmwareNode, firmwareNodes.insert(firmwareNode).inserted else {
+                continue
+            }
+            let (low, high) = knownExtent(of: firmwareNode, around: id)
+            for index in low...high {
+                let member = DeviceID(kind: .memory, index: index)!
+                members.insert(member)
+                if let record = records[member], record.state == .offline, record.managed { wanted.insert(member) }
+            }
+        }
+        let blocks = wanted.union(members).compactMap { policyBlock($0) }
+        let policy = MemoryPolicy(config: config.memory, blockSizeBytes: blockSizeBytes)
+        return policy.decide(blocks, accounting: accounting()).filter { wanted.contains($0.key) }
+    }
+
+    /// A record's block as the policy sees it: online exactly when the machine says so.
+    func policyBlock(_ id: DeviceID) -> MemoryBlock? {
+        guard let record = records[id], record.state != .removed, var block = record.block else { return nil }
+        block.online = record.state == .online
+        return block
+    }
+
+    /// Movable memory now and kernel memory at boot, per node.
+    func accounting() -> MemoryAccounting {
+        MemoryAccounting(earlyKernelPages: bootKernelPages, movablePages: movablePages.filter { $0.value != 0 })
+    }
+
+    func onlineType(forNode node: Int?) -> MemoryOnlineType {
+        config.memory.rule(forNode: node)?.onlineType ?? config.memory.onlineType
+    }
+
+    /// Counts kernel-zone memory at boot from the first scan, unless an earlier start kept it.
+    mutating func loadBaseline() {
+        bootKernelPages =
+            options.bootKernelPages
+            ?? MemoryAccounting(blocks: records.keys.compactMap { policyBlock($0) }, pagesPerBlock: pagesPerBlock)
+            .earlyKernelPages
+    }
+}

@@ -1,0 +1,266 @@
+/// The daemon's decisions as a value: events, readings, write results and the clock go in;
+/// effects (reads, writes, intent to store, log lines, device changes) come out.
+///
+/// It does no I/O and has no clock of its own, so a recorded trace of inputs replays to the same
+/// effects, and the daemon, `hotplugd status` and the offline/online commands share one set of
+/// decisions. Each input method returns the effects of that input; the owner performs them in
+/// order and hands back each read's and write's result before anything else (see `Effect`).
+///
+/// Memory is decided per burst (ascending block order, a DIMM as a whole); see
+/// `DecisionCore+Memory`. Operator intent is in `DecisionCore+Intent`, read-only answers for
+/// status and the commands in `DecisionCore+Queries`.
+public struct DecisionCore: Sendable {
+    public typealias Instant = ContinuousClock.Instant
+
+    public struct Options: Sendable {
+        /// Decide and log, write nothing, store no intent.
+        public var dryRun = false
+        /// `/proc/cmdline`, for the `maxcpus=` rule of CPU coldplug; nil when it could not be read,
+        /// which keeps CPU coldplug under `auto` off (a boot parameter must not be undone by guess).
+        public var kernelCommandLine: String? = ""
+        /// How long a hot-added memory block waits for its `firmware_node` link (which the kernel
+        /// binds after adding all blocks of a DIMM) before it is decided on its own. Counted from
+        /// the last memory `add` seen, so a long burst keeps its blocks together.
+        public var memoryGroupWait: Duration = .milliseconds(250)
+        /// How often waiting blocks are looked at again: the links appear without a uevent.
+        public var memoryGroupPoll: Duration = .milliseconds(5)
+        /// Kernel-zone memory present at boot per node, in pages, when known from an earlier start.
+        public var bootKernelPages: [Int: Int]?
+        /// Whether debug lines are wanted; a scan's first sight of every device is one, and not
+        /// building them keeps a scan of 100,000 blocks cheap.
+        public var logsDebug = true
+        public init() {}
+    }
+
+    public internal(set) var config: Config
+    public let options: Options
+    public internal(set) var records: [DeviceID: DeviceRecord] = [:]
+    public internal(set) var pagesPerBlock = 32768
+    /// Kernel-zone memory present at boot per node, in pages: the auto-movable ratio's base.
+    public internal(set) var bootKernelPages: [Int: Int] = [:]
+    /// Devices somebody wants offline, as last read or changed.
+    public internal(set) var intent = OperatorIntent()
+    /// Intent changes not yet handed out to be stored.
+    var pendingIntent: [DeviceID: OperatorIntent.Entry?] = [:]
+    /// Memory blocks waiting for their node or DIMM link, since when.
+    var waiting: [DeviceID: Instant] = [:]
+    /// Online movable memory per node, in pages, kept in step with `records` by `update(_:_:)`,
+    /// so that a decision never walks every block.
+    var movablePages: [Int: Int] = [:]
+    var lastMemoryAdd: Instant?
+    /// When waiting memory blocks were last looked at.
+    var lastMemoryCheck: Instant?
+    /// Events refused by the decoder so far, for the metrics.
+    public internal(set) var rejectedEvents = 0
+    /// Refused input is logged, but not without bound.
+    var rejections = LogRateLimit()
+    /// The effects of the input being handled, and its time.
+    var effects: [Effect] = []
+    public internal(set) var now: Instant
+    /// Seconds since the epoch, set by the owner before each input: the time stamp of new intent
+    /// entries (the monotonic `now` means nothing across reboots).
+    public var wallClockSeconds = 0
+
+    public init(config: Config, options: Options = Options(), now: Instant) {
+        self.config = config
+        self.options = options
+        self.now = now
+    }
+
+    /// The memory block size, from `block_size_bytes` once scanned.
+    public var blockSizeBytes: Int { pagesPerBlock * 4096 }
+
+    // MARK: - Inputs
+
+    /// The start-up scan. With `act`, coldplug follows: offline devices are onlined as the
+    /// policy says. Without, the core only learns the machine (for `status` and the commands).
+    public mutating func start(act: Bool, now: Instant) -> [Effect] {
+        begin(now)
+        effects.append(.loadIntent)
+        effects.append(.read(ReadRequest(.everything, for: .start(act: act))))
+        return finish()
+    }
+
+    /// The kernel dropped events (or the daemon's queue overflowed): read everything again.
+    public mutating func eventsLost(now: Instant) -> [Effect] {
+        begin(now)
+        log(.warning, "rescanning sysfs", ["reason": "uevents were lost"])
+        effects.append(.loadIntent)
+        effects.append(.read(ReadRequest(.everything, for: .rescan)))
+        return finish()
+    }
+
+    /// A uevent refused before decoding (a forged or malformed datagram), logged rate-limited.
+    public mutating func refused(_ reason: String, now: Instant) -> [Effect] {
+        begin(now)
+        reject("refused uevent datagram", ["reason": reason])
+        return finish()
+    }
+
+    /// A burst of events from the monitor, in the order received.
+    public mutating func receive(_ batch: [RawUevent], now: Instant) -> [Effect] {
+        begin(now)
+        var events: [Uevent] = []
+        events.reserveCapacity(batch.count)
+        for raw in batch {
+            do {
+                events.append(try UeventDecoder.decode(raw))
+            } catch {
+                rejectedEvents += 1
+                reject("rejected uevent", ["reason": "\(error)", "devpath": raw.devpath ?? "-"])
+            }
+        }
+        // Somebody else's offline of a device the daemon has online: `hotplugd offline` writes the
+        // intent file before it writes sysfs, so read it first to know whose offline it is.
+        let reloadIntent = events.contains { $0.action == .offline && records[$0.device]?.state == .online }
+        if reloadIntent { effects.append(.loadIntent) }
+        // Events about devices never seen (other than add and remove): read what they are first.
+        var unknown: [DeviceID] = []
+        var seen = Set<DeviceID>()
+        for event in events where records[event.device] == nil && event.action != .add && event.action != .remove {
+            if seen.insert(event.device).inserted { unknown.append(event.device) }
+        }
+        if unknown.isEmpty && !reloadIntent {
+            apply(events)
+        } else {
+            // The events wait for the answers (a read of no device is answered at once).
+            effects.append(.read(ReadRequest(.devices(unknown, zonesWithoutNode: false), for: .discover(events))))
+        }
+        return finish()
+    }
+
+    /// Called when `nextDeadline` has passed: memory blocks that waited for their links are
+    /// looked at again, and decided once ready or once they have waited long enough.
+    public mutating func tick(now: Instant) -> [Effect] {
+        begin(now)
+        act(on: Array(waiting.keys))
+        return finish()
+    }
+
+    /// When `tick` should next run, if anything is waiting.
+    public var nextDeadline: Instant? {
+        guard let earliest = waiting.values.min() else { return nil }
+        let giveUp = max(earliest, lastMemoryAdd ?? earliest) + options.memoryGroupWait
+        return min(giveUp, (lastMemoryCheck ?? earliest) + options.memoryGroupPoll)
+    }
+
+    /// A new configuration. Devices are not decided again until something happens to them, except
+    /// those others took offline when `enforce` was just turned on.
+    public mutating func reconfigure(_ config: Config, now: Instant) -> [Effect] {
+        begin(now)
+        let newlyEnforced = DeviceKind.allCases.contains { config.enforces($0) && !self.config.enforces($0) }
+        self.config = config
+        if newlyEnforced { applyEnforce() }
+        return finish()
+    }
+
+    /// The answer to an `Effect.read`.
+    public mutating func answer(_ request: ReadRequest, _ readings: Readings, now: Instant) -> [Effect] {
+        begin(now)
+        for (id, reason) in readings.failures.sorted(by: { $0.key < $1.key }) {
+            // Left as it was: the next event about it, or the next rescan, reads it again.
+            log(.error, "cannot read device; it is read again at its next event or rescan", ["device": id.name, "error": reason])
+        }
+        switch request.purpose {
+        case .start(let act):
+            learn(readings, cause: .scan)
+            loadBaseline()
+            if act { coldplug() }
+        case .rescan:
+            if let error = readings.scanError { log(.error, "rescan failed", ["error": error]) }
+            learn(readings, cause: .rescan)
+            // A failed device gets one more chance after a rescan; blocked ones never do.
+            for (id, record) in records where record.state == .failed {
+                records[id]!.machine = DeviceMachine(state: .offline)
+                log(.info, "retrying after rescan", ["device": id.name])
+            }
+            act(on: Array(records.keys))
+        case .discover(let events):
+            for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
+                take(reading, of: id, cause: .discover)
+            }
+            apply(events)
+        case .added(let touched):
+            for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
+                take(reading, of: id, cause: .event(.add))
+            }
+            flushIntent()
+            act(on: touched)
+        case .decide(var pass):
+            for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
+                pass.read.insert(id)
+                if let block = reading.block, records[id]?.isPresent == true { setBlock(id, block) }
+            }
+            if case .dimm = request.what { joinDIMM(readings) }
+            decideMemory(pass)
+        case .onlined(let result):
+            for (id, reading) in readings.devices { noteOnlined(id, reading) }
+            if case .onlined(let id, _, _) = request.what { finishWrite(id, result) }
+        case .following:
+            for (id, reading) in readings.devices where reading.state == .offline { takeInFollowing(id) }
+        }
+        return finish()
+    }
+
+    /// The end of an `Effect.write`; `endedAt` dates it for the time-to-online metric.
+    public mutating func written(
+        _ id: DeviceID, _ value: OnlineValue, outcome: OnlineOutcome, attempts: Int, endedAt: Instant, now: Instant
+    ) -> [Effect] {
+        begin(now)
+        guard records[id] != nil else { return finish() }
+        effects.append(
+            .finished(OnlineOperation(device: id, outcome: outcome, sinceAdded: records[id]!.addedAt.map { endedAt - $0 })))
+        records[id]!.addedAt = nil
+        let finish = WriteResult(value: value, outcome: outcome, attempts: attempts)
+        if outcome == .succeeded, id.kind == .memory || records[id]?.node == nil {
+            // The zone and node first, so the transition's line says where the device went. A block
+            // written before its node link appeared: the write waited for the add, so the link is
+            // there now. A DIMM's blocks share a node: the previous block's is tried first.
+            let hint = id.kind == .memory ? DeviceID(kind: .memory, index: id.index - 1).flatMap { records[$0]?.node } : nil
+            let zone: Zone? = value == .onlineMovable ? .movable : nil
+            effects.append(.read(ReadRequest(.onlined(id, nodeHint: hint, zone: zone), for: .onlined(finish))))
+        } else {
+            finishWrite(id, finish)
+        }
+        return self.finish()
+    }
+
+    /// Applies a write's outcome; after a memory block with an explicit type, looks at the next block.
+    mutating func finishWrite(_ id: DeviceID, _ result: WriteResult) {
+        apply(.onlineFinished(result.outcome), to: id, cause: .write, value: result.value, attempts: result.attempts)
+        if result.outcome == .succeeded, records[id]?.state == .online, let next = followingBlock(after: id, value: result.value) {
+            effects.append(.read(ReadRequest(.states([next]), for: .following)))
+        }
+    }
+
+    /// The answer to an `Effect.loadIntent`.
+    public mutating func intentLoaded(_ reading: IntentReading, now: Instant) -> [Effect] {
+        begin(now)
+        takeIntent(reading)
+        return finish()
+    }
+
+    // MARK: - Bookkeeping
+
+    mutating func begin(_ now: Instant) {
+        precondition(effects.isEmpty, "an input arrived while the effects of the previous one were still held")
+        self.now = now
+    }
+
+    mutating func finish() -> [Effect] {
+        flushIntent()
+        defer { effects = [] }
+        return effects
+    }
+
+    mutating func log(_ level: LogRecord.Level, _ message: String, _ metadata: [String: String] = [:], kind: LogKind? = nil) {
+        effects.append(.log(LogRecord(level, message, metadata, kind: kind)))
+    }
+
+    private mutating func reject(_ message: String, _ metadata: [String: String]) {
+        guard let suppressed = rejections.admit(now: now) else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+        log(.warning, message, metadata)
+    }
+}

@@ -1,0 +1,209 @@
+import Glibc
+import HotplugCore
+import HotplugSystem
+import Logging
+import Synchronization
+
+/// Runs the decision core against the machine: performs its effects (sysfs reads and writes,
+/// the intent file, log lines) and hands each result back, until an input's work is done.
+///
+/// The daemon, `hotplugd status` and the offline/online commands all drive the same core through
+/// this type; only the daemon feeds it events. Everything here blocks (sysfs writes wait on the
+/// kernel's device hotplug lock), so the daemon calls it from a thread of its own, never from
+/// Swift's cooperative pool.
+public final class CoreDriver {
+    public private(set) var core: DecisionCore
+    public let sysfs: any SysfsAccess
+    let actuator: Actuator
+    let intentStore: IntentStore?
+    let logger: Logger
+    /// Looked at before every read and write: once it says stop, what is left of the work is
+    /// dropped (the process is about to end; the next start scans again).
+    var shouldStop: @Sendable () -> Bool = { false }
+    /// Told when an effect starts and when the work is done, for the watchdog.
+    var heartbeat: Heartbeat?
+    /// Device changes and online writes since the last `take…()`.
+    private var changes: [DeviceChange] = []
+    private var operations: [OnlineOperation] = []
+    /// The time the current input was given. Its answers carry the same time: the core's clock
+    /// moves with inputs only, so a trace replays the same (a write's end time is passed apart,
+    /// for the time-to-online metric).
+    private var now = ContinuousClock.now
+
+    public init(
+        config: Config, sysfs: any SysfsAccess, options: DecisionCore.Options = .init(),
+        retry: Actuator.Retry = .init(), intentStore: IntentStore? = nil, logger: Logger
+    ) {
+        var options = options
+        options.logsDebug = logger.logLevel <= .debug
+        self.core = DecisionCore(config: config, options: options, now: .now)
+        self.sysfs = sysfs
+        self.actuator = Actuator(sysfs: sysfs, retry: retry)
+        self.intentStore = intentStore
+        self.logger = logger
+    }
+
+    // MARK: - Inputs
+
+    /// Reads every device, then onlines what coldplug and the policy allow.
+    public func start() throws(SysfsError) {
+        try begin(act: true)
+    }
+
+    /// Reads every device and acts on nothing (for `hotplugd status` and the commands).
+    public func scanOnly() throws(SysfsError) {
+        try begin(act: false)
+    }
+
+    /// A burst of events from the monitor. Returns how many the decoder refused.
+    @discardableResult
+    public func handle(_ batch: [RawUevent], now: ContinuousClock.Instant = .now) -> Int {
+        let before = core.rejectedEvents
+        run { $0.receive(batch, now: now) }
+        return core.rejectedEvents - before
+    }
+
+    public func refused(_ reason: String, now: ContinuousClock.Instant = .now) {
+        run { $0.refused(reason, now: now) }
+    }
+
+    /// Rescans sysfs after events were lost and onlines whatever the policy wants online.
+    public func eventsLost(now: ContinuousClock.Instant = .now) {
+        run { $0.eventsLost(now: now) }
+    }
+
+    public func tick(now: ContinuousClock.Instant = .now) {
+        run { $0.tick(now: now) }
+    }
+
+    public func update(config: Config, now: ContinuousClock.Instant = .now) {
+        run { $0.reconfigure(config, now: now) }
+    }
+
+    public var nextDeadline: ContinuousClock.Instant? { core.nextDeadline }
+
+    /// The device changes since the last call, for hooks and metrics.
+    public func takeChanges() -> [DeviceChange] {
+        defer { changes = [] }
+        return changes
+    }
+
+    /// The online writes since the last call, for metrics.
+    public func takeOperations() -> [OnlineOperation] {
+        defer { operations = [] }
+        return operations
+    }
+
+    private func begin(act: Bool) throws(SysfsError) {
+        // Unreadable, the block size would be a guess, and every auto-movable ratio wrong with it:
+        // refuse to go on rather than decide on a guess.
+        _ = try sysfs.memoryBlockSize()
+        var scanError: String?
+        run(
+            { $0.start(act: act, now: .now) },
+            onScan: { readings in scanError = readings.scanError })
+        if let scanError {
+            throw SysfsError(path: "\(sysfs.root)/devices/system", operation: "scan (\(scanError))", errno: .ioError)
+        }
+    }
+
+    // MARK: - Performing effects
+
+    /// Feeds one input to the core and performs its effects depth-first: a read's or write's
+    /// answer, and whatever that answer calls for, comes before the next effect of the input.
+    private func run(
+        _ input: (inout DecisionCore) -> [Effect], onScan: ((Readings) -> Void)? = nil
+    ) {
+        core.wallClockSeconds = IntentStore.now
+        var stack = [input(&core)[...]]
+        now = core.now
+        while !stack.isEmpty {
+            guard let effect = stack[stack.count - 1].popFirst() else {
+                stack.removeLast()
+                continue
+            }
+            heartbeat?.beat()
+            if let next = perform(effect, onScan: onScan), !next.isEmpty { stack.append(next[...]) }
+        }
+        heartbeat?.idle()
+    }
+
+    private func perform(_ effect: Effect, onScan: ((Readings) -> Void)?) -> [Effect]? {
+        switch effect {
+        case .read(let request):
+            if shouldStop() { return nil }
+            let readings = sysfs.answer(request.what, isCancelled: shouldStop)
+            if request.what == .everything { onScan?(readings) }
+            return core.answer(request, readings, now: now)
+        case .write(let id, let value):
+            if shouldStop() { return nil }
+            let result = actuator.online(id, value: value.sysfsValue)
+            return core.written(
+                id, value, outcome: result.outcome, attempts: result.attempts, endedAt: .now, now: now)
+        case .loadIntent:
+            guard let intentStore else { return nil }
+            do {
+                let (intent, badLines) = try intentStore.load()
+                return core.intentLoaded(.loaded(intent, badLines: badLines), now: now)
+            } catch {
+                return core.intentLoaded(.unreadable("\(intentStore.path): \(error)"), now: now)
+            }
+        case .persistIntent(let changes):
+            guard let intentStore else { return nil }
+            do {
+                try intentStore.update { stored in
+                    for (id, entry) in changes { stored[id] = entry }
+                }
+            } catch {
+                logger.error(
+                    "cannot write the intent file; the change holds until the daemon stops",
+                    metadata: ["path": "\(intentStore.path)", "error": "\(error)"])
+            }
+        case .log(let record):
+            logger.log(level: record.level.loggerLevel, "\(record.message)", metadata: record.metadata.mapValues { .string($0) })
+        case .changed(let change):
+            changes.append(change)
+        case .finished(let operation):
+            operations.append(operation)
+        }
+        return nil
+    }
+}
+
+extension LogRecord.Level {
+    var loggerLevel: Logger.Level {
+        switch self {
+        case .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        }
+    }
+}
+
+/// When the core's thread started its current piece of work, or that it is idle: the watchdog
+/// pings systemd only while work moves on.
+public final class Heartbeat: Sendable {
+    /// Monotonic nanoseconds at the start of the current effect; 0 when idle.
+    private let busySince = Atomic<UInt64>(0)
+
+    public init() {}
+
+    func beat() { busySince.store(Self.nanoseconds(), ordering: .relaxed) }
+    func idle() { busySince.store(0, ordering: .relaxed) }
+
+    /// Whether the thread is idle or its current effect started less than `limit` ago.
+    public func isAlive(limit: Duration) -> Bool {
+        let since = busySince.load(ordering: .relaxed)
+        guard since != 0 else { return true }
+        let (seconds, attoseconds) = limit.components
+        return Self.nanoseconds() &- since < UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+
+    static func nanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}

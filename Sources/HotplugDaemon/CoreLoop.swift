@@ -1,0 +1,87 @@
+import HotplugCore
+import HotplugSystem
+import Logging
+
+/// The daemon's event loop, on a thread of its own: takes inputs from the queue one at a time,
+/// runs them through the core (`CoreDriver`), and hands on what came of each as a `Publication`.
+///
+/// Nothing here waits on anything but the queue and sysfs; hooks and the metrics file are the
+/// async side's. The watchdog watches the driver's heartbeat from outside, and stop reaches the
+/// loop through the queue, ahead of anything queued.
+final class CoreLoop: @unchecked Sendable {
+    /// What the async side hears from the loop.
+    enum Publication: Sendable {
+        /// The start-up scan and coldplug are done.
+        case started(CoreSnapshot)
+        /// What one input led to. The snapshot is taken when the queue is empty or a second has passed.
+        case progress(changes: [DeviceChange], operations: [OnlineOperation], snapshot: CoreSnapshot?)
+        /// Time to write the metrics file, or a hook ended.
+        case flush
+        /// The loop cannot go on.
+        case failed(String)
+    }
+
+    let driver: CoreDriver
+    let queue: InputQueue
+    let metrics: DaemonMetrics?
+    let logger: Logger
+    let publish: AsyncStream<Publication>.Continuation
+    /// Run on the loop's thread once the start-up scan is done (baseline, conflict warnings).
+    let afterStart: @Sendable (CoreDriver) -> Void
+
+    init(
+        driver: CoreDriver, queue: InputQueue, metrics: DaemonMetrics?, logger: Logger,
+        publish: AsyncStream<Publication>.Continuation, afterStart: @escaping @Sendable (CoreDriver) -> Void
+    ) {
+        self.driver = driver
+        self.queue = queue
+        self.metrics = metrics
+        self.logger = logger
+        self.publish = publish
+        self.afterStart = afterStart
+    }
+
+    func run() {
+        defer { publish.finish() }
+        do {
+            try driver.start()
+        } catch {
+            publish.yield(.failed("start-up scan: \(error)"))
+            return
+        }
+        afterStart(driver)
+        publish.yield(.started(driver.core.snapshot()))
+        var lastSnapshot = ContinuousClock.now
+        while true {
+            switch queue.next(deadline: driver.nextDeadline) {
+            case .events(let batch):
+                metrics?.received(batch)
+                let rejected = driver.handle(batch)
+                metrics?.rejected(stage: "decode", count: rejected)
+            case .refused(let reason):
+                metrics?.rejected(stage: "datagram")
+                driver.refused(reason)
+            case .eventsLost:
+                logger.warning("uevents were lost; rescanning sysfs", metadata: ["kind": "\(LogKind.eventsLost.rawValue)"])
+                metrics?.eventsLost()
+                driver.eventsLost()
+            case .reconfigure(let config):
+                driver.update(config: config)
+            case .deadline:
+                driver.tick()
+            case .failed(let reason):
+                publish.yield(.failed("uevent monitor: \(reason)"))
+                return
+            case .stop:
+                return
+            }
+            var snapshot: CoreSnapshot?
+            if queue.isEmpty || ContinuousClock.now - lastSnapshot >= .seconds(1) {
+                snapshot = driver.core.snapshot()
+                lastSnapshot = .now
+            }
+            publish.yield(
+                .progress(changes: driver.takeChanges(), operations: driver.takeOperations(), snapshot: snapshot))
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import CHotplug
+import Glibc
+import HotplugCore
+import HotplugSystem
+import Synchronization
+
+/// The bounded queue between the monitor thread and the core's thread.
+///
+/// Events wait here in order, at most `capacity` of them; a burst that does not fit is dropped and
+/// counts as lost events, exactly like an overrun of the netlink socket. Lost events are one
+/// pending rescan however often they happen: a second loss while a rescan is queued merges into
+/// it, and a loss while one is running queues exactly one more. A new configuration replaces one
+/// not yet taken. Stop goes past everything queued.
+///
+/// The consumer waits in poll(2) on an eventfd with the core's next deadline as the timeout, so
+/// that timers live in one place.
+public final class InputQueue: Sendable {
+    public enum Item: Sendable, Equatable {
+        case events([RawUevent])
+        case refused(String)
+        case eventsLost
+        case reconfigure(Config)
+        /// The monitor cannot go on.
+        case failed(String)
+        /// The deadline passed with nothing queued.
+        case deadline
+        case stop
+    }
+
+    /// What the queue has done, for the metrics and the tests.
+    public struct Counters: Sendable, Equatable {
+        /// Bursts dropped because the queue was full, and their events.
+        public var overflows = 0
+        public var droppedEvents = 0
+        /// Losses merged into a rescan already queued.
+        public var mergedLosses = 0
+        /// The most events ever queued at once.
+        public var highWater = 0
+    }
+
+    private struct State {
+        var items: [Item] = []
+        var head = 0
+        var queuedEvents = 0
+        var lossQueued = false
+        var stopped = false
+        var counters = Counters()
+    }
+
+    public let capacity: Int
+    private let state = Mutex(State())
+    private let wakeFD: Int32
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        self.wakeFD = chotplug_eventfd()
+        precondition(wakeFD >= 0, "eventfd failed: errno \(errno)")
+    }
+
+    deinit { close(wakeFD) }
+
+    // MARK: - Producers
+
+    /// Queues a burst, or counts it lost when it does not fit. Never blocks.
+    public func push(_ message: MonitorMessage) {
+        switch message {
+        case .events(let batch):
+            let fits = state.withLock { state -> Bool in
+                guard state.queuedEvents + batch.count <= capacity else {
+                    state.counters.overflows += 1
+                    state.counters.droppedEvents += batch.count
+                    return false
+                }
+                state.items.append(.events(batch))
+                state.queuedEvents += batch.count
+                state.counters.highWater = max(state.counters.highWater, state.queuedEvents)
+                return true
+            }
+            if !fits { lost() }
+        case .eventsLost:
+            lost()
+        case .refused(let reason):
+            state.withLock { $0.items.append(.refused(reason)) }
+        case .failed(let reason):
+            state.withLock { $0.items.append(.failed(reason)) }
+        case .ready:
+            return
+        }
+        wake()
+    }
+
+    /// Events were lost: one rescan, merged with one already queued.
+    private func lost() {
+        state.withLock { state in
+            if state.lossQueued {
+                state.counters.mergedLosses += 1
+            } else {
+                state.items.append(.eventsLost)
+                state.lossQueued = true
+            }
+        }
+        wake()
+    }
+
+    /// A new configuration; one not yet taken is replaced.
+    public func reconfigure(_ config: Config) {
+        state.withLock { state in
+            if let index = state.items[state.head...].firstIndex(where: { if case .reconfigure = $0 { true } else { false } }) {
+                state.items[index] = .reconfigure(config)
+            } else {
+                state.items.append(.reconfigure(config))
+            }
+        }
+        wake()
+    }
+
+    /// Ends the consumer's loop at its next look, whatever is queued.
+    public func stop() {
+        state.withLock { $0.stopped = true }
+        wake()
+    }
+
+    public var isStopped: Bool { state.withLock { $0.stopped } }
+    /// Whether nothing is waiting to be taken.
+    public var isEmpty: Bool { state.withLock { $0.head >= $0.items.count } }
+    public var counters: Counters { state.withLock { $0.counters } }
+
+    // MARK: - The consumer
+
+    /// The next item, waiting until one comes or `deadline` passes.
+    public func next(deadline: ContinuousClock.Instant?) -> Item {
+        while true {
+            if let item = take() { return item }
+            var timeout: Int32 = -1
+            if let deadline {
+                let left = deadline - .now
+                if left <= .zero { return .deadline }
+                let (seconds, attoseconds) = left.components
+                timeout = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
+            }
+            var fd = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&fd, 1, timeout)
+            if ready < 0 && errno != EINTR { preconditionFailure("poll on the queue's eventfd failed: errno \(errno)") }
+            var count: UInt64 = 0
+            _ = read(wakeFD, &count, 8)  // EAGAIN when a wake-up was already read: nothing to do.
+        }
+    }
+
+    private func take() -> Item? {
+        state.withLock { state in
+            if state.stopped { return .stop }
+            guard state.head < state.items.count else { return nil }
+            let item = state.items[state.head]
+            state.head += 1
+            // Compact now and then so the array does not grow without bound.
+            if state.head >= 1024 && state.head * 2 >= state.items.count {
+                state.items.removeFirst(state.head)
+                state.head = 0
+            }
+            switch item {
+            case .events(let batch): state.queuedEvents -= batch.count
+            case .eventsLost: state.lossQueued = false
+            default: break
+            }
+            return item
+        }
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)  // Only fails when the counter would overflow: a wake-up is pending then anyway.
+    }
+}
