@@ -120,7 +120,7 @@ public actor HookRunner {
         let elapsed = ContinuousClock.now - started
         metadata["result"] = "\(result.label)"
         metadata["duration_ms"] = "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"
-        metadata["kind"] = "hook"
+        metadata["kind"] = "\(LogKind.hook.rawValue)"
         switch result {
         case .exited(0):
             logger.info("hook ran", metadata: metadata)
