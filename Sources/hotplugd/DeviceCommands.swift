@@ -183,7 +183,7 @@ struct DeviceCommandOptions: ParsableArguments {
             outcome = operations.online(todo, values: values)
         }
         report(outcome, offline: offline)
-        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+        if outcome.status != .ok { throw ExitCode(outcome.status.rawValue) }
     }
 
     /// Adds (`offline`) or drops the devices' intent entries. Failing to record intent does not stop
