@@ -23,7 +23,8 @@ public final class Daemon: Service {
         public var runtimeDirectory: String? = "/run/hotplugd"
         /// The operator-intent file's store; nil keeps intent in memory only.
         public var intentStore: IntentStore? = IntentStore(directory: IntentStore.defaultDirectory)
-        public var kernelCommandLinePath = "/proc/cmdline"
+        /// For the `maxcpus=` rule of CPU coldplug; nil reads nothing (a test tree is not this machine).
+        public var kernelCommandLinePath: String? = "/proc/cmdline"
         public var conflicts: ConflictCheck? = ConflictCheck()
         public var engine = Engine.Options()
         public var hooks = HookRunner.Options()
@@ -214,7 +215,8 @@ public final class Daemon: Service {
     private func makeEngine(baseline: BootBaseline?) throws -> Engine {
         var engineOptions = options.engine
         engineOptions.dryRun = options.dryRun
-        engineOptions.kernelCommandLine = (try? TextFile.read(options.kernelCommandLinePath)) ?? ""
+        // Unreadable (no /proc in a container), the rule finds no `maxcpus=`: the empty default.
+        engineOptions.kernelCommandLine = options.kernelCommandLinePath.flatMap { try? TextFile.read($0) } ?? ""
         if engineOptions.bootKernelPages == nil { engineOptions.bootKernelPages = baseline?.load() }
         return Engine(
             config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: engineOptions,

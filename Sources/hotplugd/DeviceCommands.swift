@@ -2,7 +2,6 @@ import ArgumentParser
 import HotplugCore
 import HotplugDaemon
 import HotplugSystem
-import Logging
 
 /// `hotplugd offline ...` and `hotplugd online ...`: take devices out safely before removal, or
 /// bring them back.
@@ -15,7 +14,7 @@ struct Offline: DeviceDirection {
             Refuses up front what cannot go (the last online CPU, a CPU without an online file, memory \
             spanning zones, memory in a kernel zone unless --force). On a failure, puts back online what \
             it took offline. Exit status: 0 done; 1 refused or failed, nothing changed; 3 partly done \
-            (some devices could not be put back); 64 bad usage.
+            (some devices could not be put back); 64 bad usage; 78 invalid configuration.
             """,
         subcommands: [CPUCommand<Offline>.self, Memory.self])
 
@@ -95,27 +94,12 @@ struct MemorySelection: ParsableArguments {
 }
 
 struct DeviceCommandOptions: ParsableArguments {
-    @Option(help: "Seconds each device may take before its write is interrupted.") var timeout: Int = 120
-    @Option(help: "The sysfs mount point.") var sysfsRoot = "/sys"
-    @Option(help: "The configuration whose policy picks memory zones for online.") var config: String?
-    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory")) var stateDirectory: String?
-
-    var store: IntentStore? { intentStore(stateDirectory, sysfsRoot: sysfsRoot) }
+    @Option(help: "Seconds each write may take before it is interrupted (and not retried).") var timeout: Int = 120
+    @OptionGroup var machine: MachineOptions
 
     func validate() throws {
         // A day is longer than any memory offline should take; 0 would interrupt every write at once.
         guard (1...86_400).contains(timeout) else { throw ValidationError("--timeout must be 1...86400 seconds") }
-    }
-
-    func engine() throws -> Engine {
-        var options = Engine.Options()
-        options.dryRun = true
-        options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
-        let engine = Engine(
-            config: try loadConfig(config), sysfs: try Sysfs(root: sysfsRoot), options: options, intentStore: store,
-            logger: Logger(label: "hotplugd") { _ in SwiftLogNoOpLogHandler() })
-        try engine.scanOnly()
-        return engine
     }
 
     func selectCPUs(_ arguments: [String]) throws -> [DeviceID] {
@@ -146,50 +130,50 @@ struct DeviceCommandOptions: ParsableArguments {
     func perform(
         offline: Bool, force: Bool = false, type: String? = nil, select: ([DeviceStatus]) throws -> [DeviceID]
     ) throws {
-        let engine = try engine()
-        let sysfs = try Sysfs(root: sysfsRoot)
-        let devices = engine.status()
+        let context = try CommandContext(machine)
+        let devices = context.engine.status()
         let selected = try select(devices)
         var present: [DeviceID: OfflinePlan.Device] = [:]
         for device in devices {
-            let id = DeviceID(kind: device.kind, index: device.index)!
-            let hasAttribute = device.kind == .memory || ((try? sysfs.entries(id))?.contains("online") ?? false)
+            guard let id = DeviceID(kind: device.kind, index: device.index) else { continue }
             present[id] = OfflinePlan.Device(
-                id: id, online: device.state == .online, hasOnlineAttribute: hasAttribute, zone: device.zone)
+                id: id, online: device.state == .online,
+                hasOnlineAttribute: device.kind == .memory || context.sysfs.has(id, "online"), zone: device.zone)
         }
-        let operations = DeviceOperations(sysfs: sysfs, timeout: .seconds(timeout))
+        let operations = DeviceOperations(sysfs: context.sysfs, timeout: .seconds(timeout))
         let outcome: DeviceOperations.Outcome
         if offline {
             let (plan, refusals) = OfflinePlan.offline(selected, present: present, force: force)
             guard refusals.isEmpty else {
                 for refusal in refusals { printError("refused: \(refusal)") }
-                throw ExitCode(1)
+                throw ExitStatus.failed.code
             }
-            let restore = Dictionary(uniqueKeysWithValues: plan.map { ($0, OfflinePlan.restoreValue(for: present[$0]!)) })
+            var restore: [DeviceID: String] = [:]
+            for id in plan { if let device = present[id] { restore[id] = OfflinePlan.restoreValue(for: device) } }
             // Recorded first, so the daemon knows the offline events it is about to see are intended.
-            recordIntent(for: plan, offline: true)
+            recordIntent(for: plan, offline: true, in: context.store)
             outcome = operations.offline(plan, restore: restore)
-            recordIntent(for: plan.filter { !outcome.changed.contains($0) }, offline: false)
+            recordIntent(for: plan.filter { !outcome.changed.contains($0) }, offline: false, in: context.store)
         } else {
             let missing = selected.filter { present[$0] == nil }
             guard missing.isEmpty else {
                 for id in missing { printError("refused: \(id): no such device") }
-                throw ExitCode(1)
+                throw ExitStatus.failed.code
             }
             let todo = selected.filter { present[$0]?.online == false }
-            var values = engine.onlineValues(for: todo)
+            var values = context.engine.onlineValues(for: todo)
             if let type { for id in todo where id.kind == .memory { values[id] = type } }
-            recordIntent(for: selected, offline: false)
+            recordIntent(for: selected, offline: false, in: context.store)
             outcome = operations.online(todo, values: values)
         }
         report(outcome, offline: offline)
-        if outcome.status != .ok { throw ExitCode(outcome.status.rawValue) }
+        if outcome.status != .ok { throw outcome.status.code }
     }
 
     /// Adds (`offline`) or drops the devices' intent entries. Failing to record intent does not stop
     /// the command: the device change is what the operator needs; the daemon records an offline
     /// it sees as intent anyway, unless `enforce` is set.
-    private func recordIntent(for devices: [DeviceID], offline: Bool) {
+    private func recordIntent(for devices: [DeviceID], offline: Bool, in store: IntentStore?) {
         guard let store, !devices.isEmpty else { return }
         let now = IntentStore.now
         do {

@@ -2,36 +2,19 @@ import ArgumentParser
 import Foundation
 import HotplugCore
 import HotplugDaemon
-import HotplugSystem
-import Logging
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show every CPU and memory block: state, zone, node, DIMM, and what the policy would do.")
+        abstract: "Show every CPU and memory block: state, zone, node, DIMM, and what the policy would do.",
+        discussion: "Exit status: 0 shown; 1 sysfs cannot be read; 64 bad usage; 78 invalid configuration.")
 
     @Flag(help: "Print JSON (schema in hotplugd(8)): cpus, memory ranges, totals and blocks.")
     var json = false
 
-    @Option(help: "The sysfs mount point.")
-    var sysfsRoot = "/sys"
-
-    @Option(help: "The configuration whose policy is shown.")
-    var config: String?
-
-    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory"))
-    var stateDirectory: String?
+    @OptionGroup var machine: MachineOptions
 
     func run() throws {
-        let loaded = try loadConfig(config)
-        var options = Engine.Options()
-        options.dryRun = true
-        options.kernelCommandLine = (try? TextFile.read("/proc/cmdline")) ?? ""
-        options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
-        let engine = Engine(
-            config: loaded, sysfs: try Sysfs(root: sysfsRoot), options: options,
-            intentStore: intentStore(stateDirectory, sysfsRoot: sysfsRoot),
-            logger: Logger(label: "hotplugd.status") { _ in SwiftLogNoOpLogHandler() })
-        try engine.scanOnly()
+        let engine = try CommandContext(machine).engine
         let report = StatusReport(devices: engine.status(), blockSizeBytes: engine.blockSizeBytes)
         if json {
             let encoder = JSONEncoder()
