@@ -25,7 +25,8 @@ public final class Daemon: Service {
         public var runtimeDirectory: String? = "/run/hotplugd"
         /// The operator-intent file's store; nil keeps intent in memory only.
         public var intentStore: IntentStore? = IntentStore(directory: IntentStore.defaultDirectory)
-        public var kernelCommandLinePath = "/proc/cmdline"
+        /// For the `maxcpus=` rule of CPU coldplug; nil reads nothing (a test tree is not this machine).
+        public var kernelCommandLinePath: String? = "/proc/cmdline"
         public var conflicts: ConflictCheck? = ConflictCheck()
         public var core = DecisionCore.Options()
         public var retry = Actuator.Retry()
@@ -223,13 +224,15 @@ public final class Daemon: Service {
     private func makeDriver(baseline: BootBaseline?) throws -> CoreDriver {
         var coreOptions = options.core
         coreOptions.dryRun = options.dryRun
-        do {
-            coreOptions.kernelCommandLine = try TextFile.read(options.kernelCommandLinePath)
-        } catch {
-            logger.warning(
-                "cannot read the kernel command line; CPU coldplug under auto is off",
-                metadata: ["path": "\(options.kernelCommandLinePath)", "error": "\(error)"])
-            coreOptions.kernelCommandLine = nil
+        if let path = options.kernelCommandLinePath {
+            do {
+                coreOptions.kernelCommandLine = try TextFile.read(path)
+            } catch {
+                logger.warning(
+                    "cannot read the kernel command line; CPU coldplug under auto is off",
+                    metadata: ["path": "\(path)", "error": "\(error)"])
+                coreOptions.kernelCommandLine = nil
+            }
         }
         if coreOptions.bootKernelPages == nil { coreOptions.bootKernelPages = baseline?.load() }
         return CoreDriver(

@@ -7,15 +7,16 @@ import struct SystemPackage.Errno
 /// A sysfs write with a time limit. Offlining memory migrates its pages inside the write and can
 /// take very long; the kernel gives up with EINTR when the writing thread gets a signal. So the
 /// write runs on a thread of its own, and when the time is up that thread gets SIGUSR1 (whose
-/// handler does nothing and does not restart system calls) until the write returns.
-public enum TimedWrite {
-    public enum Outcome: Sendable, Equatable {
+/// handler does nothing and does not restart system calls) until the write returns. The
+/// `Actuator` makes each attempt through it when it has a time limit.
+enum TimedWrite {
+    enum Outcome: Sendable, Equatable {
         case succeeded
         case failed(Errno)
         case timedOut
     }
 
-    public static func write(
+    static func write(
         _ sysfs: any SysfsAccess, _ device: DeviceID, _ attribute: String, _ value: String, timeout: Duration
     ) -> Outcome {
         installHandler

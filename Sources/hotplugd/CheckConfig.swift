@@ -5,19 +5,17 @@ import HotplugDaemon
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
-        abstract: "Check a configuration file and print the settings it results in.")
+        abstract: "Check a configuration file and print the settings it results in.",
+        discussion: """
+            An invalid file, or one that cannot be read, is reported on standard error with its line, \
+            and the exit status is 78 (EX_CONFIG), as for run, status, offline and online.
+            """)
 
     @Argument(help: "The file to check.")
     var path: String = Config.defaultPath
 
     func run() throws {
-        let config: Config
-        do {
-            config = try ConfigLoader.load(path: path, required: true)
-        } catch {
-            print("\(error)")
-            throw ExitCode.failure
-        }
+        let config = try loadConfiguration(path: path, required: true)
         print("\(path): ok")
         print("monitor.source = \(config.monitor.source.rawValue)")
         print("monitor.receive_buffer_bytes = \(config.monitor.receiveBufferBytes)")

@@ -2,7 +2,6 @@ import ArgumentParser
 import HotplugCore
 import HotplugDaemon
 import HotplugSystem
-import Logging
 
 /// `hotplugd offline ...` and `hotplugd online ...`: take devices out safely before removal, or
 /// bring them back.
@@ -13,9 +12,13 @@ struct Offline: DeviceDirection {
         abstract: "Take CPUs or memory offline safely, highest first, all or nothing.",
         discussion: """
             Refuses up front what cannot go (the last online CPU, a CPU without an online file, memory \
-            spanning zones, memory in a kernel zone unless --force). On a failure, puts back online what \
-            it took offline. Exit status: 0 done; 1 refused or failed, nothing changed; 3 partly done \
-            (some devices could not be put back); 64 bad usage.
+            spanning zones, memory in a kernel zone unless --force). Each write may take --timeout seconds \
+            and is then interrupted; EBUSY, EAGAIN and ENOMEM are retried. On a failure, puts back online \
+            what it took offline.
+
+            Exit status: 0 done; 1 refused or failed, nothing left changed; 3 partly done (a device could \
+            not be put back); 64 bad usage (an option, a CPU list or range that does not parse, a device \
+            that is not there); 78 invalid configuration.
             """,
         subcommands: [CPUCommand<Offline>.self, Memory.self])
 
@@ -25,10 +28,10 @@ struct Offline: DeviceDirection {
         @Flag(help: "Try blocks in a kernel zone too; offlining them usually fails.") var force = false
         @OptionGroup var common: DeviceCommandOptions
 
-        func validate() throws { try selection.validate() }
-
         func run() throws {
-            try common.perform(offline: true, force: force) { try common.selectMemory(selection, in: $0) }
+            try common.perform(offline: true, force: force) { devices, blockSize throws(ValidationError) in
+                try selection.devices(in: devices, blockSize: blockSize)
+            }
         }
     }
 }
@@ -39,8 +42,12 @@ struct Online: DeviceDirection {
     static let configuration = CommandConfiguration(
         abstract: "Bring CPUs or memory online, lowest first, all or nothing.",
         discussion: """
-            Memory goes to the zone the policy would choose unless --type says otherwise. On a failure, \
-            takes back offline what it onlined. Exit status as for offline.
+            Memory goes to the zone the policy of the configuration would choose unless --type says \
+            otherwise. Writes are timed and retried as for offline. On a failure, takes back offline what \
+            it onlined.
+
+            Exit status: 0 done; 1 refused or failed, nothing left changed; 3 partly done (a device could \
+            not be taken back offline); 64 bad usage; 78 invalid configuration.
             """,
         subcommands: [CPUCommand<Online>.self, Memory.self])
 
@@ -52,14 +59,15 @@ struct Online: DeviceDirection {
         @OptionGroup var common: DeviceCommandOptions
 
         func validate() throws {
-            try selection.validate()
             if let type, MemoryOnlineType(rawValue: type) == nil || type == MemoryOnlineType.autoMovable.rawValue {
                 throw ValidationError("--type must be online, online_kernel or online_movable")
             }
         }
 
         func run() throws {
-            try common.perform(offline: false, type: type) { try common.selectMemory(selection, in: $0) }
+            try common.perform(offline: false, type: type) { devices, blockSize throws(ValidationError) in
+                try selection.devices(in: devices, blockSize: blockSize)
+            }
         }
     }
 }
@@ -74,122 +82,79 @@ struct CPUCommand<Direction: DeviceDirection>: ParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(commandName: "cpu", abstract: "CPUs by number.")
     }
-    @Argument(help: "CPU numbers or ranges, e.g. 2 3 8-11.") var cpus: [String]
+    @Argument(help: "CPU numbers or ranges, e.g. 2 3 8-11, or all.") var cpus: [String]
     @OptionGroup var common: DeviceCommandOptions
 
+    func validate() throws { _ = try CPUSelection(cpus) }
+
     func run() throws {
-        try common.perform(offline: Direction.offline) { _ in try common.selectCPUs(cpus) }
-    }
-}
-
-struct MemorySelection: ParsableArguments {
-    @Option(help: "The ACPI memory device, as `hotplugd status` shows it (e.g. PNP0C80:00).") var dimm: String?
-    @Option(help: "Every hot-pluggable block of a NUMA node.") var node: Int?
-    @Option(help: "Block numbers, A-B or A.") var range: String?
-
-    func validate() throws {
-        if [dimm != nil, node != nil, range != nil].filter({ $0 }).count != 1 {
-            throw ValidationError("give exactly one of --dimm, --node, --range")
+        let selection = try CPUSelection(cpus)
+        try common.perform(offline: Direction.offline) { devices, _ throws(ValidationError) in
+            try selection.devices(in: devices)
         }
     }
 }
 
 struct DeviceCommandOptions: ParsableArguments {
-    @Option(help: "Seconds each device may take before its write is interrupted.") var timeout: Int = 120
-    @Option(help: "The sysfs mount point.") var sysfsRoot = "/sys"
-    @Option(help: "The configuration whose policy picks memory zones for online.") var config: String?
-    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory")) var stateDirectory: String?
-
-    var store: IntentStore? { intentStore(stateDirectory, sysfsRoot: sysfsRoot) }
+    @Option(help: "Seconds each write may take before it is interrupted (and not retried).") var timeout: Int = 120
+    @OptionGroup var machine: MachineOptions
 
     func validate() throws {
         // A day is longer than any memory offline should take; 0 would interrupt every write at once.
         guard (1...86_400).contains(timeout) else { throw ValidationError("--timeout must be 1...86400 seconds") }
     }
 
-    func engine() throws -> DecisionCore {
-        var options = DecisionCore.Options()
-        options.dryRun = true
-        options.bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
-        let driver = CoreDriver(
-            config: try loadConfig(config), sysfs: try Sysfs(root: sysfsRoot), options: options, intentStore: store,
-            logger: Logger(label: "hotplugd") { _ in SwiftLogNoOpLogHandler() })
-        try driver.scanOnly()
-        return driver.core
-    }
-
-    func selectCPUs(_ arguments: [String]) throws -> [DeviceID] {
-        let list = try CPUList(parsing: arguments.joined(separator: ","))
-        return list.ranges.flatMap { $0 }.compactMap { DeviceID(kind: .cpu, index: $0) }
-    }
-
-    func selectMemory(_ selection: MemorySelection, in devices: [DeviceStatus]) throws -> [DeviceID] {
-        let blocks = devices.filter { $0.kind == .memory }
-        let chosen: [DeviceStatus]
-        if let dimm = selection.dimm {
-            chosen = blocks.filter { $0.dimm == dimm }
-        } else if let node = selection.node {
-            // Boot memory is not hot-pluggable: a node's blocks means those of its DIMMs.
-            chosen = blocks.filter { $0.node == node && $0.dimm != nil }
-        } else {
-            let bounds = selection.range!.split(separator: "-").map { Int($0) }
-            guard (1...2).contains(bounds.count), let low = bounds.first!, let high = bounds.last!, low <= high else {
-                throw ValidationError("--range must be A-B or A (block numbers)")
-            }
-            chosen = blocks.filter { (low...high).contains($0.index) }
-        }
-        guard !chosen.isEmpty else { throw ValidationError("no memory block matches") }
-        return chosen.map { DeviceID(kind: .memory, index: $0.index)! }
-    }
-
-    /// Scans sysfs once, lets `select` pick devices from what is there, and carries out the command.
+    /// Scans sysfs once, lets `select` pick devices from what is there (given the memory block
+    /// size), and carries out the command.
     func perform(
-        offline: Bool, force: Bool = false, type: String? = nil, select: ([DeviceStatus]) throws -> [DeviceID]
+        offline: Bool, force: Bool = false, type: String? = nil,
+        select: ([DeviceStatus], Int) throws(ValidationError) -> [DeviceID]
     ) throws {
-        let engine = try engine()
-        let sysfs = try Sysfs(root: sysfsRoot)
-        let devices = engine.status()
-        let selected = try select(devices)
+        let context = try CommandContext(machine)
+        let devices = context.engine.status()
+        let selected: [DeviceID]
+        do {
+            selected = try select(devices, context.engine.blockSizeBytes)
+        } catch {
+            // Bad usage all the same, but ArgumentParser would print the root command's usage here.
+            throw ExitStatus.usage.reporting(error.message)
+        }
         var present: [DeviceID: OfflinePlan.Device] = [:]
         for device in devices {
-            let id = DeviceID(kind: device.kind, index: device.index)!
-            let hasAttribute = device.kind == .memory || ((try? sysfs.entries(id))?.contains("online") ?? false)
+            guard let id = DeviceID(kind: device.kind, index: device.index) else { continue }
             present[id] = OfflinePlan.Device(
-                id: id, online: device.state == .online, hasOnlineAttribute: hasAttribute, zone: device.zone)
+                id: id, online: device.state == .online,
+                hasOnlineAttribute: device.kind == .memory || context.sysfs.has(id, "online"), zone: device.zone)
         }
-        let operations = DeviceOperations(sysfs: sysfs, timeout: .seconds(timeout))
+        let operations = DeviceOperations(sysfs: context.sysfs, timeout: .seconds(timeout))
         let outcome: DeviceOperations.Outcome
         if offline {
             let (plan, refusals) = OfflinePlan.offline(selected, present: present, force: force)
             guard refusals.isEmpty else {
                 for refusal in refusals { printError("refused: \(refusal)") }
-                throw ExitCode(1)
+                throw ExitStatus.failed.code
             }
-            let restore = Dictionary(uniqueKeysWithValues: plan.map { ($0, OfflinePlan.restoreValue(for: present[$0]!)) })
+            var restore: [DeviceID: String] = [:]
+            for id in plan { if let device = present[id] { restore[id] = OfflinePlan.restoreValue(for: device) } }
             // Recorded first, so the daemon knows the offline events it is about to see are intended.
-            recordIntent(for: plan, offline: true)
+            recordIntent(for: plan, offline: true, in: context.store)
             outcome = operations.offline(plan, restore: restore)
-            recordIntent(for: plan.filter { !outcome.changed.contains($0) }, offline: false)
+            recordIntent(for: plan.filter { !outcome.changed.contains($0) }, offline: false, in: context.store)
         } else {
-            let missing = selected.filter { present[$0] == nil }
-            guard missing.isEmpty else {
-                for id in missing { printError("refused: \(id): no such device") }
-                throw ExitCode(1)
-            }
             let todo = selected.filter { present[$0]?.online == false }
-            var values = engine.onlineValues(for: todo).mapValues(\.sysfsValue)
+            var values = context.engine.onlineValues(for: todo).mapValues(\.sysfsValue)
             if let type { for id in todo where id.kind == .memory { values[id] = type } }
-            recordIntent(for: selected, offline: false)
+            recordIntent(for: selected, offline: false, in: context.store)
             outcome = operations.online(todo, values: values)
         }
         report(outcome, offline: offline)
-        if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
+        if outcome.status != .ok { throw outcome.status.code }
     }
 
     /// Adds (`offline`) or drops the devices' intent entries. Failing to record intent does not stop
     /// the command: the device change is what the operator needs; the daemon records an offline
     /// it sees as intent anyway, unless `enforce` is set.
-    private func recordIntent(for devices: [DeviceID], offline: Bool) {
+    private func recordIntent(for devices: [DeviceID], offline: Bool, in store: IntentStore?) {
         guard let store, !devices.isEmpty else { return }
         let now = IntentStore.now
         do {

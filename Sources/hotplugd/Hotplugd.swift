@@ -8,6 +8,10 @@ struct Hotplugd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hotplugd",
         abstract: "Onlines hot-added CPUs and memory blocks according to a policy.",
+        discussion: """
+            Exit status, the same for every command: 0 done; 1 refused or failed, nothing left changed; \
+            3 partly done; 64 bad usage; 78 invalid configuration (EX_CONFIG).
+            """,
         version: version,
         subcommands: [Run.self, Status.self, Offline.self, Online.self, CheckConfig.self]
     )

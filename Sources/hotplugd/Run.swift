@@ -9,10 +9,15 @@ import ServiceLifecycle
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the daemon in the foreground.",
-        discussion: "Devices present at start are handled by the same policy as hot-added ones (coldplug).")
+        discussion: """
+            Devices present at start are handled by the same policy as hot-added ones (coldplug).
 
-    @Option(help: "The configuration file. Defaults apply when the default file does not exist.")
-    var config: String?
+            Exit status: 0 after a clean stop (SIGTERM, SIGINT); 64 bad usage; 78 invalid configuration \
+            (EX_CONFIG, which the unit does not restart on); 1 when the daemon cannot start (the reason is \
+            logged).
+            """)
+
+    @OptionGroup var machine: MachineOptions
 
     @Option(help: "Where uevents come from: auto (udev when udevd runs, else kernel), udev or kernel.")
     var source: MonitorSource?
@@ -20,24 +25,11 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Log what would be done and write nothing to sysfs.")
     var dryRun = false
 
-    @Option(help: "The sysfs mount point.")
-    var sysfsRoot = "/sys"
-
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory"))
-    var stateDirectory: String?
-
     func run() async throws {
-        let loaded: Config
-        do {
-            loaded = try ConfigLoader.load(path: config ?? Config.defaultPath, required: config != nil)
-        } catch {
-            // EX_CONFIG, which the unit lists in RestartPreventExitStatus=: restarting cannot fix a file.
-            printError("invalid configuration: \(error)")
-            throw ExitCode(78)
-        }
+        let loaded = try machine.loadConfig()
         let level = logLevel
         // Under systemd, structured entries straight to the journal; elsewhere plain lines on stderr.
         let toJournal = Journal.isStandardErrorConnected
@@ -54,12 +46,15 @@ struct Run: AsyncParsableCommand {
                 metadata: ["error": "\(error)"])
         }
         var options = Daemon.Options(config: loaded)
-        options.sysfsRoot = sysfsRoot
+        options.sysfsRoot = machine.sysfsRoot
         options.dryRun = dryRun
         options.source = source
-        options.configPath = config ?? (access(Config.defaultPath, F_OK) == 0 ? Config.defaultPath : nil)
-        if sysfsRoot != "/sys" { options.runtimeDirectory = nil }
-        options.intentStore = intentStore(stateDirectory, sysfsRoot: sysfsRoot)
+        options.configPath = machine.config ?? (access(Config.defaultPath, F_OK) == 0 ? Config.defaultPath : nil)
+        if !machine.isThisMachine {
+            options.runtimeDirectory = nil
+            options.kernelCommandLinePath = nil
+        }
+        options.intentStore = machine.store
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: Daemon(options: options, logger: logger))],
@@ -70,35 +65,3 @@ struct Run: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-func printError(_ message: String) {
-    var standardError = FileHandleOutputStream(fd: 2)
-    print("hotplugd: \(message)", to: &standardError)
-}
-
-struct FileHandleOutputStream: TextOutputStream {
-    let fd: Int32
-    mutating func write(_ string: String) {
-        var bytes = Array(string.utf8)
-        _ = Glibc.write(fd, &bytes, bytes.count)
-    }
-}
-
-let stateDirectoryHelp =
-    "Where operator intent is kept (default \(IntentStore.defaultDirectory); none with another --sysfs-root)."
-
-/// The intent store in `directory`, or in the default one when sysfs is the real one: a test
-/// tree must never touch the machine's own intent.
-func intentStore(_ directory: String?, sysfsRoot: String) -> IntentStore? {
-    if let directory { return IntentStore(directory: directory) }
-    return sysfsRoot == "/sys" ? IntentStore(directory: IntentStore.defaultDirectory) : nil
-}
-
-/// Loads the file at `path`, or the default file if it exists, or the defaults.
-func loadConfig(_ path: String?) throws -> Config {
-    do {
-        return try ConfigLoader.load(path: path ?? Config.defaultPath, required: path != nil)
-    } catch {
-        throw ValidationError("invalid configuration: \(error)")
-    }
-}

@@ -1,5 +1,6 @@
-import HotplugFixtures
 import Foundation
+import Glibc
+import HotplugFixtures
 import Testing
 
 /// The `hotplugd` binary as an operator runs it.
@@ -15,9 +16,9 @@ import Testing
     }
 
     /// Runs the binary; with `terminateAfter`, sends SIGTERM once standard error has shown that text.
-    static func run(_ arguments: [String], terminateAfter: String? = nil) throws -> Output {
+    static func run(_ arguments: [String], terminateAfter: String? = nil, executable: String = binary) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()
@@ -60,18 +61,19 @@ import Testing
         let path = try Self.temporaryFile("[memory]\n\nonline_type = \"fast\"\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let check = try Self.run(["check-config", path])
-        #expect(check.status == 1)
-        #expect(check.stdout.contains("\(path):3: memory.online_type: \"fast\" is not one of"))
+        #expect(check.status == 78)
+        #expect(check.stderr.contains("hotplugd: invalid configuration: \(path):3: memory.online_type: \"fast\" is not one of"))
+        #expect(check.stdout.isEmpty)
         let run = try Self.run(["run", "--dry-run", "--config", path])
         #expect(run.status == 78, "the daemon refuses to start, with EX_CONFIG")
-        #expect(run.stderr.contains("\(path):3: memory.online_type"))
+        #expect(run.stderr.contains("hotplugd: invalid configuration: \(path):3: memory.online_type"))
         #expect(!run.stderr.contains("listening"))
     }
 
     @Test func missingExplicitConfigIsAnError() throws {
         let output = try Self.run(["check-config", "/nonexistent/hotplugd.toml"])
-        #expect(output.status == 1)
-        #expect(output.stdout.contains("/nonexistent/hotplugd.toml: cannot read"))
+        #expect(output.status == 78)
+        #expect(output.stderr.contains("/nonexistent/hotplugd.toml: cannot read"))
     }
 
     @Test func versionAndUnknownOptions() throws {
@@ -135,18 +137,21 @@ import Testing
     /// Bad input of every kind: a clear message and a non-zero exit, never a crash (a crash
     /// exits by a signal, 128 and up). Each row: arguments, file contents for `FILE`, status, message.
     @Test(arguments: [
-        (["offline", "cpu", "abc"], nil, 1, "\"abc\" in CPU list \"abc\" is not a number or a range"),
-        (["offline", "cpu", "99999999999999999999"], nil, 1, "is not a number or a range"),
+        (["offline", "cpu", "abc"], nil, 64, "\"abc\" in CPU list \"abc\" is not a number or a range"),
+        (["offline", "cpu", "99999999999999999999"], nil, 64, "is not a number or a range"),
+        (["online", "cpu", "7-3"], nil, 64, "CPU range 7-3 is reversed"),
         (["offline", "memory"], nil, 64, "give exactly one of --dimm, --node, --range"),
-        (["offline", "memory", "--range", "5-x"], nil, 64, "--range must be A-B or A"),
+        (["offline", "memory", "--range", "5-x"], nil, 64, "--range must be block numbers, A-B or A, or addresses"),
+        (["offline", "memory", "--range", "0x100000000-40"], nil, 64, "--range must be block numbers"),
+        (["offline", "memory", "--range", "0x1ffffffffffffffff"], nil, 64, "--range must be block numbers"),
         (["online", "cpu", "2", "--timeout", "0"], nil, 64, "--timeout must be 1...86400 seconds"),
         (["status", "--sysfs-root", "/nonexistent"], nil, 1, "/nonexistent/devices/system: No such file or directory"),
         (["run", "--log-level", "loud"], nil, 64, "The value 'loud' is invalid for '--log-level <log-level>'"),
-        (["check-config", "/dev/zero"], nil, 1, "/dev/zero: cannot read: File too large"),
-        (["check-config", "FILE"], "[cpu]\n[!memory]\n", 1, ":2: a table header must start with a key, not '!'"),
+        (["check-config", "/dev/zero"], nil, 78, "/dev/zero: cannot read: File too large"),
+        (["check-config", "FILE"], "[cpu]\n[!memory]\n", 78, ":2: a table header must start with a key, not '!'"),
         (["check-config", "FILE"], "[cpu]\ninclude = \"0-3\"\r\n# caf\u{E9}\n", 0, "cpu.include = 0-3"),
-        (["check-config", "FILE"], "[memory]\nauto_movable_ratio = -1\n", 1, ":2: memory.auto_movable_ratio: -1 is outside"),
-        (["check-config", "FILE"], "[[hook]]\ncommand = [\"relative\"]\n", 1, "is not an absolute path"),
+        (["check-config", "FILE"], "[memory]\nauto_movable_ratio = -1\n", 78, ":2: memory.auto_movable_ratio: -1 is outside"),
+        (["check-config", "FILE"], "[[hook]]\ncommand = [\"relative\"]\n", 78, "is not an absolute path"),
         (["run", "--dry-run", "--config", "FILE"], "[monitor]\nsource = \"carrier-pigeon\"\n", 78, ":2: monitor.source"),
     ] as [([String], String?, Int32, String)])
     func badInputIsAClearErrorNeverACrash(arguments: [String], file: String?, status: Int32, message: String) throws {
@@ -163,7 +168,120 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let output = try Self.run(["check-config", path])
-        #expect(output.status == 1)
-        #expect(output.stdout.contains("\(path):3: not valid UTF-8"), "\(output.stdout)")
+        #expect(output.status == 78)
+        #expect(output.stderr.contains("\(path):3: not valid UTF-8"), "\(output.stderr)")
+    }
+
+    /// A fake machine for the commands: CPUs 0 (no online file, like the real cpu0) to 3 online;
+    /// boot memory, blocks 0-7, online in Normal; a DIMM, PNP0C80:00, blocks 32-35 online in
+    /// Movable, at 0x100000000-0x11fffffff with 128 MiB blocks.
+    static func machine() throws -> FakeSysfsTree {
+        let tree = try FakeSysfsTree()
+        try tree.addCPU(0, online: nil)
+        for cpu in 1...3 { try tree.addCPU(cpu, online: true) }
+        for index in 0..<8 { try tree.addMemory(index, online: true, zones: "Normal") }
+        for index in 32..<36 { try tree.addMemory(index, online: true, zones: "Movable", dimm: "PNP0C80:00") }
+        return tree
+    }
+
+    static let devices = ["cpu1", "cpu2", "cpu3"] + (0..<8).map { "memory\($0)" } + (32..<36).map { "memory\($0)" }
+
+    /// One exit status per kind of outcome, whichever command meets it (hotplugd(8), EXIT STATUS).
+    /// Each row runs the binary on a fresh `machine()`; in the arguments <root> is its sysfs root,
+    /// <bad> a configuration with an error on line 3, <none> an empty one (so that whatever this
+    /// host has in /etc/hotplugd does not count). Each row: arguments, status, and what standard
+    /// error (standard output for 0) says.
+    @Test(arguments: [
+        // 78: an invalid configuration, the same for every command, before anything is read.
+        (["run", "--dry-run", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3: memory.online_type"),
+        (["status", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3: memory.online_type"),
+        (["offline", "cpu", "3", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3:"),
+        (["online", "memory", "--dimm", "PNP0C80:00", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3:"),
+        (["check-config", "<bad>"], 78, "invalid configuration: <bad>:3: memory.online_type"),
+        (["status", "--config", "/nonexistent/hotplugd.toml", "--sysfs-root", "<root>"], 78, "/nonexistent/hotplugd.toml: cannot read"),
+        // 64: the command line is wrong, whether that shows before or after sysfs is read.
+        (["offline", "cpu", "abc", "--sysfs-root", "<root>"], 64, "\"abc\" in CPU list"),
+        (["offline", "memory", "--range", "9-2", "--sysfs-root", "<root>"], 64, "--range 9-2 is reversed"),
+        (["offline", "memory", "--range", "0x120000000-0x11fffffff", "--config", "<none>", "--sysfs-root", "<root>"], 64,
+         "--range 0x120000000-0x11fffffff is reversed"),
+        (["offline", "memory", "--range", "0x100000000-0x11ffffff0", "--config", "<none>", "--sysfs-root", "<root>"], 64,
+         "addresses must be whole memory blocks of 0x8000000 bytes"),
+        (["offline", "cpu", "2-5", "--config", "<none>", "--sysfs-root", "<root>"], 64, "no such CPU: 4-5"),
+        (["online", "memory", "--dimm", "PNP0C80:09", "--config", "<none>", "--sysfs-root", "<root>"], 64,
+         "no memory block matches --dimm PNP0C80:09"),
+        // 1: refused, nothing written.
+        (["offline", "cpu", "all", "--config", "<none>", "--sysfs-root", "<root>"], 1, "refused: cpu0: has no online attribute"),
+        (["offline", "memory", "--range", "0-7", "--config", "<none>", "--sysfs-root", "<root>"], 1, "memory7: in zone Normal"),
+        (["status", "--config", "<none>", "--sysfs-root", "<root>/nonexistent"], 1, "cannot read sysfs: open <root>/nonexistent/devices/system"),
+        // 0: done; the DIMM by the addresses status prints for it.
+        (["offline", "memory", "--range", "0x0000000100000000-0x000000011fffffff", "--config", "<none>", "--sysfs-root", "<root>"], 0,
+         "memory35: offline\nmemory34: offline\nmemory33: offline\nmemory32: offline\n"),
+        (["offline", "cpu", "2", "3", "--config", "<none>", "--sysfs-root", "<root>"], 0, "cpu3: offline\ncpu2: offline\n"),
+        (["status", "--config", "<none>", "--sysfs-root", "<root>"], 0, "0x0000000100000000-0x000000011fffffff"),
+        (["check-config", "<none>"], 0, "<none>: ok"),
+    ] as [([String], Int32, String)])
+    func exitStatus(arguments: [String], status: Int32, message: String) throws {
+        let tree = try Self.machine()
+        let bad = try Self.temporaryFile("[memory]\n\nonline_type = \"fast\"\n")
+        let none = try Self.temporaryFile("")
+        defer { for path in [bad, none] { try? FileManager.default.removeItem(atPath: path) } }
+        func substitute(_ text: String) -> String {
+            text.replacingOccurrences(of: "<root>", with: tree.root).replacingOccurrences(of: "<bad>", with: bad)
+                .replacingOccurrences(of: "<none>", with: none)
+        }
+        let output = try Self.run(arguments.map(substitute))
+        #expect(output.status == status, "\(output.stdout)\(output.stderr)")
+        #expect((status == 0 ? output.stdout : output.stderr).contains(substitute(message)), "\(output.stdout)\(output.stderr)")
+        if status != 0 {
+            #expect(Self.devices.allSatisfy { ["1", "online"].contains(tree.state($0)) }, "nothing left changed")
+        }
+    }
+
+    /// 3: the DIMM's second block refuses, and the first cannot be put back. A tree of plain files
+    /// refuses nothing, so two of the kernel's refusals are stood in for: memory34's state is
+    /// append-only (chattr +a: writing it fails with EPERM), and the command runs with a file size
+    /// limit of 10 bytes, so that writing `offline` (7 bytes) goes through and putting back
+    /// `online_movable` (14) is cut short, which the write path reports as EIO.
+    @Test(.enabled(if: canMakeAppendOnly, "needs root (CAP_LINUX_IMMUTABLE), chattr and prlimit"))
+    func partlyDoneIsThree() throws {
+        let tree = try Self.machine()
+        let none = try Self.temporaryFile("")
+        let state = "\(tree.root)/devices/system/memory/memory34/state"
+        try Self.shell("chattr +a '\(state)'")
+        defer {
+            _ = try? Self.shell("chattr -a '\(state)'")
+            try? FileManager.default.removeItem(atPath: none)
+        }
+        let output = try Self.run(
+            ["--fsize=10", Self.binary, "offline", "memory", "--dimm", "PNP0C80:00", "--config", none, "--sysfs-root", tree.root],
+            executable: "/usr/bin/prlimit")
+        #expect(output.status == 3, "\(output.stdout)\(output.stderr)")
+        #expect(output.stderr.contains("memory34 refused to go offline: memory34: Operation not permitted (errno 1)"))
+        #expect(output.stderr.contains("could not put back memory35: Input/output error (errno 5)"))
+        #expect(tree.state("memory34") == "online" && tree.state("memory33") == "online")
+    }
+
+    /// Whether this test run can make a file append-only in the temporary directory.
+    static let canMakeAppendOnly: Bool = {
+        guard getuid() == 0, access("/usr/bin/prlimit", X_OK) == 0 else { return false }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString)").path
+        guard FileManager.default.createFile(atPath: path, contents: nil) else { return false }
+        defer {
+            _ = try? shell("chattr -a '\(path)'")
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        return (try? shell("chattr +a '\(path)'")) != nil
+    }()
+
+    @discardableResult
+    static func shell(_ command: String) throws -> Output {
+        let output = try run(["-c", command], executable: "/bin/sh")
+        guard output.status == 0 else { throw ShellError(command: command, output: output.stderr) }
+        return output
+    }
+
+    struct ShellError: Error {
+        var command: String
+        var output: String
     }
 }

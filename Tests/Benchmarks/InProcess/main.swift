@@ -13,6 +13,8 @@ import Logging
 ///   `add`) and `auto-movable` (the first `add` of a DIMM onlines all of it).
 /// - `scan BLOCKS CPUS`: the start-up scan of that many memory blocks and CPUs: time and the
 ///   memory it takes, and the floor: the same tree's attributes read in a bare loop, no engine.
+/// - `writes N`: N online and offline writes through the `Actuator`, without a time limit and
+///   with one (each write then on a thread of its own): what that thread costs a write.
 ///
 /// Prints one JSON object per measurement on standard output.
 @main
@@ -29,8 +31,10 @@ struct Bench {
             let blocks = Int(arguments.dropFirst().first ?? "") ?? 100_000
             let cpus = Int(arguments.dropFirst(2).first ?? "") ?? 4096
             try scan(blocks: blocks, cpus: cpus)
+        case "writes":
+            try writes(Int(arguments.dropFirst().first ?? "") ?? 10_000)
         default:
-            print("usage: hotplugd-bench events [BLOCKS] | scan [BLOCKS] [CPUS]")
+            print("usage: hotplugd-bench events [BLOCKS] | scan [BLOCKS] [CPUS] | writes [COUNT]")
             exit(64)
         }
     }
@@ -120,6 +124,30 @@ struct Bench {
             "resident_growth_bytes": "\(growth)", "floor_seconds": format(seconds(floor)),
         ])
         withExtendedLifetime(engine) {}
+    }
+
+    static func writes(_ count: Int) throws {
+        let tree = try FakeSysfsTree(parent: "/dev/shm")
+        try tree.addCPU(0, online: nil)
+        try tree.addCPU(1, online: true)
+        let cpu = DeviceID(kind: .cpu, index: 1)!
+        let sysfs = try Sysfs(root: tree.root)
+        var perWrite: [String: Double] = [:]
+        // Twice each, the first run warming up; the second is reported.
+        for limit in [nil, Duration.seconds(120), nil, .seconds(120)] {
+            let actuator = Actuator(sysfs: sysfs, timeLimit: limit)
+            let clock = ContinuousClock()
+            let started = clock.now
+            for index in 0..<count {
+                let result = index % 2 == 0 ? actuator.offline(cpu) : actuator.online(cpu, value: "1")
+                precondition(result.outcome == .succeeded, "write \(index): \(result)")
+            }
+            perWrite[limit == nil ? "without" : "with"] = micros(clock.now - started) / Double(count)
+        }
+        report([
+            "measure": "\"writes\"", "writes": "\(count)", "without_limit_us": format(perWrite["without"]!),
+            "with_limit_us": format(perWrite["with"]!), "thread_us": format(perWrite["with"]! - perWrite["without"]!),
+        ])
     }
 
     /// What any scan must do: list the devices and the node links, read each block's state,
