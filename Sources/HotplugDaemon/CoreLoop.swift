@@ -52,6 +52,8 @@ final class CoreLoop: @unchecked Sendable {
         afterStart(driver)
         publish.yield(.started(driver.core.snapshot()))
         var lastSnapshot = ContinuousClock.now
+        var mergedLosses = 0
+        var droppedEvents = 0
         while true {
             switch queue.next(deadline: driver.nextDeadline) {
             case .events(let batch):
@@ -62,9 +64,20 @@ final class CoreLoop: @unchecked Sendable {
                 metrics?.rejected(stage: "datagram")
                 driver.refused(reason)
             case .eventsLost:
-                logger.warning("uevents were lost; rescanning sysfs", metadata: ["kind": "\(LogKind.eventsLost.rawValue)"])
+                // Losses while this rescan was queued were merged into it; they are said here.
+                let counters = queue.counters
+                logger.warning(
+                    "uevents were lost; rescanning sysfs",
+                    metadata: [
+                        "kind": "\(LogKind.eventsLost.rawValue)", "merged": "\(counters.mergedLosses - mergedLosses)",
+                        "dropped_by_queue": "\(counters.droppedEvents - droppedEvents)",
+                    ])
+                mergedLosses = counters.mergedLosses
+                droppedEvents = counters.droppedEvents
                 metrics?.eventsLost()
+                let started = ContinuousClock.now
                 driver.eventsLost()
+                logger.info("rescan finished", metadata: ["seconds": "\(ContinuousClock.now - started)"])
             case .reconfigure(let config):
                 driver.update(config: config)
             case .deadline:

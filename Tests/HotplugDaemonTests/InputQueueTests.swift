@@ -1,0 +1,73 @@
+import HotplugCore
+import HotplugDaemon
+import HotplugFixtures
+import HotplugSystem
+import Testing
+
+/// The bounded queue between the monitor and the core: overflow is lost events, lost events are
+/// one rescan, stop goes first.
+@Suite struct InputQueueTests {
+    static func burst(_ count: Int) -> MonitorMessage {
+        .events((0..<count).map { FakeSysfsTree.event("change", "cpu0", seqnum: $0) })
+    }
+
+    @Test func aBurstThatDoesNotFitIsLostEventsAndMemoryStaysBounded() {
+        let queue = InputQueue(capacity: 100)
+        queue.push(Self.burst(60))
+        queue.push(Self.burst(60))  // 120 > 100: dropped
+        queue.push(Self.burst(40))
+        #expect(queue.counters.overflows == 1)
+        #expect(queue.counters.droppedEvents == 60)
+        #expect(queue.counters.highWater == 100)
+        #expect(queue.next(deadline: nil) == Self.burst(60).asItem)
+        #expect(queue.next(deadline: nil) == .eventsLost)
+        #expect(queue.next(deadline: nil) == Self.burst(40).asItem)
+        #expect(queue.isEmpty)
+    }
+
+    @Test func manyLossesAreOneRescanAndALossDuringARescanIsExactlyOneMore() {
+        let queue = InputQueue(capacity: 10)
+        for _ in 0..<50 { queue.push(.eventsLost) }
+        for _ in 0..<50 { queue.push(Self.burst(11)) }  // each overflows
+        #expect(queue.next(deadline: nil) == .eventsLost)
+        #expect(queue.isEmpty, "one rescan for 100 losses")
+        #expect(queue.counters.mergedLosses == 99)
+        // Taken: the rescan is running. Losses now queue exactly one more.
+        for _ in 0..<10 { queue.push(.eventsLost) }
+        #expect(queue.next(deadline: nil) == .eventsLost)
+        #expect(queue.isEmpty)
+    }
+
+    @Test func stopGoesAheadOfABacklog() {
+        let queue = InputQueue(capacity: 100_000)
+        for _ in 0..<100 { queue.push(Self.burst(100)) }
+        queue.stop()
+        #expect(queue.next(deadline: nil) == .stop)
+        #expect(queue.isStopped)
+    }
+
+    @Test func aDeadlineWithNothingQueuedIsReportedOnTime() {
+        let queue = InputQueue(capacity: 10)
+        let started = ContinuousClock.now
+        #expect(queue.next(deadline: started + .milliseconds(30)) == .deadline)
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(30) && waited < .seconds(2))
+    }
+
+    @Test func aNewConfigurationReplacesOneNotYetTaken() {
+        let queue = InputQueue(capacity: 10)
+        var first = Config()
+        first.cpu.enforce = true
+        queue.reconfigure(first)
+        queue.reconfigure(Config())
+        #expect(queue.next(deadline: nil) == .reconfigure(Config()))
+        #expect(queue.isEmpty)
+    }
+}
+
+extension MonitorMessage {
+    var asItem: InputQueue.Item? {
+        if case .events(let batch) = self { return .events(batch) }
+        return nil
+    }
+}
