@@ -11,18 +11,31 @@ import struct SystemPackage.Errno
 /// file from an earlier boot is never taken for this one.
 public struct BootBaseline: Sendable {
     public let directory: String
-    public let bootID: String
+    /// This boot's id; nil when it cannot be read, and then nothing is kept or loaded: a file
+    /// whose boot cannot be told apart from this one's would be a guess.
+    public let bootID: String?
 
     public init(directory: String, bootIDPath: String = "/proc/sys/kernel/random/boot_id") {
         self.directory = directory
-        self.bootID = (try? TextFile.read(bootIDPath).trimmingWhitespace().description) ?? "unknown"
+        do {
+            self.bootID = try TextFile.read(bootIDPath).trimmingWhitespace().description
+        } catch {
+            self.bootID = nil
+        }
     }
 
-    var path: String { "\(directory)/boot-kernel-pages" }
+    public var path: String { "\(directory)/boot-kernel-pages" }
 
-    /// The stored figure for this boot, or nil.
-    public func load() -> [Int: Int]? {
-        guard let text = try? TextFile.read(path) else { return nil }
+    /// The stored figure for this boot; nil when there is none (no file, another boot's, no boot id).
+    /// A file that cannot be read or parsed is an error: the caller says so and counts again.
+    public func load() throws -> [Int: Int]? {
+        guard let bootID else { return nil }
+        let text: String
+        do {
+            text = try TextFile.read(path)
+        } catch let error as Errno where error == .noSuchFileOrDirectory {
+            return nil
+        }
         var lines = text.split(separator: "\n")
         guard lines.first == "boot \(bootID)" else { return nil }
         lines.removeFirst()
@@ -30,7 +43,7 @@ public struct BootBaseline: Sendable {
         for line in lines {
             let fields = line.split(separator: " ")
             guard fields.count == 3, fields[0] == "node", let node = Int(fields[1]), let count = Int(fields[2]) else {
-                return nil
+                throw Errno.invalidArgument
             }
             pages[node] = count
         }
@@ -38,6 +51,7 @@ public struct BootBaseline: Sendable {
     }
 
     public func store(_ pages: [Int: Int]) throws {
+        guard let bootID else { throw Errno.noSuchFileOrDirectory }
         // systemd makes the directory (RuntimeDirectory=); elsewhere hotplugd does.
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
         let body = pages.keys.sorted().map { "node \($0) \(pages[$0]!)" }.joined(separator: "\n")

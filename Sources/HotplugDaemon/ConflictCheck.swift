@@ -13,7 +13,14 @@ public struct ConflictCheck: Sendable {
     public init() {}
 
     public func warn(sysfs: any SysfsAccess, logger: Logger) {
-        if let blocks = sysfs.autoOnlineBlocks(), blocks != "offline" {
+        let autoOnline: String?
+        do {
+            autoOnline = try sysfs.autoOnlineBlocks()
+        } catch {
+            logger.notice("cannot read auto_online_blocks; whether the kernel onlines memory itself is unknown", metadata: ["error": "\(error)"])
+            autoOnline = nil
+        }
+        if let blocks = autoOnline, blocks != "offline" {
             logger.warning(
                 "the kernel onlines new memory itself: hotplugd's memory policy only applies to blocks it finds offline",
                 metadata: [
@@ -43,7 +50,13 @@ public struct ConflictCheck: Sendable {
             }
             for name in names.sorted() where seen.insert(name).inserted {
                 let path = "\(directory)/\(name)"
-                guard let text = try? TextFile.read(path) else { continue }  // /dev/null masks read as empty
+                let text: String
+                do {
+                    text = try TextFile.read(path)  // A mask (a link to /dev/null) reads as empty.
+                } catch {
+                    // A rule file hotplugd cannot read cannot be judged; it is not a conflict it knows of.
+                    continue
+                }
                 let kinds = UdevRuleCheck.onlinedKinds(in: text)
                 if !kinds.isEmpty { found.append((path, kinds)) }
             }

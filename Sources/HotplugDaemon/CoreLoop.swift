@@ -67,7 +67,7 @@ final class CoreLoop: @unchecked Sendable {
                 // Losses while this rescan was queued were merged into it; they are said here.
                 let counters = queue.counters
                 logger.warning(
-                    "uevents were lost; rescanning sysfs",
+                    "uevents were lost (ENOBUFS, or the queue was full); rescanning sysfs",
                     metadata: [
                         "kind": "\(LogKind.eventsLost.rawValue)", "merged": "\(counters.mergedLosses - mergedLosses)",
                         "dropped_by_queue": "\(counters.droppedEvents - droppedEvents)",

@@ -86,7 +86,7 @@ public final class Daemon: Service {
         let loop = CoreLoop(
             driver: driver, queue: queue, metrics: outputs.metrics, logger: logger, publish: publish
         ) { [self] driver in
-            keep(driver.core.bootKernelPages, in: baseline)
+            keep(driver.core, in: baseline)
             logPresentDevices(driver.core)
             options.conflicts?.warn(sysfs: driver.sysfs, logger: logger)
         }
@@ -234,17 +234,25 @@ public final class Daemon: Service {
                 coreOptions.kernelCommandLine = nil
             }
         }
-        if coreOptions.bootKernelPages == nil { coreOptions.bootKernelPages = baseline?.load() }
+        if coreOptions.bootKernelPages == nil, let baseline {
+            do {
+                coreOptions.bootKernelPages = try baseline.load()
+            } catch {
+                logger.warning(
+                    "cannot read the boot memory baseline; it is counted again from what is online now",
+                    metadata: ["path": "\(baseline.path)", "error": "\(error)"])
+            }
+        }
         return CoreDriver(
             config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: coreOptions,
             retry: options.retry, intentStore: options.intentStore, logger: logger)
     }
 
     /// Stores the baseline counted at this start, unless it came from the store already.
-    private func keep(_ pages: [Int: Int], in baseline: BootBaseline?) {
-        guard let baseline, !options.dryRun, baseline.load() == nil else { return }
+    private func keep(_ core: DecisionCore, in baseline: BootBaseline?) {
+        guard let baseline, !options.dryRun, core.options.bootKernelPages == nil else { return }
         do {
-            try baseline.store(pages)
+            try baseline.store(core.bootKernelPages)
         } catch {
             logger.notice(
                 "cannot keep the boot memory baseline; a restart will count it again",

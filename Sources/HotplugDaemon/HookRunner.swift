@@ -91,8 +91,11 @@ public actor HookRunner {
         while !pending.isEmpty && !Task.isCancelled {
             let first = ContinuousClock.now
             while ContinuousClock.now - lastSubmit < options.settle, ContinuousClock.now - first < options.maxDelay {
-                try? await Task.sleep(for: options.settle)
-                if Task.isCancelled { break }
+                do {
+                    try await Task.sleep(for: options.settle)
+                } catch {
+                    break  // Cancelled: the runner is stopping.
+                }
             }
             let batch = pending
             pending = []
@@ -179,8 +182,12 @@ public actor HookRunner {
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: run.hook.timeout)
-                return Task.isCancelled ? nil : .timedOut
+                do {
+                    try await Task.sleep(for: run.hook.timeout)
+                } catch {
+                    return nil  // Cancelled: the command ended first.
+                }
+                return .timedOut
             }
             let first = await group.next()!
             group.cancelAll()

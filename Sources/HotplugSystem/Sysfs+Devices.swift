@@ -17,8 +17,14 @@ extension SysfsAccess {
             }
             return state
         } catch where error.errno == .noSuchFileOrDirectory {
-            if device.kind == .cpu, (try? entries(device)) != nil { return .online }
-            return .absent
+            // A CPU without an `online` attribute is one the kernel cannot offline: online, if it is there.
+            guard device.kind == .cpu else { return .absent }
+            do throws(SysfsError) {
+                _ = try entries(device)
+                return .online
+            } catch where error.errno == .noSuchFileOrDirectory {
+                return .absent
+            }
         }
     }
 
@@ -67,8 +73,13 @@ extension SysfsAccess {
         return size
     }
 
-    /// What the kernel itself does with new memory blocks (`auto_online_blocks`), if it says.
-    public func autoOnlineBlocks() -> String? {
-        try? read(.memory, path: "auto_online_blocks")
+    /// What the kernel itself does with new memory blocks (`auto_online_blocks`); nil on kernels
+    /// without the attribute.
+    public func autoOnlineBlocks() throws(SysfsError) -> String? {
+        do {
+            return try read(.memory, path: "auto_online_blocks")
+        } catch where error.errno == .noSuchFileOrDirectory {
+            return nil
+        }
     }
 }

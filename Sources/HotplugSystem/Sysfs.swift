@@ -27,15 +27,20 @@ public final class Sysfs: SysfsAccess {
         var nodeDirectory: FileDescriptor?
         do throws(Errno) {
             let rootFD = try Self.openAt(FileDescriptor(rawValue: AT_FDCWD), root, flags: chotplug_O_PATH | O_DIRECTORY)
-            defer { try? rootFD.close() }
+            defer { rootFD.closeAfterUse() }
             for kind in DeviceKind.allCases {
                 directories[kind] = try Self.openPath(
                     from: rootFD, ["devices", "system", kind.directoryName], flags: chotplug_O_PATH | O_DIRECTORY)
             }
-            nodeDirectory = try? Self.openPath(
-                from: rootFD, ["devices", "system", "node"], flags: chotplug_O_PATH | O_DIRECTORY)
+            do throws(Errno) {
+                nodeDirectory = try Self.openPath(
+                    from: rootFD, ["devices", "system", "node"], flags: chotplug_O_PATH | O_DIRECTORY)
+            } catch where error == .noSuchFileOrDirectory {
+                // A kernel built without NUMA has no node directory: devices then have no node.
+                nodeDirectory = nil
+            }
         } catch {
-            for fd in directories.values { try? fd.close() }
+            for fd in directories.values { fd.closeAfterUse() }
             throw SysfsError(path: "\(root)/devices/system", operation: "open", errno: error)
         }
         self.kindDirectories = directories
@@ -46,8 +51,8 @@ public final class Sysfs: SysfsAccess {
     }
 
     deinit {
-        for fd in kindDirectories.values { try? fd.close() }
-        try? nodeDirectory?.close()
+        for fd in kindDirectories.values { fd.closeAfterUse() }
+        nodeDirectory?.closeAfterUse()
     }
 
     /// The devices of one kind present now, in no particular order.
@@ -60,7 +65,7 @@ public final class Sysfs: SysfsAccess {
     public func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
         do throws(Errno) {
             let fd = try openAttribute(device, attribute, flags: O_RDONLY)
-            defer { try? fd.close() }
+            defer { fd.closeAfterUse() }
             return try Self.readAll(fd)
         } catch {
             throw SysfsError(path: "\(root)\(device.devpath)/\(attribute)", operation: "read", errno: error)
@@ -75,7 +80,7 @@ public final class Sysfs: SysfsAccess {
     {
         do throws(Errno) {
             let fd = try openAttribute(device, attribute, flags: O_WRONLY | O_TRUNC)
-            defer { try? fd.close() }
+            defer { fd.closeAfterUse() }
             // One write() call: sysfs takes an attribute value in a single store.
             let written = try value.utf8CString.withUnsafeBytes { bytes in
                 Result { () throws(Errno) in
@@ -91,12 +96,14 @@ public final class Sysfs: SysfsAccess {
         }
     }
 
+    /// Whether the entry can be reached: any error, ENOENT or another, means it cannot.
     public func has(_ device: DeviceID, _ name: String) -> Bool {
-        guard let fd = try? openAttribute(device, name, flags: chotplug_O_PATH) else {
+        do throws(Errno) {
+            try openAttribute(device, name, flags: chotplug_O_PATH).closeAfterUse()
+            return true
+        } catch {
             return false
         }
-        try? fd.close()
-        return true
     }
 
     /// Opens `devices/system/KIND/DEVICE/ATTRIBUTE` without following any link on the way.
@@ -104,7 +111,7 @@ public final class Sysfs: SysfsAccess {
         let kindDirectory = kindDirectories[device.kind]!
         guard resolvesBeneath else {
             let directory = try Self.openAt(kindDirectory, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
-            defer { try? directory.close() }
+            defer { directory.closeAfterUse() }
             return try Self.openAt(directory, attribute, flags: flags)
         }
         let fd = try Self.retryingOnInterrupt { () throws(Errno) in
@@ -135,7 +142,7 @@ public final class Sysfs: SysfsAccess {
         } catch {
             throw SysfsError(path: "\(root)\(device.devpath)", operation: "open", errno: error)
         }
-        defer { try? directory.close() }
+        defer { directory.closeAfterUse() }
         return try entries(in: directory, path: "\(root)\(device.devpath)")
     }
 
@@ -151,7 +158,7 @@ public final class Sysfs: SysfsAccess {
             } catch {
                 throw SysfsError(path: "\(path)/\(name)", operation: "open", errno: error)
             }
-            defer { try? directory.close() }
+            defer { directory.closeAfterUse() }
             for member in try entries(in: directory, path: "\(path)/\(name)") {
                 if let id = DeviceID(name: member) { membership[id] = node }
             }
@@ -167,7 +174,7 @@ public final class Sysfs: SysfsAccess {
             guard !components.isEmpty, !components.contains("..") else { throw Errno.invalidArgument }
             let directory = try Self.openPath(
                 from: kindDirectories[kind]!, Array(components.dropLast()), flags: chotplug_O_PATH | O_DIRECTORY)
-            defer { try? directory.close() }
+            defer { directory.closeAfterUse() }
             return try Self.readFile(at: directory, components.last!)
         } catch {
             throw SysfsError(path: path, operation: "read", errno: error)
@@ -182,7 +189,7 @@ public final class Sysfs: SysfsAccess {
     ) throws(SysfsError) -> T {
         do throws(Errno) {
             let directory = try Self.openAt(kindDirectories[device.kind]!, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
-            defer { try? directory.close() }
+            defer { directory.closeAfterUse() }
             return try body(directory)
         } catch {
             throw SysfsError(path: "\(root)\(device.devpath)/\(attribute)", operation: operation, errno: error)
@@ -224,10 +231,10 @@ public final class Sysfs: SysfsAccess {
             do throws(Errno) {
                 next = try openAt(current, component, flags: flags)
             } catch {
-                try? current.close()
+                current.closeAfterUse()
                 throw error
             }
-            try? current.close()
+            current.closeAfterUse()
             current = next
         }
         return current
@@ -235,7 +242,7 @@ public final class Sysfs: SysfsAccess {
 
     static func readFile(at directory: FileDescriptor, _ name: String) throws(Errno) -> String {
         let fd = try openAt(directory, name, flags: O_RDONLY)
-        defer { try? fd.close() }
+        defer { fd.closeAfterUse() }
         return try readAll(fd)
     }
 
@@ -282,4 +289,13 @@ public struct SysfsError: Error, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "\(operation) \(path): \(errno) (errno \(errno.rawValue))" }
+}
+
+extension FileDescriptor {
+    /// Closes a descriptor that was only read from or used as the base of `openat`. close(2) can
+    /// then fail only with EBADF, a bug that would have shown earlier, or EINTR, after which Linux
+    /// has closed it anyway: there is nothing to do about either.
+    func closeAfterUse() {
+        _ = Glibc.close(rawValue)
+    }
 }

@@ -15,7 +15,7 @@ public enum TextFile {
     /// The file's bytes, at most `limit` of them (EFBIG past that).
     public static func readBytes(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
-        defer { try? fd.close() }
+        defer { _ = Glibc.close(fd.rawValue) }  // Read only: see `FileDescriptor.closeAfterUse`.
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -40,7 +40,8 @@ public enum TextFile {
             _ = try Array(text.utf8).withUnsafeBytes { try fd.writeAll($0) }
             try fd.close()
         } catch {
-            try? fd.close()
+            // The write already failed; that error is the one to report, and the file goes.
+            _ = Glibc.close(fd.rawValue)
             unlink(temporary)
             throw error
         }

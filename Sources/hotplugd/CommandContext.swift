@@ -20,7 +20,12 @@ struct CommandContext {
         var bootKernelPages: [Int: Int]?
         if options.isThisMachine {
             kernelCommandLine = Self.kernelCommandLine()
-            bootKernelPages = BootBaseline(directory: "/run/hotplugd").load()
+            do {
+                bootKernelPages = try BootBaseline(directory: "/run/hotplugd").load()
+            } catch {
+                // Counted from what is online now, as the daemon does when it cannot read it.
+                printError("warning: cannot read the boot memory baseline in /run/hotplugd: \(error)")
+            }
         }
         do {
             sysfs = try Sysfs(root: options.sysfsRoot)

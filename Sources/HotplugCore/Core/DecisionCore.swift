@@ -81,10 +81,10 @@ public struct DecisionCore: Sendable {
         return finish()
     }
 
-    /// The kernel dropped events (or the daemon's queue overflowed): read everything again.
+    /// The kernel dropped events (or the daemon's queue overflowed): read everything again. The
+    /// owner says so in the log, with what it knows of the loss.
     public mutating func eventsLost(now: Instant) -> [Effect] {
         begin(now)
-        log(.warning, "rescanning sysfs", ["reason": "uevents were lost"])
         effects.append(.loadIntent)
         effects.append(.read(ReadRequest(.everything, for: .rescan)))
         return finish()
