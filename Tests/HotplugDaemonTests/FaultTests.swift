@@ -95,7 +95,7 @@ extension CoreDriverTests {
         let states = Dictionary(uniqueKeysWithValues: engine.core.status().map { ($0.device, $0.state) })
         #expect(states["cpu2"] == .offline, "somebody else took it offline: left so")
         #expect(engine.core.status().first { $0.device == "cpu2" }?.intent?.origin == .observed)
-        #expect(states["cpu3"] == nil && log.contains("cpu3 online -> removed action=rescan"), "gone: forgotten")
+        #expect(states["cpu3"] == nil && log.has(.info, "cpu3 online -> removed", ["action": "rescan", "kind": "removed"]), "gone: forgotten")
         #expect(states["cpu4"] == .online && tree.state("cpu4") == "1", "a new device found offline is onlined")
         #expect(states["cpu5"] == .online)
         #expect(kernel.writes.count == writes + 1, "one write: cpu4's")
