@@ -30,7 +30,7 @@ int chotplug_openat_beneath(int directory, const char *path, int flags) {
 #endif
 }
 
-long chotplug_peek_datagram(int fd, void *buffer, unsigned long capacity, struct chotplug_sender *sender) {
+long chotplug_receive_datagram(int fd, void *buffer, unsigned long capacity, struct chotplug_sender *sender) {
     struct sockaddr_nl address;
     struct iovec iov = { .iov_base = buffer, .iov_len = capacity };
     union {
@@ -44,7 +44,7 @@ long chotplug_peek_datagram(int fd, void *buffer, unsigned long capacity, struct
     };
     memset(&address, 0, sizeof address);
     memset(sender, 0, sizeof *sender);
-    ssize_t length = recvmsg(fd, &message, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    ssize_t length = recvmsg(fd, &message, MSG_TRUNC | MSG_DONTWAIT);
     if (length < 0) return -1;
     sender->port = address.nl_pid;
     sender->groups = address.nl_groups;

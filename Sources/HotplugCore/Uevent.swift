@@ -1,20 +1,16 @@
-/// A uevent as it left the monitor thread: the strings libudev gave, not yet trusted.
+/// A uevent as it left the monitor thread: the four fields the decoder needs, as the checked
+/// datagram carried them (`UeventDatagram.fields(source:)`), not yet trusted.
 public struct RawUevent: Sendable, Equatable {
     public var action: String?
     public var devpath: String?
     public var subsystem: String?
     public var seqnum: String?
-    public var properties: [String: String]
 
-    public init(
-        action: String?, devpath: String?, subsystem: String?, seqnum: String?,
-        properties: [String: String] = [:]
-    ) {
+    public init(action: String?, devpath: String?, subsystem: String?, seqnum: String?) {
         self.action = action
         self.devpath = devpath
         self.subsystem = subsystem
         self.seqnum = seqnum
-        self.properties = properties
     }
 }
 
@@ -28,13 +24,11 @@ public struct Uevent: Sendable, Equatable, CustomStringConvertible {
     public let action: UeventAction
     public let device: DeviceID
     public let seqnum: UInt64
-    public let properties: [String: String]
 
-    public init(action: UeventAction, device: DeviceID, seqnum: UInt64, properties: [String: String] = [:]) {
+    public init(action: UeventAction, device: DeviceID, seqnum: UInt64) {
         self.action = action
         self.device = device
         self.seqnum = seqnum
-        self.properties = properties
     }
 
     public var description: String { "\(action.rawValue) \(device) seqnum=\(seqnum)" }

@@ -1,10 +1,10 @@
-/// One netlink datagram as the monitor socket received it, before libudev parses it: the bytes,
-/// who sent it, and whether it was cut short.
+/// One netlink datagram as the monitor socket received it: the bytes, who sent it, and whether
+/// it was cut short.
 ///
-/// libudev drops most forged or broken datagrams, but silently (they come back as EAGAIN, like
-/// an empty socket). hotplugd peeks at each datagram first and checks it here, so that every
-/// refusal is logged with its reason, and so that the rules it relies on are its own: kernel
-/// messages from the kernel only, udev messages from root only, whole and well formed.
+/// The monitor receives each datagram once, into the buffer that is checked here, and takes the
+/// event's fields from those same bytes (`fields(source:)`), so that what is used is what was
+/// checked. The rules are hotplugd's own and every refusal has its reason: kernel messages from
+/// the kernel only, udev messages from root only, whole and well formed.
 public struct UeventDatagram: Sendable, Equatable {
     /// Who sent it: the sender's netlink port (0 is the kernel), the multicast group it was sent
     /// to (1 kernel, 2 udev, 0 unicast), and the uid from its SCM_CREDENTIALS, if any came.
@@ -32,7 +32,8 @@ public struct UeventDatagram: Sendable, Equatable {
         self.sender = sender
     }
 
-    /// libudev's receive buffer: anything longer arrives truncated (MSG_TRUNC).
+    /// The receive buffer of libudev's own monitors: they drop anything longer as truncated, so
+    /// no sender can rely on a longer message.
     public static let maxLength = 8192
     /// The kernel's uevent buffer (UEVENT_BUFFER_SIZE), which holds all of a uevent's properties:
     /// no single one can be as long.
@@ -46,7 +47,7 @@ public struct UeventDatagram: Sendable, Equatable {
     static let udevHeaderSize = 40
 }
 
-/// Why a datagram was refused before it reached libudev's parser.
+/// Why a datagram was refused before any of its fields was used.
 public enum UeventDatagramError: Error, Equatable, CustomStringConvertible {
     case tooShort(Int)
     case oversized(Int)
@@ -60,6 +61,8 @@ public enum UeventDatagramError: Error, Equatable, CustomStringConvertible {
     case unterminated
     case badProperty(offset: Int)
     case oversizedProperty(offset: Int)
+    case headerMismatch(key: String, header: String, property: String)
+    case repeatedProperty(key: String, offset: Int)
 
     public var description: String {
         switch self {
@@ -76,6 +79,9 @@ public enum UeventDatagramError: Error, Equatable, CustomStringConvertible {
         case .badProperty(let offset): "malformed property at byte \(offset)"
         case .oversizedProperty(let offset):
             "property at byte \(offset) is longer than the kernel's uevent buffer (\(UeventDatagram.maxPropertyLength))"
+        case .headerMismatch(let key, let header, let property):
+            "\(key) property \(property.debugDescription) contradicts the header's \(header.debugDescription)"
+        case .repeatedProperty(let key, let offset): "\(key) given again at byte \(offset) with another value"
         }
     }
 }
@@ -87,8 +93,14 @@ extension UeventDatagram {
     /// then NUL-separated properties. udev messages: group 2, libudev's header with its magic,
     /// the properties exactly where the header says. Both: sent by uid 0, at most `maxLength`
     /// bytes, every property `KEY=VALUE` with a key of printable ASCII (udev rules may set any
-    /// such key) and shorter than the kernel's uevent buffer, and the last one NUL-terminated. What the properties say is `UeventDecoder`'s to check.
+    /// such key) and shorter than the kernel's uevent buffer, and the last one NUL-terminated.
+    /// What the fields say is `UeventDecoder`'s to check.
     public func check(source: MonitorSource) throws(UeventDatagramError) {
+        _ = try checkedProperties(source: source)
+    }
+
+    /// `check(source:)`, and where the properties are.
+    func checkedProperties(source: MonitorSource) throws(UeventDatagramError) -> Range<Int> {
         guard length <= Self.maxLength, bytes.count == length else { throw .oversized(length) }
         guard length >= 32 else { throw .tooShort(length) }
         let expected = source == .udev ? Self.udevGroup : Self.kernelGroup
@@ -108,6 +120,7 @@ extension UeventDatagram {
             properties = (end + 1)..<length
         }
         try Self.checkProperties(bytes[properties], start: properties.lowerBound)
+        return properties
     }
 
     private func udevProperties() throws(UeventDatagramError) -> Range<Int> {

@@ -6,8 +6,6 @@ public enum UeventDecodingError: Error, Equatable, CustomStringConvertible {
     case unexpectedDevpath(String)
     case subsystemMismatch(subsystem: String, devpath: String)
     case badSeqnum(String)
-    case propertyMismatch(key: String, value: String)
-    case oversizedProperty(key: String)
 
     public var description: String {
         switch self {
@@ -19,8 +17,6 @@ public enum UeventDecodingError: Error, Equatable, CustomStringConvertible {
         case .subsystemMismatch(let subsystem, let devpath):
             "subsystem \(subsystem.debugDescription) does not match devpath \(devpath.debugDescription)"
         case .badSeqnum(let seqnum): "SEQNUM \(seqnum.debugDescription) is not a decimal number"
-        case .propertyMismatch(let key, let value): "property \(key)=\(value.debugDescription) contradicts the event"
-        case .oversizedProperty(let key): "property \(key.debugDescription) exceeds the kernel's uevent size"
         }
     }
 }
@@ -28,11 +24,10 @@ public enum UeventDecodingError: Error, Equatable, CustomStringConvertible {
 /// Turns untrusted monitor output into a `Uevent`, or says why not.
 ///
 /// Only events about `/devices/system/cpu/cpuN` and `/devices/system/memory/memoryN` pass,
-/// so nothing downstream can be steered to another sysfs path.
+/// so nothing downstream can be steered to another sysfs path. The datagram's form (each
+/// property's length, copies that agree) was checked before the fields were taken from it
+/// (`UeventDatagram.fields(source:)`); this checks what the fields say.
 public enum UeventDecoder {
-    /// The kernel's uevent buffer (UEVENT_BUFFER_SIZE); no single field can be longer.
-    static let maxFieldLength = 2048
-
     public static func decode(_ raw: RawUevent) throws(UeventDecodingError) -> Uevent {
         guard let actionName = raw.action else { throw .missingField("ACTION") }
         guard let action = UeventAction(rawValue: actionName) else { throw .unknownAction(actionName) }
@@ -45,15 +40,6 @@ public enum UeventDecoder {
         guard seqnumText.utf8.count <= 20, seqnumText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
             let seqnum = UInt64(seqnumText)
         else { throw .badSeqnum(seqnumText) }
-
-        for (key, value) in raw.properties {
-            guard key.utf8.count + value.utf8.count < maxFieldLength else { throw .oversizedProperty(key: key) }
-        }
-        // libudev repeats the header fields as properties; a message whose copies disagree was forged or corrupted.
-        let expected = ["ACTION": actionName, "DEVPATH": devpath, "SUBSYSTEM": subsystem, "SEQNUM": seqnumText]
-        for (key, value) in expected {
-            if let copy = raw.properties[key], copy != value { throw .propertyMismatch(key: key, value: copy) }
-        }
-        return Uevent(action: action, device: device, seqnum: seqnum, properties: raw.properties)
+        return Uevent(action: action, device: device, seqnum: seqnum)
     }
 }

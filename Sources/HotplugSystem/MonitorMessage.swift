@@ -6,10 +6,12 @@ public enum MonitorMessage: Sendable, Equatable {
     case ready(source: MonitorSource, receiveBufferBytes: Int)
     /// Events received in one burst, oldest first.
     case events([RawUevent])
-    /// The kernel dropped events (ENOBUFS): the daemon must rescan sysfs.
+    /// Events may have been lost (ENOBUFS: the socket overran; ENOMEM: the kernel was short of
+    /// memory): the daemon must rescan sysfs.
     case eventsLost
-    /// A datagram was refused before parsing (forged, truncated, malformed), and why.
+    /// A datagram was refused before any of its fields was used (forged, truncated, malformed,
+    /// copies of a field that disagree), and why.
     case refused(String)
-    /// The monitor could not start or cannot go on.
+    /// The monitor could not start or cannot go on; its thread has ended.
     case failed(String)
 }

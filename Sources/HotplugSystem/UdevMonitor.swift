@@ -2,11 +2,13 @@ import CHotplug
 import Glibc
 import HotplugCore
 
-/// Listens to cpu and memory uevents through libudev on a thread of its own.
+/// Listens to cpu and memory uevents on a thread of its own.
 ///
-/// libudev objects must be created, used and freed by one thread (libudev(3)), so that thread
-/// owns the `udev` context and the monitor from start to end; it waits in poll(2) on the monitor
-/// and an eventfd used to stop it, drains every queued event in one go, and passes them on as
+/// libudev opens the netlink socket and filters it; the thread receives every datagram itself,
+/// checks it and takes the event's fields from the bytes it checked (`UeventDatagram`). libudev
+/// objects must be created, used and freed by one thread (libudev(3)), so that thread owns the
+/// `udev` context and the monitor from start to end; it waits in poll(2) on the socket and an
+/// eventfd used to stop it, drains every queued datagram in one go, and passes the events on as
 /// `RawUevent` values.
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
@@ -65,7 +67,7 @@ private final class ThreadContext: @unchecked Sendable {
     let options: UdevMonitor.Options
     let stopFD: Int32
     let handler: @Sendable (MonitorMessage) -> Void
-    /// One datagram peeked at a time; one byte more than any valid one, so that a longer one shows.
+    /// One datagram received at a time; one byte more than any valid one, so that a longer one shows.
     var buffer = [UInt8](repeating: 0, count: UeventDatagram.maxLength + 1)
 
     init(options: UdevMonitor.Options, stopFD: Int32, handler: @escaping @Sendable (MonitorMessage) -> Void) {
@@ -74,88 +76,122 @@ private final class ThreadContext: @unchecked Sendable {
         self.handler = handler
     }
 
+    /// Sets the socket up through libudev, then receives on it until stopped or failed.
+    ///
+    /// What this relies on in libudev (systemd's src/libsystemd/sd-device/device-monitor.c):
+    /// the socket is NETLINK_KOBJECT_UEVENT, SOCK_NONBLOCK and SOCK_CLOEXEC; enabling receiving
+    /// attaches the subsystem filter, turns on SO_PASSCRED (so every datagram carries its
+    /// sender's credentials) and binds to the group; `udev_monitor_get_fd` is that socket itself;
+    /// and libudev reads from it only when asked to receive a device, which this never does.
     func run() {
-        guard let udev = udev_new() else { return handler(.failed("udev_new failed: errno \(errno)")) }
+        guard let udev = udev_new() else { return handler(.failed("udev_new failed: \(errnoText(errno))")) }
         defer { udev_unref(udev) }
         let source = UdevMonitor.resolve(options.source)
         guard let monitor = udev_monitor_new_from_netlink(udev, source.rawValue) else {
-            return handler(.failed("cannot open the \(source.rawValue) netlink monitor: errno \(errno)"))
+            return handler(.failed("cannot open the \(source.rawValue) netlink monitor: \(errnoText(errno))"))
         }
         defer { udev_monitor_unref(monitor) }
         for subsystem in DeviceKind.allCases {
             let result = udev_monitor_filter_add_match_subsystem_devtype(monitor, subsystem.directoryName, nil)
-            if result < 0 { return handler(.failed("cannot filter on subsystem \(subsystem): errno \(-result)")) }
+            if result < 0 { return handler(.failed("cannot filter on subsystem \(subsystem): \(errnoText(-result))")) }
         }
-        // libudev tries SO_RCVBUF, then SO_RCVBUFFORCE, which root may use past rmem_max.
+        // libudev tries SO_RCVBUF, then SO_RCVBUFFORCE, which root may use past rmem_max; its
+        // result is not needed: what the kernel granted is read back and reported in `.ready`.
         _ = udev_monitor_set_receive_buffer_size(monitor, Int32(clamping: options.receiveBufferBytes))
         let enabled = udev_monitor_enable_receiving(monitor)
-        if enabled < 0 { return handler(.failed("cannot start receiving: errno \(-enabled)")) }
+        if enabled < 0 { return handler(.failed("cannot start receiving: \(errnoText(-enabled))")) }
         let fd = udev_monitor_get_fd(monitor)
         handler(.ready(source: source, receiveBufferBytes: Self.receiveBuffer(fd)))
-        loop(monitor: monitor, fd: fd, source: source)
+        loop(fd: fd, source: source)
     }
 
-    private func loop(monitor: OpaquePointer, fd: Int32, source: MonitorSource) {
+    private func loop(fd: Int32, source: MonitorSource) {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
         while true {
             let ready = poll(&fds, 2, -1)
             if ready < 0 {
                 if errno == EINTR { continue }
-                return handler(.failed("poll failed: errno \(errno)"))
+                return handler(.failed("poll failed: \(errnoText(errno))"))
             }
             if fds[1].revents != 0 { return }
-            if fds[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && fds[0].revents & Int16(POLLIN) == 0 {
-                // An overrun is reported as POLLERR; the next receive reports ENOBUFS.
-                drain(monitor, fd: fd, source: source)
+            // POLLIN; or POLLERR after an overrun, which the next receive reports as ENOBUFS; or
+            // POLLNVAL, which it reports as EBADF. Either way the receive says what happened.
+            guard fds[0].revents != 0 else { continue }
+            switch drain(fd: fd, source: source) {
+            case .empty:
                 continue
+            case .shortOfMemory:
+                // Not at once again: the kernel is short of memory, and a retry in a tight loop
+                // would only add to it. The stop signal still ends the pause.
+                var stop = pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)
+                if poll(&stop, 1, Self.memoryPauseMilliseconds) > 0 { return }
+            case .failed(let reason):
+                return handler(.failed(reason))
             }
-            drain(monitor, fd: fd, source: source)
         }
     }
 
+    /// How a drain ended.
+    private enum DrainEnd {
+        /// The socket is empty.
+        case empty
+        /// The kernel could not allocate memory for a receive.
+        case shortOfMemory
+        /// The socket cannot be received from any more; the thread stops.
+        case failed(String)
+    }
+
+    /// The pause before receiving again after ENOMEM.
+    static let memoryPauseMilliseconds: Int32 = 10
+
     /// Receives until the socket is empty, handing on events in batches.
     ///
-    /// Each datagram is peeked at and checked (`UeventDatagram.check`) before libudev takes it:
-    /// a refused one is taken off the socket unread and reported. libudev then applies its own
-    /// checks and the subsystem filter; a message it drops comes back as EAGAIN, like an empty
-    /// socket, which is why the peek, not libudev, says when the socket is empty.
-    private func drain(_ monitor: OpaquePointer, fd: Int32, source: MonitorSource) {
+    /// Each datagram is taken off the socket once, into `buffer`, checked there, and its fields
+    /// taken from those bytes (`UeventDatagram.fields(source:)`); a refused one is reported with
+    /// its reason.
+    private func drain(fd: Int32, source: MonitorSource) -> DrainEnd {
         var batch: [RawUevent] = []
         defer { if !batch.isEmpty { handler(.events(batch)) } }
         while true {
             var sender = chotplug_sender()
-            let length = buffer.withUnsafeMutableBytes { chotplug_peek_datagram(fd, $0.baseAddress, UInt($0.count), &sender) }
+            let length = buffer.withUnsafeMutableBytes {
+                chotplug_receive_datagram(fd, $0.baseAddress, UInt($0.count), &sender)
+            }
             if length < 0 {
-                let error = errno
-                if error == EINTR { continue }
-                if error == ENOBUFS {
-                    if !batch.isEmpty { handler(.events(batch)) }
-                    batch = []
-                    handler(.eventsLost)
+                switch ReceiveFailure(errno: errno) {
+                case .empty:
+                    return .empty
+                case .interrupted:
                     continue
+                case .overrun:
+                    // What is still queued is received after the report.
+                    lost(&batch)
+                    continue
+                case .shortOfMemory:
+                    lost(&batch)
+                    return .shortOfMemory
+                case .fatal(let reason):
+                    return .failed(reason)
                 }
-                return  // EAGAIN: the socket is empty.
             }
             let datagram = UeventDatagram(
                 bytes: buffer[..<min(length, buffer.count)], length: length,
                 sender: .init(port: sender.port, groups: sender.groups, uid: sender.has_uid != 0 ? sender.uid : nil))
+            let event: RawUevent
             do {
-                try datagram.check(source: source)
+                event = try datagram.fields(source: source)
             } catch {
-                _ = recv(fd, nil, 0, Int32(MSG_DONTWAIT))
                 handler(.refused("\(error)"))
                 continue
             }
-            errno = 0
-            guard let device = udev_monitor_receive_device(monitor) else {
-                let error = errno
-                if error != 0 && error != EAGAIN && error != EWOULDBLOCK {
-                    handler(.refused("libudev refused it: \(String(cString: strerror(error)))"))
-                }
-                continue
-            }
-            batch.append(Self.rawEvent(device))
-            udev_device_unref(device)
+            // libudev's socket filter (sd_device_monitor_filter_update) matches the subsystem by
+            // the hash in libudev's header and passes every message without libudev's magic, so
+            // kernel-group messages of every subsystem get through it; libudev then dropped the
+            // others silently (passes_filter). So are they here: they are not about anything
+            // hotplugd manages, and a busy machine sends many. A missing SUBSYSTEM is the
+            // decoder's to reject.
+            if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
+            batch.append(event)
             if batch.count >= UdevMonitor.maxBatch {
                 handler(.events(batch))
                 batch = []
@@ -163,14 +199,11 @@ private final class ThreadContext: @unchecked Sendable {
         }
     }
 
-    /// The four fields the decoder needs, as the message carried them. Nothing is read from sysfs
-    /// here, and no other property is copied: nothing downstream uses them, and the datagram check
-    /// has already bounded every one.
-    private static func rawEvent(_ device: OpaquePointer) -> RawUevent {
-        func property(_ key: String) -> String? { udev_device_get_property_value(device, key).map { String(cString: $0) } }
-        return RawUevent(
-            action: property("ACTION"), devpath: property("DEVPATH"), subsystem: property("SUBSYSTEM"),
-            seqnum: property("SEQNUM"))
+    /// Hands on the events received so far, then the loss: the daemon rescans after them.
+    private func lost(_ batch: inout [RawUevent]) {
+        if !batch.isEmpty { handler(.events(batch)) }
+        batch = []
+        handler(.eventsLost)
     }
 
     private static func receiveBuffer(_ fd: Int32) -> Int {
@@ -178,4 +211,38 @@ private final class ThreadContext: @unchecked Sendable {
         var length = socklen_t(MemoryLayout<Int32>.size)
         return getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, &length) == 0 ? Int(size) : -1
     }
+}
+
+/// What a failed receive on the monitor socket means, by its errno.
+enum ReceiveFailure: Equatable {
+    /// EAGAIN: nothing queued.
+    case empty
+    /// EINTR: receive again.
+    case interrupted
+    /// ENOBUFS: the socket overran and the kernel dropped datagrams.
+    case overrun
+    /// ENOMEM: a transient allocation failure in the kernel. Whether a datagram went with it
+    /// cannot be told (netlink takes a datagram off the queue before copying it out, and frees
+    /// it whatever the copy gave), and a kernel short of memory may fail to build a uevent's
+    /// message at all, which no listener hears of: so it counts as lost events, and the daemon
+    /// rescans as after ENOBUFS rather than trust that nothing was lost.
+    case shortOfMemory
+    /// Anything else (EBADF, ENOTSOCK, EFAULT...) will not go away by receiving again: the
+    /// thread stops rather than spin on it.
+    case fatal(String)
+
+    init(errno error: Int32) {
+        switch error {
+        case EAGAIN, EWOULDBLOCK: self = .empty
+        case EINTR: self = .interrupted
+        case ENOBUFS: self = .overrun
+        case ENOMEM: self = .shortOfMemory
+        default: self = .fatal("cannot receive uevents: \(errnoText(error))")
+        }
+    }
+}
+
+/// strerror(3) and the number, for log lines.
+private func errnoText(_ error: Int32) -> String {
+    "\(String(cString: strerror(error))) (errno \(error))"
 }

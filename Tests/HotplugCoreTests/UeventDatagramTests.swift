@@ -2,7 +2,7 @@ import HotplugCore
 import HotplugFixtures
 import Testing
 
-/// The check every datagram passes before libudev parses it.
+/// The check every datagram passes before any of its fields is used.
 @Suite struct UeventDatagramTests {
     static let add = ["ACTION": "add", "DEVPATH": "/devices/system/memory/memory40", "SUBSYSTEM": "memory", "SEQNUM": "3012"]
     static let kernel = UeventDatagram.Sender(port: 0, groups: UeventDatagram.kernelGroup, uid: 0)

@@ -256,7 +256,6 @@ import Testing
         forged.devpath = "/devices/system/cpu/cpu2/../../../../kernel"
         var wrongSubsystem = Self.event("add", "cpu2")
         wrongSubsystem.subsystem = "memory"
-        wrongSubsystem.properties["SUBSYSTEM"] = "memory"
         var noSeqnum = Self.event("add", "cpu2")
         noSeqnum.seqnum = nil
         engine.handle([forged, wrongSubsystem, noSeqnum, Self.event("teleport", "cpu2")])

@@ -39,6 +39,7 @@ struct ForgedUeventTests {
             ("devpath", UeventMessages.udev(
                 ["ACTION": "add", "DEVPATH": "/devices/system/memory/memory99999999999999999999", "SUBSYSTEM": "memory",
                  "SEQNUM": "1005"])),
+            ("is not a decimal number", UeventMessages.udev(add.merging(["SEQNUM": "many"]) { $1 })),
         ]
         var wrongMagic = UeventMessages.udev(add)
         wrongMagic[8] ^= 0xff
@@ -54,12 +55,17 @@ struct ForgedUeventTests {
             ("longer than any uevent", UeventMessages.udev(add.merging(["JUNK": String(repeating: "x", count: 9000)]) { $1 })),
             ("bad udev header: no libudev prefix", UeventMessages.kernel("add", add)),
             ("malformed property", UeventMessages.udev(add, extra: "AC\u{1}TION=add")),
-            ("libudev refused it", UeventMessages.udev(add.merging(["SEQNUM": "many"]) { $1 })),
             ("longer than the kernel's uevent buffer",
              UeventMessages.udev(add.merging(["JUNK": String(repeating: "x", count: 3000)]) { $1 })),
+            ("ACTION given again", UeventMessages.udev(add, extra: "ACTION=remove")),
         ]
+        // Passes the socket filter, which compares only the subsystem's hash in the header, but
+        // is about another subsystem: dropped without a word, as libudev's own filter did.
+        var otherSubsystem = UeventMessages.udev(add.merging(["SUBSYSTEM": "block"]) { $1 })
+        otherSubsystem.replaceSubrange(24..<28, with: UeventMessages.bigEndian(UeventMessages.murmur2("cpu")))
         let forger = try Forger()
         for (_, message) in rejected + refused { try forger.send(message, group: UeventDatagram.udevGroup) }
+        try forger.send(otherSubsystem, group: UeventDatagram.udevGroup)
         // Sent last on the same socket, so it is read last: once it has acted, all the others were read.
         try forger.send(
             UeventMessages.udev(add.merging(["DEVPATH": "/devices/system/cpu/cpu5", "SEQNUM": "1010"]) { $1 }),
@@ -91,15 +97,35 @@ struct ForgedUeventTests {
         try forger.send(UeventMessages.kernel("add", forged), group: UeventDatagram.kernelGroup)
         try forger.send(UeventMessages.udev(forged), group: UeventDatagram.kernelGroup)
         // A real uevent after them: when it has arrived, so would they have.
+        let sent = try RealKernel.seqnum()
         try RealKernel.trigger("change", real)
-        try await inbox.wait { message in
-            guard case .events(let batch) = message else { return false }
-            return batch.contains { $0.devpath == real.devpath }
-        }
+        try await inbox.waitForEvent(of: real, after: sent)
         #expect(!inbox.events.contains { $0.devpath == forged["DEVPATH"] })
         let refusals = inbox.refusals
         #expect(refusals.count == 2, "\(refusals)")
         #expect(refusals.allSatisfy { $0.hasPrefix("kernel-group message sent by a process") }, "\(refusals)")
+    }
+
+    /// Kernel-group messages pass libudev's socket filter whatever their subsystem: those about
+    /// other subsystems are dropped, neither handed on nor refused. (Only the kernel can send
+    /// them, so a real one is made: a NUMA node's `change`, which changes nothing.)
+    @Test(.enabled(if: RealKernel.canTrigger, "needs a writable /sys"))
+    func kernelMessagesOfOtherSubsystemsAreDroppedSilently() async throws {
+        let cpu = try #require(RealKernel.last(.cpu))
+        let node = "/sys/devices/system/node/node0/uevent"
+        try #require(access(node, W_OK) == 0, "no NUMA node to send a uevent from")
+        let inbox = Inbox()
+        let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: 1 << 20)) { inbox.put($0) }
+        defer { monitor.stop() }
+        try await inbox.wait { if case .ready = $0 { true } else { false } }
+
+        try RealKernel.trigger("change", file: node)
+        // A real uevent after it: when it has arrived, so would the node's have.
+        let sent = try RealKernel.seqnum()
+        try RealKernel.trigger("change", cpu)
+        try await inbox.waitForEvent(of: cpu, after: sent)
+        #expect(inbox.events.allSatisfy { $0.subsystem == "cpu" || $0.subsystem == "memory" }, "\(inbox.events)")
+        #expect(inbox.refusals.isEmpty, "\(inbox.refusals)")
     }
 }
 

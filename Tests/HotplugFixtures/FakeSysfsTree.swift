@@ -96,13 +96,11 @@ public final class FakeSysfsTree {
         try FileManager.default.createSymbolicLink(atPath: "\(root)/\(relative)", withDestinationPath: target)
     }
 
-    /// A uevent as libudev hands it on.
+    /// A uevent as the monitor hands it on.
     public static func event(_ action: String, _ device: String, seqnum: Int = 1) -> RawUevent {
         let kind = device.hasPrefix("cpu") ? "cpu" : "memory"
-        let devpath = "/devices/system/\(kind)/\(device)"
         return RawUevent(
-            action: action, devpath: devpath, subsystem: kind, seqnum: "\(seqnum)",
-            properties: ["ACTION": action, "DEVPATH": devpath, "SUBSYSTEM": kind, "SEQNUM": "\(seqnum)"])
+            action: action, devpath: "/devices/system/\(kind)/\(device)", subsystem: kind, seqnum: "\(seqnum)")
     }
 }
 

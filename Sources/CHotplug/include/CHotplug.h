@@ -28,9 +28,11 @@ struct chotplug_sender {
     int has_uid;
 };
 
-// recvmsg(2) with MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT: copies up to `capacity` bytes of the next
-// datagram without taking it off the socket, and says who sent it (CMSG_* are macros Swift
-// cannot call). Returns the datagram's full length, or -1 with errno (EAGAIN: none queued).
-long chotplug_peek_datagram(int fd, void *buffer, unsigned long capacity, struct chotplug_sender *sender);
+// recvmsg(2) with MSG_TRUNC | MSG_DONTWAIT: takes the next datagram off the socket, copies up to
+// `capacity` bytes of it, and says who sent it. It is C because the sender's credentials come as
+// a control message, read with the CMSG_* macros, which Swift cannot call. Returns the
+// datagram's full length (more than `capacity` when it was cut short), or -1 with errno
+// (EAGAIN: none queued; ENOBUFS: the socket overran and datagrams were dropped).
+long chotplug_receive_datagram(int fd, void *buffer, unsigned long capacity, struct chotplug_sender *sender);
 
 #endif

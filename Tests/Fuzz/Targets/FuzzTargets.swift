@@ -4,10 +4,9 @@ import HotplugCore
 /// The fuzzed entry points: untrusted bytes in, and a trap (which libFuzzer reports with the
 /// input) on a crash or on a broken promise. A thrown, typed error is a correct answer.
 public enum FuzzTargets {
-    /// A datagram as the monitor socket would deliver it, from the kernel and from udevd: the
-    /// datagram check, then the properties as libudev would hand them on, then the decoder. The
-    /// decoder also gets the properties of every input, checked or not, so that it sees
-    /// more than what gets past the check.
+    /// A datagram as the monitor socket would deliver it, from the kernel and from udevd, down
+    /// the monitor's own path: the datagram check, the four fields from the checked bytes, the
+    /// decoder.
     public static func uevent(_ input: UnsafeBufferPointer<UInt8>) {
         let bytes = Array(input)
         let senders: [(MonitorSource, UeventDatagram.Sender)] = [
@@ -16,14 +15,33 @@ public enum FuzzTargets {
         ]
         for (source, sender) in senders {
             let datagram = UeventDatagram(bytes: bytes[...], length: bytes.count, sender: sender)
-            guard (try? datagram.check(source: source)) != nil else { continue }
-            // What passed the check is `KEY=VALUE\0` entries: each splits.
-            guard let properties = properties(of: bytes, source: source) else {
-                preconditionFailure("a checked datagram has a property without '='")
+            let checked: Bool
+            do {
+                try datagram.check(source: source)
+                checked = true
+            } catch {
+                checked = false
             }
-            decode(properties)
+            let raw: RawUevent
+            do {
+                raw = try datagram.fields(source: source)
+            } catch {
+                // `fields` checks first; past the check it refuses only copies that disagree.
+                switch error {
+                case .headerMismatch, .repeatedProperty: precondition(checked, "\(error) from an unchecked datagram")
+                default: precondition(!checked, "fields refused a checked datagram: \(error)")
+                }
+                continue
+            }
+            precondition(checked, "fields from a datagram the check refused")
+            if source == .kernel {
+                // A kernel message's action and devpath are its header's, whatever its properties say.
+                let header = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+                let fields = raw.action.flatMap { action in raw.devpath.map { "\(action)@\($0)" } }
+                precondition(fields == header, "fields differ from the header \(header)")
+            }
+            decode(raw)
         }
-        decode(properties(of: bytes, source: nil) ?? [:])
     }
 
     /// A configuration file: parsed, or refused with a `ConfigError`; never a crash, and what
@@ -51,33 +69,12 @@ public enum FuzzTargets {
         return count
     }
 
-    private static func decode(_ properties: [String: String]) {
-        let raw = RawUevent(
-            action: properties["ACTION"], devpath: properties["DEVPATH"], subsystem: properties["SUBSYSTEM"],
-            seqnum: properties["SEQNUM"], properties: properties)
+    private static func decode(_ raw: RawUevent) {
         guard let event = try? UeventDecoder.decode(raw) else { return }
         // Only a CPU's or memory block's own directory, named as the kernel names it, gets through.
         precondition(event.device.devpath == raw.devpath, "decoded device \(event.device) from \(raw.devpath ?? "-")")
         precondition(DeviceID(name: event.device.name) == event.device, "device name does not round-trip")
         precondition(event.device.kind.rawValue == raw.subsystem, "subsystem differs from the device's kind")
-    }
-
-    /// The NUL-separated `KEY=VALUE` entries after the header (libudev's header for udev, the
-    /// `ACTION@DEVPATH` line for the kernel, none for `nil`); nil if an entry has no `=`.
-    static func properties(of bytes: [UInt8], source: MonitorSource?) -> [String: String]? {
-        var start = 0
-        switch source {
-        case .udev: start = bytes.count >= 20 ? Int(bytes[16]) | Int(bytes[17]) << 8 : bytes.count
-        case .kernel, .auto: start = (bytes.firstIndex(of: 0) ?? bytes.count - 1) + 1
-        case nil: start = 0
-        }
-        var properties: [String: String] = [:]
-        for entry in bytes[min(start, bytes.count)...].split(separator: 0) {
-            guard let equals = entry.firstIndex(of: UInt8(ascii: "=")) else { return nil }
-            properties[String(decoding: entry[..<equals], as: UTF8.self)] = String(
-                decoding: entry[(equals + 1)...], as: UTF8.self)
-        }
-        return properties
     }
 }
 
