@@ -85,13 +85,15 @@ import Testing
     }
 
     @Test func aHookThatOutlivesItsTimeoutIsStopped() async throws {
-        var hook = Config.Hook(name: "stuck", command: [try script("stuck", "exec sleep 30")])
+        var hook = Config.Hook(name: "stuck", command: [try script("stuck", "exec sleep 120")])
         hook.timeout = .milliseconds(300)
         let runner = runner([hook])
         let started = ContinuousClock.now
         await runner.submit([Self.online("cpu4")])
         await runner.idle()
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Well before the command's own end: stopped, not waited for. (Spawning and signalling
+        // take seconds on a machine busy with the other suites, so the bound is not tighter.)
+        #expect(ContinuousClock.now - started < .seconds(60))
         #expect(results.withLock { $0.map(\.1) } == [.timedOut])
         #expect(log.contains("error hook timed out and was stopped"))
     }
