@@ -8,6 +8,7 @@
 #   make fuzz   libFuzzer over the uevent path and the configuration parser (FUZZ_SECONDS each)
 #   make sanitize   the unit tests under AddressSanitizer, then ThreadSanitizer
 #   make soak   SOAK_CYCLES (200) hot-add and hot-remove cycles in a guest (make test runs 20)
+#   make format   lay the Swift code out as .swift-format says (make test checks it)
 #   make install / make uninstall   (PREFIX=/usr/local, DESTDIR=)
 #
 # Missing Debian packages are installed when run as root; otherwise the command to do so is printed.
@@ -51,7 +52,7 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 RELEASE_BIN := .build/release/hotplugd
 
-.PHONY: all deps e2e-deps install-packages build release run test e2e bench fuzz sanitize soak install uninstall clean
+.PHONY: all deps e2e-deps install-packages build release run test e2e bench fuzz sanitize soak install uninstall clean format format-check
 
 all: build
 
@@ -83,7 +84,7 @@ build: deps
 run: build
 	$(BIN) run --dry-run --config config/hotplugd.toml
 
-test: deps e2e-deps
+test: deps e2e-deps format-check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip "$(KERNEL_SUITES)"
 	@# One at a time, after the rest: their uevent floods load both cores and would make other
@@ -94,7 +95,14 @@ test: deps e2e-deps
 	$(MAKE) --no-print-directory fuzz FUZZ_LIMIT="-runs=25000 -seed=1" FUZZ_WORK=$(FUZZ_BUILD)/test-corpus
 	$(PYTHON) -m pytest -ra Tests/e2e $(E2E_ARGS)
 
-# Unit and engine tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan).
+# The code as swift-format (in the toolchain) lays it out, by .swift-format; `make format` applies it.
+format-check:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+
+# Unit, core and driver tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan).
 sanitize: deps
 	$(SWIFT) test --sanitize=address --build-path .build-asan --skip $(SANITIZE_SKIP)
 	$(SWIFT) test --sanitize=thread --build-path .build-tsan --skip $(SANITIZE_SKIP)

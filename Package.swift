@@ -65,7 +65,9 @@ let package = Package(
         ),
         .testTarget(
             name: "HotplugCoreTests",
-            dependencies: ["HotplugCore", "HotplugFixtures", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: [
+                "HotplugCore", "HotplugFixtures", .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(
             name: "HotplugDaemonTests",

@@ -157,7 +157,9 @@ struct ConfigFile: Decodable {
         for (index, hook) in (hook ?? []).enumerated() {
             let parsed = try Self.hook(hook, at: [.key("hook"), .index(index)])
             if config.hooks.contains(where: { $0.name == parsed.name }) {
-                throw Invalid(path: [.key("hook"), .index(index), .key("name")], message: "\(parsed.name.debugDescription) is used by another hook")
+                throw Invalid(
+                    path: [.key("hook"), .index(index), .key("name")],
+                    message: "\(parsed.name.debugDescription) is used by another hook")
             }
             config.hooks.append(parsed)
         }
@@ -166,14 +168,17 @@ struct ConfigFile: Decodable {
 
     private static func hook(_ hook: Hook, at path: [TOMLPath.Component]) throws(Invalid) -> Config.Hook {
         guard let command = hook.command, let program = command.first else {
-            throw Invalid(path: path + [.key("command")], message: "required: the program's absolute path and its arguments")
+            throw Invalid(
+                path: path + [.key("command")], message: "required: the program's absolute path and its arguments")
         }
         guard program.hasPrefix("/"), !command.contains(where: { $0.contains("\0") }) else {
-            throw Invalid(path: path + [.key("command")], message: "\(program.debugDescription) is not an absolute path")
+            throw Invalid(
+                path: path + [.key("command")], message: "\(program.debugDescription) is not an absolute path")
         }
         let name = hook.name ?? String(program.split(separator: "/").last ?? "hook")
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw Invalid(path: path + [.key("name")], message: "\(name.debugDescription) is not a name (letters, digits, - _ .)")
+            throw Invalid(
+                path: path + [.key("name")], message: "\(name.debugDescription) is not a name (letters, digits, - _ .)")
         }
         var result = Config.Hook(name: name, command: command)
         if let events = hook.on {
@@ -189,7 +194,8 @@ struct ConfigFile: Decodable {
         case "cpu": result.kinds = [.cpu]
         case "memory": result.kinds = [.memory]
         case let other:
-            throw Invalid(path: path + [.key("devices")], message: "\(other.debugDescription) is not one of cpu, memory, all")
+            throw Invalid(
+                path: path + [.key("devices")], message: "\(other.debugDescription) is not one of cpu, memory, all")
         }
         if let seconds = hook.timeoutSeconds {
             result.timeout = .seconds(try bounded(seconds, hookTimeoutRange, at: path + [.key("timeout_seconds")]))

@@ -27,7 +27,8 @@ public enum ConfigParser {
             throw ConfigError(file: file, line: error.source.begin.line, key: "", message: error.description)
         } catch let error as UnexpectedKeysError {
             // Each entry's path already ends with the unexpected key; report the first in the file.
-            let path = error.keys.values.map { $0.map(TOMLPath.Component.init) }
+            let path =
+                error.keys.values.map { $0.map(TOMLPath.Component.init) }
                 .min { (locator.line(of: $0) ?? .max) < (locator.line(of: $1) ?? .max) } ?? []
             throw ConfigError(
                 file: file, line: locator.line(of: path), key: TOMLPath.dotted(path), message: "unknown key")
@@ -52,18 +53,23 @@ public enum ConfigParser {
         // Bytes, not Characters: "\r\n" is one Character and would hide the line break.
         let isSpace: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
         let startsKey: (UInt8) -> Bool = { byte in
-            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
                 || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || Array("_-\"']".utf8).contains(byte)
         }
-        for (number, line) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+        for (number, line) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .enumerated()
+        {
             var rest = line.drop(while: isSpace)
             guard rest.first == UInt8(ascii: "[") else { continue }
             rest = rest.dropFirst()
             if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst() }
             rest = rest.drop(while: isSpace)
             if let first = rest.first, startsKey(first) { continue }
-            let what = rest.first.map { _ in "'\(String(decoding: rest.prefix(1), as: UTF8.self))'" } ?? "the end of the line"
-            throw ConfigError(file: file, line: number + 1, key: "", message: "a table header must start with a key, not \(what)")
+            let what =
+                rest.first.map { _ in "'\(String(decoding: rest.prefix(1), as: UTF8.self))'" } ?? "the end of the line"
+            throw ConfigError(
+                file: file, line: number + 1, key: "", message: "a table header must start with a key, not \(what)")
         }
     }
 

@@ -65,7 +65,8 @@ public struct HookRun: Sendable, Equatable {
             "HOTPLUG_NODES": joined(nodes),
             "HOTPLUG_ZONES": joined(zones),
             // One word per device: name:node:zone, `-` where unknown or not applicable.
-            "HOTPLUG_DETAILS": joined(changes.map { "\($0.device.name):\($0.node.map(String.init) ?? "-"):\($0.zone ?? "-")" }),
+            "HOTPLUG_DETAILS": joined(
+                changes.map { "\($0.device.name):\($0.node.map(String.init) ?? "-"):\($0.zone ?? "-")" }),
         ]
     }
 

@@ -55,7 +55,8 @@ public struct MemoryPolicy: Sendable {
         guard let first = offline.first else { return [] }
         let rule = config.rule(forNode: first.node)
         if !(rule?.autoOnline ?? config.autoOnline) {
-            let reason = rule?.autoOnline == false
+            let reason =
+                rule?.autoOnline == false
                 ? "the memory.node rule for node \(first.node ?? 0) has auto_online = false"
                 : "memory.auto_online is false"
             return offline.map { ($0.id, .leave(reason: reason)) }

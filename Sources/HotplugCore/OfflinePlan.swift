@@ -74,6 +74,7 @@ public enum OfflinePlan {
     /// The value that puts an offlined device back as it was: its zone for memory.
     public static func restoreValue(for device: Device) -> String {
         guard device.id.kind == .memory else { return "1" }
-        return device.zone == "Movable" ? MemoryOnlineType.onlineMovable.rawValue : MemoryOnlineType.onlineKernel.rawValue
+        return device.zone == "Movable"
+            ? MemoryOnlineType.onlineMovable.rawValue : MemoryOnlineType.onlineKernel.rawValue
     }
 }

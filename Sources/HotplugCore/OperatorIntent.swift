@@ -36,7 +36,9 @@ public struct OperatorIntent: Sendable, Equatable {
     public struct BadLine: Error, Sendable, Equatable, CustomStringConvertible {
         public var line: Int
         public var text: String
-        public var description: String { "line \(line): not `DEVICE observed|command SECONDS`: \(text.debugDescription)" }
+        public var description: String {
+            "line \(line): not `DEVICE observed|command SECONDS`: \(text.debugDescription)"
+        }
     }
 
     public private(set) var entries: [DeviceID: Entry] = [:]
@@ -91,6 +93,7 @@ public struct OperatorIntent: Sendable, Equatable {
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(year)-\(two(month))-\(two(day)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) UTC"
+        return
+            "\(year)-\(two(month))-\(two(day)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) UTC"
     }
 }

@@ -159,7 +159,9 @@ extension UeventDatagram {
     private static func contains(_ haystack: ArraySlice<UInt8>, _ needle: String) -> Bool {
         let needle = Array(needle.utf8)
         guard haystack.count >= needle.count else { return false }
-        return haystack.indices.dropLast(needle.count - 1).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+        return haystack.indices.dropLast(needle.count - 1).contains {
+            haystack[$0..<($0 + needle.count)].elementsEqual(needle)
+        }
     }
 
     private func bigEndian(at offset: Int) -> UInt32 {

@@ -1,6 +1,7 @@
 import Glibc
 import HotplugCore
 import HotplugSystem
+
 import struct SystemPackage.Errno
 
 /// Keeps the kernel-zone memory present at boot across daemon restarts.

@@ -1,5 +1,6 @@
 import HotplugCore
 import HotplugSystem
+
 import struct SystemPackage.Errno
 
 /// Loads the configuration file, or the defaults when the default file does not exist.

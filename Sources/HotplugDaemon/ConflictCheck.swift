@@ -8,7 +8,9 @@ import Logging
 public struct ConflictCheck: Sendable {
     /// udev's rules directories, highest priority first: a file in an earlier one hides a file of
     /// the same name in a later one, and a link to /dev/null there masks it.
-    public var ruleDirectories = ["/etc/udev/rules.d", "/run/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d"]
+    public var ruleDirectories = [
+        "/etc/udev/rules.d", "/run/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d",
+    ]
 
     public init() {}
 
@@ -17,7 +19,9 @@ public struct ConflictCheck: Sendable {
         do {
             autoOnline = try sysfs.autoOnlineBlocks()
         } catch {
-            logger.notice("cannot read auto_online_blocks; whether the kernel onlines memory itself is unknown", metadata: ["error": "\(error)"])
+            logger.notice(
+                "cannot read auto_online_blocks; whether the kernel onlines memory itself is unknown",
+                metadata: ["error": "\(error)"])
             autoOnline = nil
         }
         if let blocks = autoOnline, blocks != "offline" {
@@ -25,7 +29,8 @@ public struct ConflictCheck: Sendable {
                 "the kernel onlines new memory itself: hotplugd's memory policy only applies to blocks it finds offline",
                 metadata: [
                     "auto_online_blocks": "\(blocks)",
-                    "fix": "boot with memhp_default_state=offline, or echo offline > /sys/devices/system/memory/auto_online_blocks",
+                    "fix":
+                        "boot with memhp_default_state=offline, or echo offline > /sys/devices/system/memory/auto_online_blocks",
                 ])
         }
         for (path, kinds) in conflictingRules() {
@@ -45,7 +50,9 @@ public struct ConflictCheck: Sendable {
             defer { closedir(stream) }
             var names: [String] = []
             while let entry = readdir(stream) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 if name.hasSuffix(".rules") { names.append(name) }
             }
             for name in names.sorted() where seen.insert(name).inserted {

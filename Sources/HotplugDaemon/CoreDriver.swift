@@ -160,7 +160,9 @@ public final class CoreDriver {
                     metadata: ["path": "\(intentStore.path)", "error": "\(error)"])
             }
         case .log(let record):
-            logger.log(level: record.level.loggerLevel, "\(record.message)", metadata: record.metadata.mapValues { .string($0) })
+            logger.log(
+                level: record.level.loggerLevel, "\(record.message)",
+                metadata: record.metadata.mapValues { .string($0) })
         case .changed(let change):
             changes.append(change)
         case .finished(let operation):

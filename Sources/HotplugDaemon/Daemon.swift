@@ -143,16 +143,17 @@ public final class Daemon: Service {
             }
         ]
         if let interval = ServiceManager.watchdogInterval {
-            tasks.append(Task {
-                while !Task.isCancelled {
-                    do {
-                        try await Task.sleep(for: interval / 4)
-                    } catch {
-                        return  // Cancelled: the daemon is stopping.
+            tasks.append(
+                Task {
+                    while !Task.isCancelled {
+                        do {
+                            try await Task.sleep(for: interval / 4)
+                        } catch {
+                            return  // Cancelled: the daemon is stopping.
+                        }
+                        if heartbeat.isAlive(limit: interval / 2) { ServiceManager.notify("WATCHDOG=1") }
                     }
-                    if heartbeat.isAlive(limit: interval / 2) { ServiceManager.notify("WATCHDOG=1") }
-                }
-            })
+                })
         }
         return tasks
     }

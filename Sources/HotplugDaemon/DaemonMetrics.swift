@@ -52,7 +52,8 @@ public final class DaemonMetrics: Sendable {
 
     public func eventsLost() {
         registry.makeCounter(
-            descriptor: name("uevent_overflows", "total", "Times the kernel dropped uevents (ENOBUFS) and sysfs was rescanned."),
+            descriptor: name(
+                "uevent_overflows", "total", "Times the kernel dropped uevents (ENOBUFS) and sysfs was rescanned."),
             labels: []
         ).increment()
     }
@@ -69,12 +70,14 @@ public final class DaemonMetrics: Sendable {
                 case .failed: "failed"
                 }
             registry.makeCounter(
-                descriptor: name("online_operations", "total", "Writes to online attributes, by device kind and result."),
+                descriptor: name(
+                    "online_operations", "total", "Writes to online attributes, by device kind and result."),
                 labels: [("kind", kind), ("result", result)]
             ).increment()
             if operation.outcome == .succeeded, let time = operation.sinceAdded {
                 registry.makeDurationHistogram(
-                    descriptor: name("time_to_online", "seconds", "From a device's add uevent to its online write's end."),
+                    descriptor: name(
+                        "time_to_online", "seconds", "From a device's add uevent to its online write's end."),
                     labels: [("kind", kind)], buckets: Self.timeBuckets
                 ).record(time)
             }
@@ -113,7 +116,9 @@ public final class DaemonMetrics: Sendable {
         }
         for labels in gone { setGauge(descriptor, labels: [("zone", labels[0]), ("node", labels[1])], to: 0) }
         setGauge(
-            name("devices_kept_offline", "", "Devices kept offline because somebody took them offline (operator intent)."),
+            name(
+                "devices_kept_offline", "", "Devices kept offline because somebody took them offline (operator intent)."
+            ),
             labels: [], to: snapshot.keptOffline)
         setGauge(
             name("block_size", "bytes", "The memory block size."), labels: [], to: snapshot.blockSizeBytes)

@@ -54,7 +54,8 @@ final class DaemonOutputs {
         } catch {
             // Once per distinct error, not once per second.
             if lastError != "\(error)" {
-                logger.error("cannot write the metrics file", metadata: ["path": "\(metrics.path)", "error": "\(error)"])
+                logger.error(
+                    "cannot write the metrics file", metadata: ["path": "\(metrics.path)", "error": "\(error)"])
             }
             lastError = "\(error)"
         }

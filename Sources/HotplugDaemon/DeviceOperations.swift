@@ -1,6 +1,7 @@
 import Glibc
 import HotplugCore
 import HotplugSystem
+
 import struct SystemPackage.Errno
 
 /// The operator's `hotplugd offline` and `hotplugd online`: one device after the other through
@@ -18,7 +19,8 @@ public struct DeviceOperations {
             case .succeeded: "\(device): done"
             case .gone: "\(device): removed during the write"
             case .failed(errno: ETIMEDOUT): "\(device): timed out"
-            case .failed(let errno), .blocked(let errno): "\(device): \(Errno(rawValue: errno)) (errno \(errno))\(tries)"
+            case .failed(let errno), .blocked(let errno):
+                "\(device): \(Errno(rawValue: errno)) (errno \(errno))\(tries)"
             }
         }
     }

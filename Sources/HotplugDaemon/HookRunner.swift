@@ -1,6 +1,7 @@
 import HotplugCore
 import Logging
 import Subprocess
+
 import struct SystemPackage.FilePath
 
 /// Runs the configured hooks for the device changes the engine reports, away from the engine's
@@ -122,7 +123,8 @@ public actor HookRunner {
         let result = await Self.spawn(run, options: options, logger: logger)
         let elapsed = ContinuousClock.now - started
         metadata["result"] = "\(result.label)"
-        metadata["duration_ms"] = "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"
+        metadata["duration_ms"] =
+            "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)"
         metadata["kind"] = "\(LogKind.hook.rawValue)"
         switch result {
         case .exited(0):
@@ -164,11 +166,14 @@ public actor HookRunner {
                         for try await line in execution.standardOutput.strings() {
                             lines += 1
                             if lines <= limit {
-                                logger.info("hook output", metadata: ["hook": "\(name)", "line": "\(line.prefix(1000))"])
+                                logger.info(
+                                    "hook output", metadata: ["hook": "\(name)", "line": "\(line.prefix(1000))"])
                             }
                         }
                         if lines > limit {
-                            logger.info("hook output cut", metadata: ["hook": "\(name)", "lines_not_logged": "\(lines - limit)"])
+                            logger.info(
+                                "hook output cut",
+                                metadata: ["hook": "\(name)", "lines_not_logged": "\(lines - limit)"])
                         }
                     }
                     switch execution.terminationStatus {

@@ -105,7 +105,9 @@ public final class InputQueue: Sendable {
     /// A new configuration; one not yet taken is replaced.
     public func reconfigure(_ config: Config) {
         state.withLock { state in
-            if let index = state.items[state.head...].firstIndex(where: { if case .reconfigure = $0 { true } else { false } }) {
+            if let index = state.items[state.head...].firstIndex(where: {
+                if case .reconfigure = $0 { true } else { false }
+            }) {
                 state.items[index] = .reconfigure(config)
             } else {
                 state.items.append(.reconfigure(config))

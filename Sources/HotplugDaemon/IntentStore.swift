@@ -1,6 +1,7 @@
 import Glibc
 import HotplugCore
 import HotplugSystem
+
 import struct SystemPackage.Errno
 
 /// The operator-intent file in hotplugd's state directory (`/var/lib/hotplugd/intent`), shared

@@ -83,7 +83,9 @@ public struct StatusReport: Sendable, Equatable, Codable {
                 row[0] = "\(row[0].split(separator: "-").first!)-\(cpu.index)"
                 cpuRows.append(row)
             } else {
-                cpuRows.append(["\(cpu.index)", cpu.state.rawValue, cpu.node.map(String.init) ?? "-", cpu.policy ?? "-"])
+                cpuRows.append([
+                    "\(cpu.index)", cpu.state.rawValue, cpu.node.map(String.init) ?? "-", cpu.policy ?? "-",
+                ])
             }
             previous = cpu
         }

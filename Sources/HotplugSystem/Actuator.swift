@@ -1,5 +1,6 @@
 import Glibc
 import HotplugCore
+
 import struct SystemPackage.Errno
 
 /// Writes the online attribute of a device, online or offline, and classifies the kernel's answer.
@@ -24,7 +25,8 @@ public struct Actuator: Sendable {
         public var attempts: Int
         public var firstDelay: Duration
         public var maxDelay: Duration
-        public init(attempts: Int = 6, firstDelay: Duration = .milliseconds(5), maxDelay: Duration = .milliseconds(200)) {
+        public init(attempts: Int = 6, firstDelay: Duration = .milliseconds(5), maxDelay: Duration = .milliseconds(200))
+        {
             self.attempts = attempts
             self.firstDelay = firstDelay
             self.maxDelay = maxDelay

@@ -1,4 +1,5 @@
 import Glibc
+
 import struct SystemPackage.Errno
 
 /// Keeps the daemon's memory in RAM. Hot-add is what a machine short of memory waits for: the

@@ -1,4 +1,5 @@
 import HotplugCore
+
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
 
@@ -16,13 +17,13 @@ extension SysfsAccess {
                     errno: .invalidArgument)
             }
             return state
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             // A CPU without an `online` attribute is one the kernel cannot offline: online, if it is there.
             guard device.kind == .cpu else { return .absent }
             do throws(SysfsError) {
                 _ = try entries(device)
                 return .online
-            } catch where error.errno == .noSuchFileOrDirectory {
+            } catch  where error.errno == .noSuchFileOrDirectory {
                 return .absent
             }
         }
@@ -78,7 +79,7 @@ extension SysfsAccess {
     public func autoOnlineBlocks() throws(SysfsError) -> String? {
         do {
             return try read(.memory, path: "auto_online_blocks")
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             return nil
         }
     }

@@ -74,7 +74,9 @@ extension SysfsAccess {
     }
 
     /// State, node, and for a memory block its zones and DIMM. Gone is a reading (`absent`), not a failure.
-    private func readDevice(_ id: DeviceID, zonesWithoutNode: Bool, nodes: [DeviceID: Int]?, into readings: inout Readings) {
+    private func readDevice(
+        _ id: DeviceID, zonesWithoutNode: Bool, nodes: [DeviceID: Int]?, into readings: inout Readings
+    ) {
         do throws(SysfsError) {
             if id.kind == .memory {
                 let (block, state) = try memoryBlockAndState(id, zonesWithoutNode: zonesWithoutNode, nodes: nodes)
@@ -84,7 +86,7 @@ extension SysfsAccess {
                 let node: Int? = if state == .absent { nil } else if let nodes { nodes[id] } else { try node(of: id) }
                 readings.devices[id] = DeviceReading(state: state, node: node)
             }
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             readings.devices[id] = .absent
         } catch {
             readings.failures[id] = "\(error)"

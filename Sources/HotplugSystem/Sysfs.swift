@@ -1,6 +1,7 @@
 import CHotplug
 import Glibc
 import HotplugCore
+
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
 
@@ -35,7 +36,7 @@ public final class Sysfs: SysfsAccess {
             do throws(Errno) {
                 nodeDirectory = try Self.openPath(
                     from: rootFD, ["devices", "system", "node"], flags: chotplug_O_PATH | O_DIRECTORY)
-            } catch where error == .noSuchFileOrDirectory {
+            } catch  where error == .noSuchFileOrDirectory {
                 // A kernel built without NUMA has no node directory: devices then have no node.
                 nodeDirectory = nil
             }
@@ -75,7 +76,9 @@ public final class Sysfs: SysfsAccess {
     /// Writes `value` to a device attribute. The kernel's answer comes back as the thrown `Errno`.
     /// An interruptible write returns EINTR when a signal arrives (that is how a memory offline
     /// that takes too long is stopped); otherwise EINTR is retried.
-    public func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool)
+    public func write(
+        _ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool
+    )
         throws(SysfsError)
     {
         do throws(Errno) {
@@ -129,7 +132,7 @@ public final class Sysfs: SysfsAccess {
                 let count = try Self.valueOrErrno(readlinkat(directory.rawValue, name, &buffer, buffer.count - 1))
                 return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
             }
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             return nil
         }
     }
@@ -138,7 +141,8 @@ public final class Sysfs: SysfsAccess {
     public func entries(_ device: DeviceID) throws(SysfsError) -> [String] {
         let directory: FileDescriptor
         do throws(Errno) {
-            directory = try Self.openAt(kindDirectories[device.kind]!, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
+            directory = try Self.openAt(
+                kindDirectories[device.kind]!, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
         } catch {
             throw SysfsError(path: "\(root)\(device.devpath)", operation: "open", errno: error)
         }
@@ -188,7 +192,8 @@ public final class Sysfs: SysfsAccess {
         _ body: (FileDescriptor) throws(Errno) -> T
     ) throws(SysfsError) -> T {
         do throws(Errno) {
-            let directory = try Self.openAt(kindDirectories[device.kind]!, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
+            let directory = try Self.openAt(
+                kindDirectories[device.kind]!, device.name, flags: chotplug_O_PATH | O_DIRECTORY)
             defer { directory.closeAfterUse() }
             return try body(directory)
         } catch {
@@ -222,7 +227,9 @@ public final class Sysfs: SysfsAccess {
         return FileDescriptor(rawValue: Int32(fd))
     }
 
-    static func openPath(from start: FileDescriptor, _ components: [String], flags: Int32) throws(Errno)
+    static func openPath(
+        from start: FileDescriptor, _ components: [String], flags: Int32
+    ) throws(Errno)
         -> FileDescriptor
     {
         var current = try openAt(start, ".", flags: chotplug_O_PATH | O_DIRECTORY)
@@ -269,7 +276,7 @@ public final class Sysfs: SysfsAccess {
         while true {
             do throws(Errno) {
                 return try body()
-            } catch where error == .interrupted {
+            } catch  where error == .interrupted {
                 continue
             }
         }

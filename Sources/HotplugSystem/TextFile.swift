@@ -1,4 +1,5 @@
 import Glibc
+
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
 import struct SystemPackage.FilePath

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import HotplugCore
 import Synchronization
+
 import struct SystemPackage.Errno
 
 /// A sysfs write with a time limit. Offlining memory migrates its pages inside the write and can
@@ -24,10 +25,14 @@ enum TimedWrite {
         let done = job.done
         var thread = pthread_t()
         let box = Unmanaged.passRetained(job).toOpaque()
-        guard pthread_create(&thread, nil, { argument in
-            Unmanaged<Job>.fromOpaque(argument!).takeRetainedValue().run()
-            return nil
-        }, box) == 0 else {
+        guard
+            pthread_create(
+                &thread, nil,
+                { argument in
+                    Unmanaged<Job>.fromOpaque(argument!).takeRetainedValue().run()
+                    return nil
+                }, box) == 0
+        else {
             Unmanaged<Job>.fromOpaque(box).release()
             return .failed(.resourceTemporarilyUnavailable)
         }

@@ -34,11 +34,13 @@ public final class UdevMonitor: Sendable {
         let context = ThreadContext(options: options, stopFD: stopFD, handler: handler)
         var thread = pthread_t()
         let box = Unmanaged.passRetained(context).toOpaque()
-        let result = pthread_create(&thread, nil, { argument in
-            let context = Unmanaged<ThreadContext>.fromOpaque(argument!).takeRetainedValue()
-            context.run()
-            return nil
-        }, box)
+        let result = pthread_create(
+            &thread, nil,
+            { argument in
+                let context = Unmanaged<ThreadContext>.fromOpaque(argument!).takeRetainedValue()
+                context.run()
+                return nil
+            }, box)
         guard result == 0 else {
             Unmanaged<ThreadContext>.fromOpaque(box).release()
             close(stopFD)
@@ -106,7 +108,9 @@ private final class ThreadContext: @unchecked Sendable {
     }
 
     private func loop(fd: Int32, source: MonitorSource) {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
+        ]
         while true {
             let ready = poll(&fds, 2, -1)
             if ready < 0 {

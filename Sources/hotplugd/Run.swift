@@ -1,6 +1,6 @@
 import ArgumentParser
-import HotplugCore
 import Glibc
+import HotplugCore
 import HotplugDaemon
 import HotplugSystem
 import Logging

@@ -101,8 +101,10 @@ import Testing
         // text, expected line, key, message fragment
         ("[memory]\nonline_typ = \"online\"", 2, "memory.online_typ", "unknown key"),
         ("[cpu]\nauto_online = true\n[bogus]\nx = 1", 3, "bogus", "unknown key"),
-        ("[memory]\n\nonline_type = \"online-movable\"", 3,
-         "memory.online_type", "\"online-movable\" is not one of online, online_kernel, online_movable, auto-movable"),
+        (
+            "[memory]\n\nonline_type = \"online-movable\"", 3,
+            "memory.online_type", "\"online-movable\" is not one of online, online_kernel, online_movable, auto-movable"
+        ),
         ("[monitor]\nsource = \"netlink\"", 2, "monitor.source", "is not one of auto, udev, kernel"),
         ("[monitor]\nreceive_buffer_bytes = 10", 2, "monitor.receive_buffer_bytes", "10 is outside"),
         ("[memory]\nauto_movable_ratio = -5", 2, "memory.auto_movable_ratio", "-5 is outside"),
@@ -110,7 +112,10 @@ import Testing
         ("[cpu]\nauto_online = 1", 2, "cpu.auto_online", "expected true or false"),
         ("[cpu]\ninclude = \"0-3,x\"", 2, "cpu.include", "\"x\" in CPU list"),
         ("[cpu]\ncoldplug = true", 2, "cpu.coldplug", "expected a string"),
-        ("[memory]\n[[memory.node]]\nnode = 1\n[[memory.node]]\nnode = 1", 5, "memory.node[1].node", "already has a rule"),
+        (
+            "[memory]\n[[memory.node]]\nnode = 1\n[[memory.node]]\nnode = 1", 5, "memory.node[1].node",
+            "already has a rule"
+        ),
         ("[[memory.node]]\nonline_type = \"online\"", 1, "memory.node[0].node", "required key is missing"),
         ("[[memory.node]]\nnode = 2\nonline_type = \"fast\"", 3, "memory.node[0].online_type", "is not one of"),
         ("[[memory.node]]\nnode = 2\nzone = 1", 3, "memory.node[0].zone", "unknown key"),
@@ -124,10 +129,19 @@ import Testing
         ("[[hook]]\ncommand = \"/bin/true\"", 2, "hook[0].command", "expected an array of strings"),
         ("[[hook]]\ncommand = [\"/bin/true\"]\non = [\"onlined\"]", 3, "hook[0].on[0]", "is not one of add, online"),
         ("[[hook]]\ncommand = [\"/bin/true\"]\non = []", 3, "hook[0].on", "lists no event"),
-        ("[[hook]]\ncommand = [\"/bin/true\"]\ndevices = \"cpus\"", 3, "hook[0].devices", "not one of cpu, memory, all"),
-        ("[[hook]]\ncommand = [\"/bin/true\"]\ntimeout_seconds = 0", 3, "hook[0].timeout_seconds", "0 is outside 1...3600"),
+        (
+            "[[hook]]\ncommand = [\"/bin/true\"]\ndevices = \"cpus\"", 3, "hook[0].devices",
+            "not one of cpu, memory, all"
+        ),
+        (
+            "[[hook]]\ncommand = [\"/bin/true\"]\ntimeout_seconds = 0", 3, "hook[0].timeout_seconds",
+            "0 is outside 1...3600"
+        ),
         ("[[hook]]\ncommand = [\"/bin/true\"]\nname = \"a b\"", 3, "hook[0].name", "is not a name"),
-        ("[[hook]]\ncommand = [\"/bin/true\"]\n[[hook]]\ncommand = [\"/usr/bin/true\"]", 3, "hook[1].name", "is used by another hook"),
+        (
+            "[[hook]]\ncommand = [\"/bin/true\"]\n[[hook]]\ncommand = [\"/usr/bin/true\"]", 3, "hook[1].name",
+            "is used by another hook"
+        ),
         ("[[hook]]\ncommand = [\"/bin/true\"]\nevents = [\"online\"]", 3, "hook[0].events", "unknown key"),
     ])
     func badValuesNameKeyAndLine(text: String, line: Int, key: String, message: String) {

@@ -12,7 +12,10 @@ import Testing
     struct Machine {
         var devices: [DeviceID: DeviceReading] = [:]
 
-        mutating func add(memory index: Int, node: Int? = 0, zones: [Zone] = ["Normal", "Movable"], dimm: String? = nil, online: Bool = false) {
+        mutating func add(
+            memory index: Int, node: Int? = 0, zones: [Zone] = ["Normal", "Movable"], dimm: String? = nil,
+            online: Bool = false
+        ) {
             let id = DeviceID(kind: .memory, index: index)!
             let block = MemoryBlock(
                 id: id, node: node, validZones: online ? [zones[0]] : zones, firmwareNode: dimm, online: online)
@@ -43,7 +46,9 @@ import Testing
     /// Runs effects depth-first as `CoreDriver` does, succeeding every write and recording it in
     /// `machine`; returns every effect seen, answers included, in order.
     @discardableResult
-    static func run(_ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect], now: ContinuousClock.Instant = start)
+    static func run(
+        _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect], now: ContinuousClock.Instant = start
+    )
         -> [Effect]
     {
         var seen: [Effect] = []
@@ -102,7 +107,9 @@ import Testing
         for index in 72..<104 { machine.add(memory: index, dimm: "PNP0C80:01") }
         let events = (64..<104).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
         let effects = Self.run(&core, &machine, core.receive(events, now: Self.start))
-        #expect(Self.writes(effects) == (64..<72).map { "memory\($0)=online_movable" } + (72..<104).map { "memory\($0)=online_kernel" })
+        #expect(
+            Self.writes(effects) == (64..<72).map { "memory\($0)=online_movable" }
+                + (72..<104).map { "memory\($0)=online_kernel" })
         #expect(core.records[DeviceID(kind: .memory, index: 64)!]?.zone == .movable)
         #expect(core.movablePages == [0: 8 * 32768])
     }
@@ -134,7 +141,9 @@ import Testing
         #expect(effects.first == .loadIntent)
         let all = Self.run(&core, &machine, effects)
         let stored = all.compactMap { if case .persistIntent(let changes) = $0 { changes } else { nil } }
-        #expect(stored == [[DeviceID(kind: .cpu, index: 1)!: OperatorIntent.Entry(origin: .observed, since: 1_796_000_000)]])
+        #expect(
+            stored == [[DeviceID(kind: .cpu, index: 1)!: OperatorIntent.Entry(origin: .observed, since: 1_796_000_000)]]
+        )
         #expect(Self.writes(all).isEmpty)
     }
 
@@ -145,7 +154,8 @@ import Testing
             var all = Self.run(&core, &machine, core.start(act: true, now: Self.start))
             for index in 64..<80 { machine.add(memory: index, dimm: "PNP0C80:0\(index / 72)") }
             machine.add(cpu: 3, online: false)
-            let events = (64..<80).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+            let events =
+                (64..<80).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
                 + [FakeSysfsTree.event("add", "cpu3", seqnum: 99), FakeSysfsTree.event("frobnicate", "cpu3")]
             all += Self.run(&core, &machine, core.receive(events, now: Self.start + .milliseconds(1)))
             all += Self.run(&core, &machine, core.eventsLost(now: Self.start + .milliseconds(2)))
@@ -164,7 +174,10 @@ import Testing
         let before = core.records
         let status = core.status()
         #expect(status.first { $0.device == "memory64" }?.policy == "online (online_movable)")
-        #expect(core.onlineValues(for: [DeviceID(kind: .memory, index: 64)!]) == [DeviceID(kind: .memory, index: 64)!: .onlineMovable])
+        #expect(
+            core.onlineValues(for: [DeviceID(kind: .memory, index: 64)!]) == [
+                DeviceID(kind: .memory, index: 64)!: .onlineMovable
+            ])
         #expect(core.records == before)
     }
 }

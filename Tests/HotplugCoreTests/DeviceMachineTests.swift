@@ -7,7 +7,9 @@ import Testing
     /// Applies inputs in order and returns the states after each.
     static func replay(_ inputs: [DeviceInput], from start: DeviceState = .absent) -> [DeviceState] {
         var machine = DeviceMachine(state: start)
-        return inputs.map { machine.apply($0); return machine.state }
+        return inputs.map {
+            machine.apply($0); return machine.state
+        }
     }
 
     @Test func hotAddedMemoryOnlinedByUs() {
@@ -68,7 +70,8 @@ import Testing
 
     @Test func writeToAVanishedDeviceMeansRemoved() {
         #expect(Self.replay([.onlineRequested, .onlineFinished(.gone)], from: .offline) == [.onlining, .removed])
-        #expect(Self.replay([.onlineRequested, .onlineFinished(.failed(errno: 5))], from: .offline) == [.onlining, .failed])
+        #expect(
+            Self.replay([.onlineRequested, .onlineFinished(.failed(errno: 5))], from: .offline) == [.onlining, .failed])
     }
 
     @Test func unknownDeviceIsDiscoveredFromSysfs() {

@@ -35,23 +35,25 @@ import Testing
             DeviceChange(device: Self.id("cpu6"), event: .add),
         ]
         let runs = HookRun.plan(changes, hooks: [cpuHook, anyHook])
-        #expect(runs.map { "\($0.hook.name) \($0.kind) \($0.event) \($0.changes.map(\.device.name))" } == [
-            "cpusets cpu online [\"cpu4\", \"cpu5\"]",
-            "cpusets cpu offline [\"cpu4\"]",
-            "all cpu online [\"cpu4\", \"cpu5\"]",
-            "all memory online [\"memory40\", \"memory41\"]",
-        ])
-        #expect(runs[3].environment == [
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOTPLUG_HOOK": "all",
-            "HOTPLUG_ACTION": "online",
-            "HOTPLUG_KIND": "memory",
-            "HOTPLUG_COUNT": "2",
-            "HOTPLUG_DEVICES": "memory40 memory41",
-            "HOTPLUG_NODES": "1",
-            "HOTPLUG_ZONES": "Movable",
-            "HOTPLUG_DETAILS": "memory40:1:Movable memory41:1:Movable",
-        ])
+        #expect(
+            runs.map { "\($0.hook.name) \($0.kind) \($0.event) \($0.changes.map(\.device.name))" } == [
+                "cpusets cpu online [\"cpu4\", \"cpu5\"]",
+                "cpusets cpu offline [\"cpu4\"]",
+                "all cpu online [\"cpu4\", \"cpu5\"]",
+                "all memory online [\"memory40\", \"memory41\"]",
+            ])
+        #expect(
+            runs[3].environment == [
+                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOTPLUG_HOOK": "all",
+                "HOTPLUG_ACTION": "online",
+                "HOTPLUG_KIND": "memory",
+                "HOTPLUG_COUNT": "2",
+                "HOTPLUG_DEVICES": "memory40 memory41",
+                "HOTPLUG_NODES": "1",
+                "HOTPLUG_ZONES": "Movable",
+                "HOTPLUG_DETAILS": "memory40:1:Movable memory41:1:Movable",
+            ])
         #expect(runs[0].environment["HOTPLUG_DETAILS"] == "cpu4:0:- cpu5:0:-")
         #expect(runs[0].environment["HOTPLUG_ZONES"] == "")
     }

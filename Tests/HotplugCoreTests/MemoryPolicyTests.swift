@@ -25,7 +25,8 @@ import Testing
     }
 
     static func decide(
-        _ blocks: [MemoryBlock], accounting: MemoryAccounting = boot, configure: (inout Config.Memory) -> Void = { _ in }
+        _ blocks: [MemoryBlock], accounting: MemoryAccounting = boot,
+        configure: (inout Config.Memory) -> Void = { _ in }
     ) -> [String] {
         var config = Config.Memory()
         configure(&config)
@@ -45,7 +46,8 @@ import Testing
     func wholeDIMMAgainstTheRatio(blocks: Int, movable: Int, expected: String) {
         var accounting = Self.boot
         accounting.movablePages[0] = movable
-        #expect(Self.decide(Self.dimm(100, blocks), accounting: accounting) == Array(repeating: expected, count: blocks))
+        #expect(
+            Self.decide(Self.dimm(100, blocks), accounting: accounting) == Array(repeating: expected, count: blocks))
     }
 
     @Test func secondDIMMInOneBurstSeesTheFirst() {
@@ -53,8 +55,9 @@ import Testing
         let second = Self.dimm(108, 8, dimm: "PNP0C80:01")
         let third = Self.dimm(116, 4, dimm: "PNP0C80:02")
         let zones = Self.decide(first + second + third)
-        #expect(zones == Array(repeating: "online_movable", count: 8) + Array(repeating: "online_kernel", count: 8)
-            + Array(repeating: "online_movable", count: 4))
+        #expect(
+            zones == Array(repeating: "online_movable", count: 8) + Array(repeating: "online_kernel", count: 8)
+                + Array(repeating: "online_movable", count: 4))
     }
 
     @Test func blocksWithoutADIMMAreDecidedOneByOne() {
@@ -65,8 +68,11 @@ import Testing
     @Test func ratioIsConfigurable() {
         #expect(Self.decide(Self.dimm(100, 1)) { $0.autoMovableRatio = 0 } == ["online_kernel"])
         // 100% of 131072 pages: exactly 4 blocks.
-        #expect(Self.decide(Self.dimm(100, 4)) { $0.autoMovableRatio = 100 } == Array(repeating: "online_movable", count: 4))
-        #expect(Self.decide(Self.dimm(100, 5)) { $0.autoMovableRatio = 100 } == Array(repeating: "online_kernel", count: 5))
+        #expect(
+            Self.decide(Self.dimm(100, 4)) { $0.autoMovableRatio = 100 } == Array(repeating: "online_movable", count: 4)
+        )
+        #expect(
+            Self.decide(Self.dimm(100, 5)) { $0.autoMovableRatio = 100 } == Array(repeating: "online_kernel", count: 5))
     }
 
     @Test func numaAwareChecksTheDIMMsOwnNode() {

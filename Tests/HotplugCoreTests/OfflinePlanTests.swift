@@ -26,15 +26,17 @@ import Testing
     @Test func whatCannotGoIsRefusedUpFront() {
         let (_, refusals) = OfflinePlan.offline(
             [Self.id("cpu0"), Self.id("memory0"), Self.id("memory1"), Self.id("memory99")], present: Self.present)
-        #expect(refusals == [
-            .notPresent(Self.id("memory99")), .kernelZone(Self.id("memory1"), zone: "DMA32"),
-            .spansZones(Self.id("memory0")), .noOnlineAttribute(Self.id("cpu0")),
-        ])
+        #expect(
+            refusals == [
+                .notPresent(Self.id("memory99")), .kernelZone(Self.id("memory1"), zone: "DMA32"),
+                .spansZones(Self.id("memory0")), .noOnlineAttribute(Self.id("cpu0")),
+            ])
         #expect(refusals[1].description.contains("--force"))
     }
 
     @Test func forceTriesKernelZonesButNeverSpanningBlocks() {
-        let (plan, refusals) = OfflinePlan.offline([Self.id("memory1"), Self.id("memory0")], present: Self.present, force: true)
+        let (plan, refusals) = OfflinePlan.offline(
+            [Self.id("memory1"), Self.id("memory0")], present: Self.present, force: true)
         #expect(plan == [Self.id("memory1")])
         #expect(refusals == [.spansZones(Self.id("memory0"))])
     }

@@ -6,14 +6,18 @@ import Testing
         var intent = OperatorIntent()
         intent[DeviceID(name: "memory40")!] = .init(origin: .command, since: 1_796_000_012)
         intent[DeviceID(name: "cpu3")!] = .init(origin: .observed, since: 1_796_000_000)
-        #expect(intent.text == "# hotplugd operator intent: devices kept offline\ncpu3 observed 1796000000\nmemory40 command 1796000012\n")
+        #expect(
+            intent.text
+                == "# hotplugd operator intent: devices kept offline\ncpu3 observed 1796000000\nmemory40 command 1796000012\n"
+        )
         let (parsed, bad) = OperatorIntent.parse(intent.text)
         #expect(parsed == intent)
         #expect(bad.isEmpty)
     }
 
     @Test func badLinesAreReportedAndTheRestKept() {
-        let text = "cpu3 observed 10\n../cpu4 observed 10\ncpu5 admin 10\ncpu6 observed -1\ncpu7 observed\n\n# note\nmemory8 command 20"
+        let text =
+            "cpu3 observed 10\n../cpu4 observed 10\ncpu5 admin 10\ncpu6 observed -1\ncpu7 observed\n\n# note\nmemory8 command 20"
         let (intent, bad) = OperatorIntent.parse(text)
         #expect(intent.entries.keys.map(\.name).sorted() == ["cpu3", "memory8"])
         #expect(bad.map(\.line) == [2, 3, 4, 5])

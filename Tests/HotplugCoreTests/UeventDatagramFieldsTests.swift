@@ -7,7 +7,9 @@ import Testing
     static let add = UeventDatagramTests.add
     static let devpath = "/devices/system/memory/memory40"
 
-    func fields(_ bytes: [UInt8], source: MonitorSource, sender: UeventDatagram.Sender? = nil)
+    func fields(
+        _ bytes: [UInt8], source: MonitorSource, sender: UeventDatagram.Sender? = nil
+    )
         throws(UeventDatagramError) -> RawUevent
     {
         let sender = sender ?? (source == .udev ? UeventDatagramTests.udevd : UeventDatagramTests.kernel)
@@ -27,7 +29,8 @@ import Testing
             try fields(UeventMessages.kernel("add", Self.add.merging(["ACTION": "remove"]) { $1 }), source: .kernel)
         }
         let otherBlock = Array(
-            "add@/devices/system/memory/memory41\0ACTION=add\0DEVPATH=\(Self.devpath)\0SEQNUM=3012\0SUBSYSTEM=memory\0".utf8)
+            "add@/devices/system/memory/memory41\0ACTION=add\0DEVPATH=\(Self.devpath)\0SEQNUM=3012\0SUBSYSTEM=memory\0"
+                .utf8)
         #expect(
             throws: UeventDatagramError.headerMismatch(
                 key: "DEVPATH", header: "/devices/system/memory/memory41", property: Self.devpath)
@@ -41,7 +44,8 @@ import Testing
         }
         let kernelMessage = UeventMessages.kernel("add", Self.add) + Array("DEVPATH=/devices/system/cpu/cpu1\0".utf8)
         #expect(
-            throws: UeventDatagramError.headerMismatch(key: "DEVPATH", header: Self.devpath, property: "/devices/system/cpu/cpu1")
+            throws: UeventDatagramError.headerMismatch(
+                key: "DEVPATH", header: Self.devpath, property: "/devices/system/cpu/cpu1")
         ) { try fields(kernelMessage, source: .kernel) }
         // The same value twice says nothing new.
         #expect(try fields(UeventMessages.udev(Self.add, extra: "SEQNUM=3012"), source: .udev).seqnum == "3012")
@@ -60,7 +64,9 @@ import Testing
     @Test func onlyWholeKeysAreFields() throws {
         let message = UeventMessages.udev(
             ["SUBSYSTEM": "memory", "JUNK": "ACTION=add", "ACTIONS": "add", "XDEVPATH": Self.devpath, "SEQNUM": "1"])
-        #expect(try fields(message, source: .udev) == RawUevent(action: nil, devpath: nil, subsystem: "memory", seqnum: "1"))
+        #expect(
+            try fields(message, source: .udev) == RawUevent(action: nil, devpath: nil, subsystem: "memory", seqnum: "1")
+        )
     }
 
     /// Nothing is read from a datagram that fails the check, whatever it says.

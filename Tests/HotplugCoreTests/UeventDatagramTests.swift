@@ -4,11 +4,15 @@ import Testing
 
 /// The check every datagram passes before any of its fields is used.
 @Suite struct UeventDatagramTests {
-    static let add = ["ACTION": "add", "DEVPATH": "/devices/system/memory/memory40", "SUBSYSTEM": "memory", "SEQNUM": "3012"]
+    static let add = [
+        "ACTION": "add", "DEVPATH": "/devices/system/memory/memory40", "SUBSYSTEM": "memory", "SEQNUM": "3012",
+    ]
     static let kernel = UeventDatagram.Sender(port: 0, groups: UeventDatagram.kernelGroup, uid: 0)
     static let udevd = UeventDatagram.Sender(port: 731, groups: UeventDatagram.udevGroup, uid: 0)
 
-    func check(_ bytes: [UInt8], _ sender: UeventDatagram.Sender, source: MonitorSource, length: Int? = nil)
+    func check(
+        _ bytes: [UInt8], _ sender: UeventDatagram.Sender, source: MonitorSource, length: Int? = nil
+    )
         throws(UeventDatagramError)
     {
         try UeventDatagram(bytes: bytes[...], length: length ?? bytes.count, sender: sender).check(source: source)
@@ -41,7 +45,9 @@ import Testing
 
     @Test func brokenMessagesAreRefusedWithTheirReason() {
         let udevMessage = UeventMessages.udev(Self.add)
-        #expect(throws: UeventDatagramError.tooShort(10)) { try check(Array("add@/x\0A=\0".utf8), Self.kernel, source: .kernel) }
+        #expect(throws: UeventDatagramError.tooShort(10)) {
+            try check(Array("add@/x\0A=\0".utf8), Self.kernel, source: .kernel)
+        }
         #expect(throws: UeventDatagramError.oversized(9000)) {
             try check(Array(udevMessage.prefix(200)), Self.udevd, source: .udev, length: 9000)
         }
@@ -53,10 +59,15 @@ import Testing
         }
         var magic = udevMessage
         magic[9] = 0
-        #expect(throws: UeventDatagramError.badUdevHeader("wrong magic")) { try check(magic, Self.udevd, source: .udev) }
+        #expect(throws: UeventDatagramError.badUdevHeader("wrong magic")) {
+            try check(magic, Self.udevd, source: .udev)
+        }
         var offset = udevMessage
         offset[16] = 8
-        #expect(throws: UeventDatagramError.badUdevHeader("properties at 8 for \(udevMessage.count - 40) bytes in \(udevMessage.count)")) {
+        #expect(
+            throws: UeventDatagramError.badUdevHeader(
+                "properties at 8 for \(udevMessage.count - 40) bytes in \(udevMessage.count)")
+        ) {
             try check(offset, Self.udevd, source: .udev)
         }
         var unterminated = UeventMessages.kernel("add", Self.add)
@@ -82,7 +93,9 @@ import Testing
     @Test func everyTruncationIsRefused() {
         let message = UeventMessages.udev(Self.add)
         for count in 0..<message.count {
-            #expect(throws: UeventDatagramError.self) { try check(Array(message.prefix(count)), Self.udevd, source: .udev) }
+            #expect(throws: UeventDatagramError.self) {
+                try check(Array(message.prefix(count)), Self.udevd, source: .udev)
+            }
         }
     }
 }

@@ -34,8 +34,10 @@ import Testing
         (raw(seqnum: "12a"), .badSeqnum("12a")),
         (raw(seqnum: "-1"), .badSeqnum("-1")),
         (raw(seqnum: "99999999999999999999999"), .badSeqnum("99999999999999999999999")),
-        (raw("add", "/devices/system/cpu/cpu1", subsystem: "memory"),
-         .subsystemMismatch(subsystem: "memory", devpath: "/devices/system/cpu/cpu1")),
+        (
+            raw("add", "/devices/system/cpu/cpu1", subsystem: "memory"),
+            .subsystemMismatch(subsystem: "memory", devpath: "/devices/system/cpu/cpu1")
+        ),
     ])
     func rejectsBrokenFields(raw: RawUevent, expected: UeventDecodingError) {
         #expect(throws: expected) { try UeventDecoder.decode(raw) }

@@ -1,7 +1,7 @@
-@testable import HotplugCore
 import HotplugFixtures
 import Testing
 
+@testable import HotplugCore
 @testable import HotplugDaemon
 
 /// The engine keeps movable memory per node as it goes; it must equal a count of every block.

@@ -3,6 +3,7 @@ import HotplugCore
 import HotplugFixtures
 import HotplugSystem
 import Testing
+
 import struct SystemPackage.Errno
 
 /// The one write path of the daemon and the commands, offline and under a time limit: every
@@ -36,27 +37,37 @@ import struct SystemPackage.Errno
         var testDescription: String { name }
 
         static let offline: [Answer] = [
-            Answer(name: "EBUSY: retried with backoff until it goes through", device: "memory16",
-                   answers: [.resourceBusy, .resourceBusy], outcome: .succeeded, attempts: 3, state: "offline"),
-            Answer(name: "EAGAIN: retried", device: "cpu2",
-                   answers: [.resourceTemporarilyUnavailable], outcome: .succeeded, attempts: 2, state: "0"),
-            Answer(name: "ENOMEM: retried", device: "memory16",
-                   answers: [.noMemory], outcome: .succeeded, attempts: 2, state: "offline"),
-            Answer(name: "EINTR without a time limit reached: retried at once", device: "cpu2",
-                   answers: [.interrupted], outcome: .succeeded, attempts: 2, state: "0"),
-            Answer(name: "EBUSY every time: failed after 4 attempts", device: "memory16",
-                   answers: Array(repeating: .resourceBusy, count: 4), outcome: .failed(errno: EBUSY), attempts: 4,
-                   state: "online"),
-            Answer(name: "EINVAL on a block already offline: success, read back", device: "memory17",
-                   answers: [.invalidArgument], outcome: .succeeded, attempts: 1, state: "offline"),
-            Answer(name: "EINVAL on a block still online: failed", device: "memory16",
-                   answers: [.invalidArgument], outcome: .failed(errno: EINVAL), attempts: 1, state: "online"),
-            Answer(name: "EPERM: blocked, not retried", device: "cpu2",
-                   answers: [.notPermitted], outcome: .blocked(errno: EPERM), attempts: 1, state: "1"),
-            Answer(name: "ENODEV: gone", device: "cpu2",
-                   answers: [Errno(rawValue: ENODEV)], outcome: .gone, attempts: 1, state: "1"),
-            Answer(name: "EIO: failed, not retried", device: "memory16",
-                   answers: [.ioError], outcome: .failed(errno: EIO), attempts: 1, state: "online"),
+            Answer(
+                name: "EBUSY: retried with backoff until it goes through", device: "memory16",
+                answers: [.resourceBusy, .resourceBusy], outcome: .succeeded, attempts: 3, state: "offline"),
+            Answer(
+                name: "EAGAIN: retried", device: "cpu2",
+                answers: [.resourceTemporarilyUnavailable], outcome: .succeeded, attempts: 2, state: "0"),
+            Answer(
+                name: "ENOMEM: retried", device: "memory16",
+                answers: [.noMemory], outcome: .succeeded, attempts: 2, state: "offline"),
+            Answer(
+                name: "EINTR without a time limit reached: retried at once", device: "cpu2",
+                answers: [.interrupted], outcome: .succeeded, attempts: 2, state: "0"),
+            Answer(
+                name: "EBUSY every time: failed after 4 attempts", device: "memory16",
+                answers: Array(repeating: .resourceBusy, count: 4), outcome: .failed(errno: EBUSY), attempts: 4,
+                state: "online"),
+            Answer(
+                name: "EINVAL on a block already offline: success, read back", device: "memory17",
+                answers: [.invalidArgument], outcome: .succeeded, attempts: 1, state: "offline"),
+            Answer(
+                name: "EINVAL on a block still online: failed", device: "memory16",
+                answers: [.invalidArgument], outcome: .failed(errno: EINVAL), attempts: 1, state: "online"),
+            Answer(
+                name: "EPERM: blocked, not retried", device: "cpu2",
+                answers: [.notPermitted], outcome: .blocked(errno: EPERM), attempts: 1, state: "1"),
+            Answer(
+                name: "ENODEV: gone", device: "cpu2",
+                answers: [Errno(rawValue: ENODEV)], outcome: .gone, attempts: 1, state: "1"),
+            Answer(
+                name: "EIO: failed, not retried", device: "memory16",
+                answers: [.ioError], outcome: .failed(errno: EIO), attempts: 1, state: "online"),
         ]
     }
 
@@ -68,7 +79,8 @@ import struct SystemPackage.Errno
         #expect(result.outcome == answer.outcome)
         #expect(result.attempts == answer.attempts)
         #expect(kernel.writes.count == answer.attempts)
-        #expect(kernel.writes.allSatisfy { $0 == "\(answer.device)=\(answer.device.hasPrefix("cpu") ? "0" : "offline")" })
+        #expect(
+            kernel.writes.allSatisfy { $0 == "\(answer.device)=\(answer.device.hasPrefix("cpu") ? "0" : "offline")" })
         #expect(tree.state(answer.device) == answer.state)
     }
 

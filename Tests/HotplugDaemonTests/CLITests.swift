@@ -16,7 +16,8 @@ import Testing
     }
 
     /// Runs the binary; with `terminateAfter`, sends SIGTERM once standard error has shown that text.
-    static func run(_ arguments: [String], terminateAfter: String? = nil, executable: String = binary) throws -> Output {
+    static func run(_ arguments: [String], terminateAfter: String? = nil, executable: String = binary) throws -> Output
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -44,7 +45,8 @@ import Testing
     }
 
     static func temporaryFile(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString).toml").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString).toml")
+            .path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -62,7 +64,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let check = try Self.run(["check-config", path])
         #expect(check.status == 78)
-        #expect(check.stderr.contains("hotplugd: invalid configuration: \(path):3: memory.online_type: \"fast\" is not one of"))
+        #expect(
+            check.stderr.contains(
+                "hotplugd: invalid configuration: \(path):3: memory.online_type: \"fast\" is not one of"))
         #expect(check.stdout.isEmpty)
         let run = try Self.run(["run", "--dry-run", "--config", path])
         #expect(run.status == 78, "the daemon refuses to start, with EX_CONFIG")
@@ -136,24 +140,37 @@ import Testing
 
     /// Bad input of every kind: a clear message and a non-zero exit, never a crash (a crash
     /// exits by a signal, 128 and up). Each row: arguments, file contents for `FILE`, status, message.
-    @Test(arguments: [
-        (["offline", "cpu", "abc"], nil, 64, "\"abc\" in CPU list \"abc\" is not a number or a range"),
-        (["offline", "cpu", "99999999999999999999"], nil, 64, "is not a number or a range"),
-        (["online", "cpu", "7-3"], nil, 64, "CPU range 7-3 is reversed"),
-        (["offline", "memory"], nil, 64, "give exactly one of --dimm, --node, --range"),
-        (["offline", "memory", "--range", "5-x"], nil, 64, "--range must be block numbers, A-B or A, or addresses"),
-        (["offline", "memory", "--range", "0x100000000-40"], nil, 64, "--range must be block numbers"),
-        (["offline", "memory", "--range", "0x1ffffffffffffffff"], nil, 64, "--range must be block numbers"),
-        (["online", "cpu", "2", "--timeout", "0"], nil, 64, "--timeout must be 1...86400 seconds"),
-        (["status", "--sysfs-root", "/nonexistent"], nil, 1, "/nonexistent/devices/system: No such file or directory"),
-        (["run", "--log-level", "loud"], nil, 64, "The value 'loud' is invalid for '--log-level <log-level>'"),
-        (["check-config", "/dev/zero"], nil, 78, "/dev/zero: cannot read: File too large"),
-        (["check-config", "FILE"], "[cpu]\n[!memory]\n", 78, ":2: a table header must start with a key, not '!'"),
-        (["check-config", "FILE"], "[cpu]\ninclude = \"0-3\"\r\n# caf\u{E9}\n", 0, "cpu.include = 0-3"),
-        (["check-config", "FILE"], "[memory]\nauto_movable_ratio = -1\n", 78, ":2: memory.auto_movable_ratio: -1 is outside"),
-        (["check-config", "FILE"], "[[hook]]\ncommand = [\"relative\"]\n", 78, "is not an absolute path"),
-        (["run", "--dry-run", "--config", "FILE"], "[monitor]\nsource = \"carrier-pigeon\"\n", 78, ":2: monitor.source"),
-    ] as [([String], String?, Int32, String)])
+    @Test(
+        arguments: [
+            (["offline", "cpu", "abc"], nil, 64, "\"abc\" in CPU list \"abc\" is not a number or a range"),
+            (["offline", "cpu", "99999999999999999999"], nil, 64, "is not a number or a range"),
+            (["online", "cpu", "7-3"], nil, 64, "CPU range 7-3 is reversed"),
+            (["offline", "memory"], nil, 64, "give exactly one of --dimm, --node, --range"),
+            (
+                ["offline", "memory", "--range", "5-x"], nil, 64,
+                "--range must be block numbers, A-B or A, or addresses"
+            ),
+            (["offline", "memory", "--range", "0x100000000-40"], nil, 64, "--range must be block numbers"),
+            (["offline", "memory", "--range", "0x1ffffffffffffffff"], nil, 64, "--range must be block numbers"),
+            (["online", "cpu", "2", "--timeout", "0"], nil, 64, "--timeout must be 1...86400 seconds"),
+            (
+                ["status", "--sysfs-root", "/nonexistent"], nil, 1,
+                "/nonexistent/devices/system: No such file or directory"
+            ),
+            (["run", "--log-level", "loud"], nil, 64, "The value 'loud' is invalid for '--log-level <log-level>'"),
+            (["check-config", "/dev/zero"], nil, 78, "/dev/zero: cannot read: File too large"),
+            (["check-config", "FILE"], "[cpu]\n[!memory]\n", 78, ":2: a table header must start with a key, not '!'"),
+            (["check-config", "FILE"], "[cpu]\ninclude = \"0-3\"\r\n# caf\u{E9}\n", 0, "cpu.include = 0-3"),
+            (
+                ["check-config", "FILE"], "[memory]\nauto_movable_ratio = -1\n", 78,
+                ":2: memory.auto_movable_ratio: -1 is outside"
+            ),
+            (["check-config", "FILE"], "[[hook]]\ncommand = [\"relative\"]\n", 78, "is not an absolute path"),
+            (
+                ["run", "--dry-run", "--config", "FILE"], "[monitor]\nsource = \"carrier-pigeon\"\n", 78,
+                ":2: monitor.source"
+            ),
+        ] as [([String], String?, Int32, String)])
     func badInputIsAClearErrorNeverACrash(arguments: [String], file: String?, status: Int32, message: String) throws {
         let path = try file.map(Self.temporaryFile)
         defer { if let path { try? FileManager.default.removeItem(atPath: path) } }
@@ -163,7 +180,8 @@ import Testing
     }
 
     @Test func aConfigFileWithABrokenByteNamesItsLine() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString).toml").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString).toml")
+            .path
         let bytes = Array("[cpu]\nauto_online = true\ninclude = \"0-3".utf8) + [0xFF] + Array("\"\n".utf8)
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -191,35 +209,80 @@ import Testing
     /// <bad> a configuration with an error on line 3, <none> an empty one (so that whatever this
     /// host has in /etc/hotplugd does not count). Each row: arguments, status, and what standard
     /// error (standard output for 0) says.
-    @Test(arguments: [
-        // 78: an invalid configuration, the same for every command, before anything is read.
-        (["run", "--dry-run", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3: memory.online_type"),
-        (["status", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3: memory.online_type"),
-        (["offline", "cpu", "3", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3:"),
-        (["online", "memory", "--dimm", "PNP0C80:00", "--config", "<bad>", "--sysfs-root", "<root>"], 78, "invalid configuration: <bad>:3:"),
-        (["check-config", "<bad>"], 78, "invalid configuration: <bad>:3: memory.online_type"),
-        (["status", "--config", "/nonexistent/hotplugd.toml", "--sysfs-root", "<root>"], 78, "/nonexistent/hotplugd.toml: cannot read"),
-        // 64: the command line is wrong, whether that shows before or after sysfs is read.
-        (["offline", "cpu", "abc", "--sysfs-root", "<root>"], 64, "\"abc\" in CPU list"),
-        (["offline", "memory", "--range", "9-2", "--sysfs-root", "<root>"], 64, "--range 9-2 is reversed"),
-        (["offline", "memory", "--range", "0x120000000-0x11fffffff", "--config", "<none>", "--sysfs-root", "<root>"], 64,
-         "--range 0x120000000-0x11fffffff is reversed"),
-        (["offline", "memory", "--range", "0x100000000-0x11ffffff0", "--config", "<none>", "--sysfs-root", "<root>"], 64,
-         "addresses must be whole memory blocks of 0x8000000 bytes"),
-        (["offline", "cpu", "2-5", "--config", "<none>", "--sysfs-root", "<root>"], 64, "no such CPU: 4-5"),
-        (["online", "memory", "--dimm", "PNP0C80:09", "--config", "<none>", "--sysfs-root", "<root>"], 64,
-         "no memory block matches --dimm PNP0C80:09"),
-        // 1: refused, nothing written.
-        (["offline", "cpu", "all", "--config", "<none>", "--sysfs-root", "<root>"], 1, "refused: cpu0: has no online attribute"),
-        (["offline", "memory", "--range", "0-7", "--config", "<none>", "--sysfs-root", "<root>"], 1, "memory7: in zone Normal"),
-        (["status", "--config", "<none>", "--sysfs-root", "<root>/nonexistent"], 1, "cannot read sysfs: open <root>/nonexistent/devices/system"),
-        // 0: done; the DIMM by the addresses status prints for it.
-        (["offline", "memory", "--range", "0x0000000100000000-0x000000011fffffff", "--config", "<none>", "--sysfs-root", "<root>"], 0,
-         "memory35: offline\nmemory34: offline\nmemory33: offline\nmemory32: offline\n"),
-        (["offline", "cpu", "2", "3", "--config", "<none>", "--sysfs-root", "<root>"], 0, "cpu3: offline\ncpu2: offline\n"),
-        (["status", "--config", "<none>", "--sysfs-root", "<root>"], 0, "0x0000000100000000-0x000000011fffffff"),
-        (["check-config", "<none>"], 0, "<none>: ok"),
-    ] as [([String], Int32, String)])
+    @Test(
+        arguments: [
+            // 78: an invalid configuration, the same for every command, before anything is read.
+            (
+                ["run", "--dry-run", "--config", "<bad>", "--sysfs-root", "<root>"], 78,
+                "invalid configuration: <bad>:3: memory.online_type"
+            ),
+            (
+                ["status", "--config", "<bad>", "--sysfs-root", "<root>"], 78,
+                "invalid configuration: <bad>:3: memory.online_type"
+            ),
+            (
+                ["offline", "cpu", "3", "--config", "<bad>", "--sysfs-root", "<root>"], 78,
+                "invalid configuration: <bad>:3:"
+            ),
+            (
+                ["online", "memory", "--dimm", "PNP0C80:00", "--config", "<bad>", "--sysfs-root", "<root>"], 78,
+                "invalid configuration: <bad>:3:"
+            ),
+            (["check-config", "<bad>"], 78, "invalid configuration: <bad>:3: memory.online_type"),
+            (
+                ["status", "--config", "/nonexistent/hotplugd.toml", "--sysfs-root", "<root>"], 78,
+                "/nonexistent/hotplugd.toml: cannot read"
+            ),
+            // 64: the command line is wrong, whether that shows before or after sysfs is read.
+            (["offline", "cpu", "abc", "--sysfs-root", "<root>"], 64, "\"abc\" in CPU list"),
+            (["offline", "memory", "--range", "9-2", "--sysfs-root", "<root>"], 64, "--range 9-2 is reversed"),
+            (
+                [
+                    "offline", "memory", "--range", "0x120000000-0x11fffffff", "--config", "<none>", "--sysfs-root",
+                    "<root>",
+                ], 64,
+                "--range 0x120000000-0x11fffffff is reversed"
+            ),
+            (
+                [
+                    "offline", "memory", "--range", "0x100000000-0x11ffffff0", "--config", "<none>", "--sysfs-root",
+                    "<root>",
+                ], 64,
+                "addresses must be whole memory blocks of 0x8000000 bytes"
+            ),
+            (["offline", "cpu", "2-5", "--config", "<none>", "--sysfs-root", "<root>"], 64, "no such CPU: 4-5"),
+            (
+                ["online", "memory", "--dimm", "PNP0C80:09", "--config", "<none>", "--sysfs-root", "<root>"], 64,
+                "no memory block matches --dimm PNP0C80:09"
+            ),
+            // 1: refused, nothing written.
+            (
+                ["offline", "cpu", "all", "--config", "<none>", "--sysfs-root", "<root>"], 1,
+                "refused: cpu0: has no online attribute"
+            ),
+            (
+                ["offline", "memory", "--range", "0-7", "--config", "<none>", "--sysfs-root", "<root>"], 1,
+                "memory7: in zone Normal"
+            ),
+            (
+                ["status", "--config", "<none>", "--sysfs-root", "<root>/nonexistent"], 1,
+                "cannot read sysfs: open <root>/nonexistent/devices/system"
+            ),
+            // 0: done; the DIMM by the addresses status prints for it.
+            (
+                [
+                    "offline", "memory", "--range", "0x0000000100000000-0x000000011fffffff", "--config", "<none>",
+                    "--sysfs-root", "<root>",
+                ], 0,
+                "memory35: offline\nmemory34: offline\nmemory33: offline\nmemory32: offline\n"
+            ),
+            (
+                ["offline", "cpu", "2", "3", "--config", "<none>", "--sysfs-root", "<root>"], 0,
+                "cpu3: offline\ncpu2: offline\n"
+            ),
+            (["status", "--config", "<none>", "--sysfs-root", "<root>"], 0, "0x0000000100000000-0x000000011fffffff"),
+            (["check-config", "<none>"], 0, "<none>: ok"),
+        ] as [([String], Int32, String)])
     func exitStatus(arguments: [String], status: Int32, message: String) throws {
         let tree = try Self.machine()
         let bad = try Self.temporaryFile("[memory]\n\nonline_type = \"fast\"\n")
@@ -231,7 +294,9 @@ import Testing
         }
         let output = try Self.run(arguments.map(substitute))
         #expect(output.status == status, "\(output.stdout)\(output.stderr)")
-        #expect((status == 0 ? output.stdout : output.stderr).contains(substitute(message)), "\(output.stdout)\(output.stderr)")
+        #expect(
+            (status == 0 ? output.stdout : output.stderr).contains(substitute(message)),
+            "\(output.stdout)\(output.stderr)")
         if status != 0 {
             #expect(Self.devices.allSatisfy { ["1", "online"].contains(tree.state($0)) }, "nothing left changed")
         }
@@ -253,7 +318,10 @@ import Testing
             try? FileManager.default.removeItem(atPath: none)
         }
         let output = try Self.run(
-            ["--fsize=10", Self.binary, "offline", "memory", "--dimm", "PNP0C80:00", "--config", none, "--sysfs-root", tree.root],
+            [
+                "--fsize=10", Self.binary, "offline", "memory", "--dimm", "PNP0C80:00", "--config", none,
+                "--sysfs-root", tree.root,
+            ],
             executable: "/usr/bin/prlimit")
         #expect(output.status == 3, "\(output.stdout)\(output.stderr)")
         #expect(output.stderr.contains("memory34 refused to go offline: memory34: Operation not permitted (errno 1)"))

@@ -4,6 +4,7 @@ import HotplugFixtures
 import HotplugSystem
 import PropertyBased
 import Testing
+
 import struct SystemPackage.Errno
 
 /// Random histories of hot-add, removal, operators' offlines and onlines, lost, repeated and
@@ -34,7 +35,9 @@ import struct SystemPackage.Errno
         let engine: CoreDriver
 
         init(_ codes: [Int]) throws {
-            steps = codes.map { ($0 % ConvergenceTests.operations, ConvergenceTests.devices[$0 / ConvergenceTests.operations]) }
+            steps = codes.map {
+                ($0 % ConvergenceTests.operations, ConvergenceTests.devices[$0 / ConvergenceTests.operations])
+            }
             tree = try FakeSysfsTree()
             try tree.addCPU(0, online: nil)
             try tree.addMemory(0, online: true, zones: "Normal")
@@ -42,7 +45,8 @@ import struct SystemPackage.Errno
             var config = Config()
             config.memory.onlineType = .onlineMovable
             engine = CoreDriver(
-                config: config, sysfs: kernel, retry: .init(attempts: 3, firstDelay: .microseconds(10), maxDelay: .microseconds(50)),
+                config: config, sysfs: kernel,
+                retry: .init(attempts: 3, firstDelay: .microseconds(10), maxDelay: .microseconds(50)),
                 logger: LogCapture().logger(level: .critical))
         }
 
@@ -89,9 +93,13 @@ import struct SystemPackage.Errno
                 let status = known[device]
                 switch truth {
                 case nil:
-                    #expect(status == nil || [.removed, .absent].contains(status!.state), "\(device): \(String(describing: status)) \(steps)")
+                    #expect(
+                        status == nil || [.removed, .absent].contains(status!.state),
+                        "\(device): \(String(describing: status)) \(steps)")
                 case "1", "online":
-                    #expect(status?.state == .online, "\(device) is online, engine says \(String(describing: status)) \(steps)")
+                    #expect(
+                        status?.state == .online,
+                        "\(device) is online, engine says \(String(describing: status)) \(steps)")
                 default:
                     // Offline in sysfs: the engine knows, and knows why it leaves it so.
                     let state = try #require(status?.state, "\(device) unknown to the engine \(steps)")

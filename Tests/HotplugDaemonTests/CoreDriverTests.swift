@@ -1,6 +1,6 @@
-import HotplugFixtures
 import HotplugCore
 import HotplugDaemon
+import HotplugFixtures
 import Testing
 
 /// The decision core driven against a sysfs tree in a temporary directory, with events fed in
@@ -66,7 +66,9 @@ import Testing
     @Test func coldplugNeverAndDryRunWriteNothing() throws {
         try tree.addCPU(2, online: false)
         try tree.addMemory(8)
-        try engine({ $0.cpu.coldplug = .never; $0.memory.coldplug = .never }).start()
+        try engine({
+            $0.cpu.coldplug = .never; $0.memory.coldplug = .never
+        }).start()
         try engine(options: { $0.dryRun = true }).start()
         #expect(kernel.writes.isEmpty)
         #expect(tree.state("cpu2") == "0")
@@ -169,7 +171,8 @@ import Testing
         // 512 MiB at boot: 301% allows 12 movable blocks; 8 + 8 do not fit.
         #expect((16..<24).allSatisfy { tree.zones("memory\($0)") == "Movable" })
         #expect((24..<32).allSatisfy { tree.zones("memory\($0)") == "Normal" })
-        #expect(log.has(.info, "memory24 onlining -> online", ["node": "0", "value": "online_kernel", "zone": "Normal"]))
+        #expect(
+            log.has(.info, "memory24 onlining -> online", ["node": "0", "value": "online_kernel", "zone": "Normal"]))
     }
 
     @Test func blocksWithoutAnyDIMMAreDecidedAfterTheWait() throws {
@@ -181,7 +184,9 @@ import Testing
         engine.tick(now: start + .milliseconds(100))
         #expect(kernel.writes.isEmpty)
         engine.tick(now: start + .milliseconds(300))
-        #expect(kernel.writes == ["memory16=online_movable", "memory17=online_movable"], "\(log.all.joined(separator: "\n"))")
+        #expect(
+            kernel.writes == ["memory16=online_movable", "memory17=online_movable"],
+            "\(log.all.joined(separator: "\n"))")
     }
 
     @Test func explicitOnlineTypeNeedsNoWait() throws {
@@ -321,7 +326,8 @@ import Testing
         let engine = engine()
         try engine.scanOnly()
         let status = engine.core.status()
-        #expect(status.map(\.device) == ["cpu0", "cpu1", "cpu2", "memory0", "memory1", "memory2", "memory3", "memory8"])
+        #expect(
+            status.map(\.device) == ["cpu0", "cpu1", "cpu2", "memory0", "memory1", "memory2", "memory3", "memory8"])
         #expect(status.first { $0.device == "cpu0" }?.state == .online)
         #expect(status.first { $0.device == "cpu2" }?.policy == "online (1)")
         let block = status.first { $0.device == "memory8" }

@@ -1,7 +1,7 @@
 import Glibc
-import HotplugFixtures
 import HotplugCore
 import HotplugDaemon
+import HotplugFixtures
 import HotplugSystem
 import Testing
 
@@ -46,7 +46,8 @@ import Testing
         #expect(outcome.failure?.description.contains("Device or resource busy (errno 16)") == true)
         #expect(outcome.restored.map(\.name) == ["memory34", "memory35"])
         #expect(outcome.changed.isEmpty)
-        #expect((32..<36).allSatisfy { tree.state("memory\($0)") == "online" && tree.zones("memory\($0)") == "Movable" })
+        #expect(
+            (32..<36).allSatisfy { tree.state("memory\($0)") == "online" && tree.zones("memory\($0)") == "Movable" })
         #expect(kernel.writes.suffix(2) == ["memory34=online_movable", "memory35=online_movable"])
     }
 

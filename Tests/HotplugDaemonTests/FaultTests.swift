@@ -2,6 +2,7 @@ import HotplugCore
 import HotplugDaemon
 import HotplugFixtures
 import Testing
+
 import struct SystemPackage.Errno
 
 /// Every answer the kernel can give to an online write, injected into the fake tree, and what
@@ -19,30 +20,48 @@ extension CoreDriverTests {
         var testDescription: String { name }
 
         static let all: [Fault] = [
-            Fault(name: "EBUSY: retried with backoff until it goes through", device: "cpu2",
-                  answers: [.resourceBusy, .resourceBusy], state: .online, writes: 3, logged: "info cpu2 onlining -> online action=online attempts=3"),
-            Fault(name: "EAGAIN: retried", device: "memory16",
-                  answers: [.resourceTemporarilyUnavailable], state: .online, writes: 2, logged: "info memory16 onlining -> online action=online attempts=2"),
-            Fault(name: "EINTR: retried at once", device: "cpu2",
-                  answers: [.interrupted], state: .online, writes: 2, logged: "info cpu2 onlining -> online action=online attempts=2"),
-            Fault(name: "ENOMEM: retried with backoff", device: "memory16",
-                  answers: [.noMemory, .noMemory], state: .online, writes: 3, logged: "info memory16 onlining -> online action=online attempts=3"),
-            Fault(name: "EBUSY every time: gives up after 4 attempts, an error with the errno", device: "cpu2",
-                  answers: Array(repeating: .resourceBusy, count: 4), state: .failed, writes: 4,
-                  logged: "error cpu2 onlining -> failed action=online attempts=4 device=cpu2 errno=16"),
-            Fault(name: "ENOMEM every time: gives up, an error", device: "memory16",
-                  answers: Array(repeating: .noMemory, count: 4), state: .failed, writes: 4,
-                  logged: "error memory16 onlining -> failed action=online attempts=4 device=memory16 errno=12"),
-            Fault(name: "EIO: failed at once, not retried", device: "memory16",
-                  answers: [.ioError], state: .failed, writes: 1, logged: "error memory16 onlining -> failed action=online device=memory16 errno=5"),
-            Fault(name: "EINVAL on a block that is not online: failed", device: "memory16",
-                  answers: [.invalidArgument], state: .failed, writes: 1, logged: "errno=22"),
-            Fault(name: "EPERM: blocked, a warning, never retried", device: "cpu2",
-                  answers: [.notPermitted], state: .blocked, writes: 1, logged: "warning cpu2 onlining -> blocked action=online device=cpu2 errno=1"),
-            Fault(name: "ENOENT: removed during the write, forgotten", device: "memory16",
-                  answers: [.noSuchFileOrDirectory], state: .removed, writes: 1, logged: "info memory16 onlining -> removed"),
-            Fault(name: "ENODEV: removed during the write, forgotten", device: "cpu2",
-                  answers: [Errno(rawValue: 19)], state: .removed, writes: 1, logged: "info cpu2 onlining -> removed"),
+            Fault(
+                name: "EBUSY: retried with backoff until it goes through", device: "cpu2",
+                answers: [.resourceBusy, .resourceBusy], state: .online, writes: 3,
+                logged: "info cpu2 onlining -> online action=online attempts=3"),
+            Fault(
+                name: "EAGAIN: retried", device: "memory16",
+                answers: [.resourceTemporarilyUnavailable], state: .online, writes: 2,
+                logged: "info memory16 onlining -> online action=online attempts=2"),
+            Fault(
+                name: "EINTR: retried at once", device: "cpu2",
+                answers: [.interrupted], state: .online, writes: 2,
+                logged: "info cpu2 onlining -> online action=online attempts=2"),
+            Fault(
+                name: "ENOMEM: retried with backoff", device: "memory16",
+                answers: [.noMemory, .noMemory], state: .online, writes: 3,
+                logged: "info memory16 onlining -> online action=online attempts=3"),
+            Fault(
+                name: "EBUSY every time: gives up after 4 attempts, an error with the errno", device: "cpu2",
+                answers: Array(repeating: .resourceBusy, count: 4), state: .failed, writes: 4,
+                logged: "error cpu2 onlining -> failed action=online attempts=4 device=cpu2 errno=16"),
+            Fault(
+                name: "ENOMEM every time: gives up, an error", device: "memory16",
+                answers: Array(repeating: .noMemory, count: 4), state: .failed, writes: 4,
+                logged: "error memory16 onlining -> failed action=online attempts=4 device=memory16 errno=12"),
+            Fault(
+                name: "EIO: failed at once, not retried", device: "memory16",
+                answers: [.ioError], state: .failed, writes: 1,
+                logged: "error memory16 onlining -> failed action=online device=memory16 errno=5"),
+            Fault(
+                name: "EINVAL on a block that is not online: failed", device: "memory16",
+                answers: [.invalidArgument], state: .failed, writes: 1, logged: "errno=22"),
+            Fault(
+                name: "EPERM: blocked, a warning, never retried", device: "cpu2",
+                answers: [.notPermitted], state: .blocked, writes: 1,
+                logged: "warning cpu2 onlining -> blocked action=online device=cpu2 errno=1"),
+            Fault(
+                name: "ENOENT: removed during the write, forgotten", device: "memory16",
+                answers: [.noSuchFileOrDirectory], state: .removed, writes: 1,
+                logged: "info memory16 onlining -> removed"),
+            Fault(
+                name: "ENODEV: removed during the write, forgotten", device: "cpu2",
+                answers: [Errno(rawValue: 19)], state: .removed, writes: 1, logged: "info cpu2 onlining -> removed"),
         ]
     }
 
@@ -74,7 +93,8 @@ extension CoreDriverTests {
         engine.handle([Self.event("add", "memory16"), Self.event("add", "cpu2")])
         #expect(ContinuousClock.now - started >= .seconds(1))
         #expect(tree.state("memory16") == "online" && tree.state("cpu2") == "1")
-        #expect(engine.core.status().filter { ["memory16", "cpu2"].contains($0.device) }.allSatisfy { $0.state == .online })
+        #expect(
+            engine.core.status().filter { ["memory16", "cpu2"].contains($0.device) }.allSatisfy { $0.state == .online })
     }
 
     /// Sysfs changes without an event reaching the daemon (the event lost, or never sent): the
@@ -95,7 +115,9 @@ extension CoreDriverTests {
         let states = Dictionary(uniqueKeysWithValues: engine.core.status().map { ($0.device, $0.state) })
         #expect(states["cpu2"] == .offline, "somebody else took it offline: left so")
         #expect(engine.core.status().first { $0.device == "cpu2" }?.intent?.origin == .observed)
-        #expect(states["cpu3"] == nil && log.has(.info, "cpu3 online -> removed", ["action": "rescan", "kind": "removed"]), "gone: forgotten")
+        #expect(
+            states["cpu3"] == nil && log.has(.info, "cpu3 online -> removed", ["action": "rescan", "kind": "removed"]),
+            "gone: forgotten")
         #expect(states["cpu4"] == .online && tree.state("cpu4") == "1", "a new device found offline is onlined")
         #expect(states["cpu5"] == .online)
         #expect(kernel.writes.count == writes + 1, "one write: cpu4's")

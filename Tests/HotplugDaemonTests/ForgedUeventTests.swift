@@ -34,11 +34,20 @@ struct ForgedUeventTests {
         let add = ["ACTION": "add", "DEVPATH": "/devices/system/cpu/cpu4", "SUBSYSTEM": "cpu", "SEQNUM": "1004"]
         let rejected: [(String, [UInt8])] = [
             ("devpath", UeventMessages.udev(add.merging(["DEVPATH": "/devices/system/cpu/../cpu/cpu4"]) { $1 })),
-            ("devpath", UeventMessages.udev(add.merging(["DEVPATH": "/devices/virtual/net/../../system/cpu/cpu4"]) { $1 })),
+            (
+                "devpath",
+                UeventMessages.udev(add.merging(["DEVPATH": "/devices/virtual/net/../../system/cpu/cpu4"]) { $1 })
+            ),
             ("does not match devpath", UeventMessages.udev(add.merging(["SUBSYSTEM": "memory"]) { $1 })),
-            ("devpath", UeventMessages.udev(
-                ["ACTION": "add", "DEVPATH": "/devices/system/memory/memory99999999999999999999", "SUBSYSTEM": "memory",
-                 "SEQNUM": "1005"])),
+            (
+                "devpath",
+                UeventMessages.udev(
+                    [
+                        "ACTION": "add", "DEVPATH": "/devices/system/memory/memory99999999999999999999",
+                        "SUBSYSTEM": "memory",
+                        "SEQNUM": "1005",
+                    ])
+            ),
             ("is not a decimal number", UeventMessages.udev(add.merging(["SEQNUM": "many"]) { $1 })),
         ]
         var wrongMagic = UeventMessages.udev(add)
@@ -52,11 +61,16 @@ struct ForgedUeventTests {
             ("bad udev header: wrong magic", wrongMagic),
             ("bad udev header: properties at 240", beyondEnd),
             ("not NUL-terminated", unterminated),
-            ("longer than any uevent", UeventMessages.udev(add.merging(["JUNK": String(repeating: "x", count: 9000)]) { $1 })),
+            (
+                "longer than any uevent",
+                UeventMessages.udev(add.merging(["JUNK": String(repeating: "x", count: 9000)]) { $1 })
+            ),
             ("bad udev header: no libudev prefix", UeventMessages.kernel("add", add)),
             ("malformed property", UeventMessages.udev(add, extra: "AC\u{1}TION=add")),
-            ("longer than the kernel's uevent buffer",
-             UeventMessages.udev(add.merging(["JUNK": String(repeating: "x", count: 3000)]) { $1 })),
+            (
+                "longer than the kernel's uevent buffer",
+                UeventMessages.udev(add.merging(["JUNK": String(repeating: "x", count: 3000)]) { $1 })
+            ),
             ("ACTION given again", UeventMessages.udev(add, extra: "ACTION=remove")),
         ]
         // Passes the socket filter, which compares only the subsystem's hash in the header, but
@@ -134,7 +148,8 @@ struct Forger: ~Copyable {
     let fd: Int32
 
     init() throws {
-        fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 15 /* NETLINK_KOBJECT_UEVENT */)
+        fd = socket(
+            AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 15 /* NETLINK_KOBJECT_UEVENT */)
         guard fd >= 0 else { throw Failure(errno: errno) }
         let address = Self.address(groups: 0)
         let bound = address.withUnsafeBytes {
@@ -149,8 +164,9 @@ struct Forger: ~Copyable {
         let address = Self.address(groups: group)
         let sent = message.withUnsafeBytes { bytes in
             address.withUnsafeBytes {
-                sendto(fd, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                       socklen_t($0.count))
+                sendto(
+                    fd, bytes.baseAddress, bytes.count, 0, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                    socklen_t($0.count))
             }
         }
         guard sent == message.count else { throw Failure(errno: errno) }

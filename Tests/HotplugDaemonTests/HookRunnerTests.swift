@@ -17,7 +17,8 @@ import Testing
     }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-hooks-\(UUID().uuidString)").path
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-hooks-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
@@ -47,33 +48,41 @@ import Testing
     @Test func aBurstRunsTheHookOnceWithEveryDevice() async throws {
         let record = "\(directory)/runs"
         let hook = Config.Hook(
-            name: "record", command: [try script("record", "env | grep -E '^(HOTPLUG_|PATH=|SECRET)' | sort >> \(record); echo --- >> \(record)")])
+            name: "record",
+            command: [
+                try script(
+                    "record", "env | grep -E '^(HOTPLUG_|PATH=|SECRET)' | sort >> \(record); echo --- >> \(record)")
+            ])
         setenv("SECRET_OF_THE_DAEMON", "1", 1)
         // Changes submitted separately join too (see changesDuringARunMakeTheNextRun); timing that
         // here would depend on how busy the test machine's threads are.
         let runner = runner([hook])
-        await runner.submit([Self.online("cpu4"), Self.online("cpu5"), DeviceChange(device: DeviceID(name: "cpu6")!, event: .add)])
+        await runner.submit([
+            Self.online("cpu4"), Self.online("cpu5"), DeviceChange(device: DeviceID(name: "cpu6")!, event: .add),
+        ])
         await runner.idle()
         let text = try String(contentsOfFile: record, encoding: .utf8)
-        #expect(text == """
-            HOTPLUG_ACTION=online
-            HOTPLUG_COUNT=2
-            HOTPLUG_DETAILS=cpu4:0:- cpu5:0:-
-            HOTPLUG_DEVICES=cpu4 cpu5
-            HOTPLUG_HOOK=record
-            HOTPLUG_KIND=cpu
-            HOTPLUG_NODES=0
-            HOTPLUG_ZONES=
-            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-            ---
+        #expect(
+            text == """
+                HOTPLUG_ACTION=online
+                HOTPLUG_COUNT=2
+                HOTPLUG_DETAILS=cpu4:0:- cpu5:0:-
+                HOTPLUG_DEVICES=cpu4 cpu5
+                HOTPLUG_HOOK=record
+                HOTPLUG_KIND=cpu
+                HOTPLUG_NODES=0
+                HOTPLUG_ZONES=
+                PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+                ---
 
-            """, "one run for the burst; the add is not subscribed; nothing of the daemon's environment")
+                """, "one run for the burst; the add is not subscribed; nothing of the daemon's environment")
         #expect(results.withLock { $0.map(\.1) } == [.exited(0)])
         #expect(log.contains("info hook ran action=online devices=2 duration_ms="))
     }
 
     @Test func outputIsLoggedAndAFailureIsReported() async throws {
-        let hook = Config.Hook(name: "noisy", command: [try script("noisy", "echo to stdout; echo to stderr >&2; exit 3")])
+        let hook = Config.Hook(
+            name: "noisy", command: [try script("noisy", "echo to stdout; echo to stderr >&2; exit 3")])
         let runner = runner([hook])
         await runner.submit([Self.online("cpu4")])
         await runner.idle()
@@ -111,7 +120,8 @@ import Testing
 
     @Test func changesDuringARunMakeTheNextRun() async throws {
         let record = "\(directory)/runs"
-        let hook = Config.Hook(name: "slow", command: [try script("slow", "echo $HOTPLUG_DEVICES >> \(record); sleep 1")])
+        let hook = Config.Hook(
+            name: "slow", command: [try script("slow", "echo $HOTPLUG_DEVICES >> \(record); sleep 1")])
         let runner = runner([hook])
         await runner.submit([Self.online("cpu4")])
         // Once the first run has started (it writes, then sleeps a second), the next changes queue.

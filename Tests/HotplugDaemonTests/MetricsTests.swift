@@ -1,7 +1,8 @@
 import Foundation
 import HotplugCore
-@testable import HotplugDaemon
 import Testing
+
+@testable import HotplugDaemon
 
 /// The Prometheus text file, from what the engine did on the fake tree.
 extension CoreDriverTests {

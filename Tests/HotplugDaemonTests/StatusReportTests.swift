@@ -1,10 +1,13 @@
 import HotplugCore
-@testable import HotplugDaemon
 import Testing
 
+@testable import HotplugDaemon
+
 @Suite struct StatusReportTests {
-    static func device(_ name: String, _ state: DeviceState, zone: String? = nil, node: Int? = 0, dimm: String? = nil,
-                       policy: String? = nil) -> DeviceStatus {
+    static func device(
+        _ name: String, _ state: DeviceState, zone: String? = nil, node: Int? = 0, dimm: String? = nil,
+        policy: String? = nil
+    ) -> DeviceStatus {
         let id = DeviceID(name: name)!
         return DeviceStatus(
             device: name, kind: id.kind, index: id.index, state: state, zone: zone, node: node, dimm: dimm,
@@ -42,9 +45,10 @@ import Testing
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines.contains("0-2  online   0     -"))
         #expect(lines.contains("3    blocked  0     -"))
-        #expect(lines.contains {
-            $0.hasPrefix("0x0000000100000000-0x000000013fffffff    1G  online   Movable  0     PNP0C80:00  32-39")
-        })
+        #expect(
+            lines.contains {
+                $0.hasPrefix("0x0000000100000000-0x000000013fffffff    1G  online   Movable  0     PNP0C80:00  32-39")
+            })
         #expect(lines.contains("Memory block size:  128M"))
         #expect(lines.contains("Total online memory:  1.5G (DMA32 384M, Movable 1G, none 128M; node 0 1.5G)"))
         #expect(lines.contains("Total offline memory: 512M"))

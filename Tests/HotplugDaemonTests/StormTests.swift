@@ -62,7 +62,8 @@ struct StormTests {
 
         /// Resident memory, from /proc/PID/status.
         var residentKiB: Int {
-            let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            let status =
+                (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
             let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
         }
@@ -144,7 +145,9 @@ struct StormTests {
             ["run", "--dry-run", "--config", config, "--sysfs-root", tree.root],
             environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "20000000"])
         try await daemon.waitFor("memory devices present")
-        try await RealKernel.until(timeout: .seconds(60)) { notifications.received.contains { $0.text.contains("READY=1") } }
+        try await RealKernel.until(timeout: .seconds(60)) {
+            notifications.received.contains { $0.text.contains("READY=1") }
+        }
         let stormStart = ContinuousClock.now
         _ = await Task.detached { Self.storm(until: stormStart + .seconds(13)) }.value
         try await Task.sleep(for: .seconds(2))
@@ -178,7 +181,9 @@ final class NotifySocket: Sendable {
             for (index, byte) in path.utf8.prefix(buffer.count - 1).enumerated() { buffer[index] = byte }
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard fd >= 0, bound == 0 else { throw POSIXError(.EINVAL) }
         Thread { [self] in

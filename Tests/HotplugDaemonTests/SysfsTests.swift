@@ -41,10 +41,11 @@ import Testing
         try tree.addMemory(9, node: nil)
         let sysfs = try Sysfs(root: tree.root)
         let membership = try sysfs.nodeMembership()
-        #expect(membership == [
-            DeviceID(name: "cpu0")!: 0, DeviceID(name: "cpu1")!: 1,
-            DeviceID(name: "memory0")!: 0, DeviceID(name: "memory8")!: 1,
-        ])
+        #expect(
+            membership == [
+                DeviceID(name: "cpu0")!: 0, DeviceID(name: "cpu1")!: 1,
+                DeviceID(name: "memory0")!: 0, DeviceID(name: "memory8")!: 1,
+            ])
         for id in try sysfs.devices(.cpu) + sysfs.devices(.memory) {
             #expect(try sysfs.node(of: id) == membership[id], "\(id)")
         }

@@ -2,6 +2,7 @@ import Glibc
 import HotplugCore
 import HotplugSystem
 import Synchronization
+
 import struct SystemPackage.Errno
 
 /// Sysfs access over a `FakeSysfsTree` that answers writes the way the kernel does, and fails
@@ -59,11 +60,14 @@ public final class FakeKernel: SysfsAccess {
         state.withLock { $0.delays[DeviceID(name: device)!] = duration }
     }
 
-    public func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError) {
+    public func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError)
+    {
         let (fault, delay): (Errno?, Duration?) = state.withLock { state in
             state.writes.append((device, value))
-            return (state.faults[device]?.isEmpty == false ? state.faults[device]!.removeFirst() : nil,
-                    state.delays.removeValue(forKey: device))
+            return (
+                state.faults[device]?.isEmpty == false ? state.faults[device]!.removeFirst() : nil,
+                state.delays.removeValue(forKey: device)
+            )
         }
         let path = "\(root)\(device.devpath)/\(attribute)"
         if let delay {

@@ -9,7 +9,8 @@ public final class FakeSysfsTree {
 
     /// `parent` is where the temporary tree goes (`/dev/shm` keeps a large one in memory).
     public init(blockSize: Int = 128 << 20, parent: String? = nil) throws {
-        root = (parent.map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory)
+        root =
+            (parent.map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory)
             .appendingPathComponent("hotplugd-sysfs-\(UUID().uuidString)").path
         self.blockSize = blockSize
         for directory in ["cpu", "memory", "node/node0"] {
@@ -64,7 +65,8 @@ public final class FakeSysfsTree {
         try FileManager.default.createDirectory(
             atPath: "\(root)/devices/LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)", withIntermediateDirectories: true)
         try link(
-            "devices/system/memory/memory\(index)/firmware_node", to: "../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)")
+            "devices/system/memory/memory\(index)/firmware_node",
+            to: "../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)")
     }
 
     /// Removes the device and its link under its node, as the kernel does when it unregisters it.
@@ -83,7 +85,8 @@ public final class FakeSysfsTree {
     }
 
     public func state(_ device: String) -> String? {
-        device.hasPrefix("cpu") ? read("devices/system/cpu/\(device)/online") : read("devices/system/memory/\(device)/state")
+        device.hasPrefix("cpu")
+            ? read("devices/system/cpu/\(device)/online") : read("devices/system/memory/\(device)/state")
     }
 
     public func zones(_ device: String) -> String? { read("devices/system/memory/\(device)/valid_zones") }

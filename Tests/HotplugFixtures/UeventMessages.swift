@@ -16,12 +16,18 @@ public enum UeventMessages {
     /// A message as the kernel broadcasts it: `ACTION@DEVPATH\0`, then the properties.
     public static func kernel(_ action: String, _ properties: [String: String]) -> [UInt8] {
         var message = Array("\(action)@\(properties["DEVPATH"] ?? "")".utf8) + [0]
-        for (key, value) in properties.sorted(by: { $0.key < $1.key }) { message += Array("\(key)=\(value)".utf8) + [0] }
+        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+            message += Array("\(key)=\(value)".utf8) + [0]
+        }
         return message
     }
 
-    public static func bigEndian(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) } }
-    public static func littleEndian(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+    public static func bigEndian(_ value: UInt32) -> [UInt8] {
+        (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) }
+    }
+    public static func littleEndian(_ value: UInt32) -> [UInt8] {
+        (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
+    }
 
     /// MurmurHash2 with seed 0, the hash libudev puts in the header and its socket filter compares.
     public static func murmur2(_ text: String) -> UInt32 {
@@ -30,7 +36,8 @@ public enum UeventMessages {
         var h = UInt32(truncatingIfNeeded: data.count)
         var index = 0
         while data.count - index >= 4 {
-            var k = UInt32(data[index]) | UInt32(data[index + 1]) << 8 | UInt32(data[index + 2]) << 16
+            var k =
+                UInt32(data[index]) | UInt32(data[index + 1]) << 8 | UInt32(data[index + 2]) << 16
                 | UInt32(data[index + 3]) << 24
             k &*= m
             k ^= k >> 24

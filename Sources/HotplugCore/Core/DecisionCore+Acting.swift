@@ -8,7 +8,8 @@ extension DecisionCore {
         for event in events {
             let id = event.device
             if options.logsDebug {
-                log(.debug, "uevent", ["device": id.name, "action": event.action.rawValue, "seqnum": "\(event.seqnum)"])
+                log(
+                    .debug, "uevent", ["device": id.name, "action": event.action.rawValue, "seqnum": "\(event.seqnum)"])
             }
             switch event.action {
             case .offline where records[id]?.state == .online:
@@ -60,8 +61,11 @@ extension DecisionCore {
             if !allowed {
                 log(
                     .notice, "coldplug of \(kind) devices is off: offline ones found at start are left alone",
-                    ["coldplug": mode.rawValue,
-                     "reason": options.kernelCommandLine == nil ? "the kernel command line could not be read" : "configuration"])
+                    [
+                        "coldplug": mode.rawValue,
+                        "reason": options.kernelCommandLine == nil
+                            ? "the kernel command line could not be read" : "configuration",
+                    ])
                 for (id, record) in records where id.kind == kind && record.state == .offline {
                     records[id]!.managed = false
                 }

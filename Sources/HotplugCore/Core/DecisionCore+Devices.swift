@@ -31,7 +31,8 @@ extension DecisionCore {
         }
         // A scan that ended early says nothing about the devices it did not reach.
         guard readings.scanError == nil else { return }
-        for (id, record) in records where readings.devices[id] == nil && readings.failures[id] == nil && record.state != .removed {
+        for (id, record) in records
+        where readings.devices[id] == nil && readings.failures[id] == nil && record.state != .removed {
             apply(.observed(.absent), to: id, cause: cause)
         }
     }

@@ -68,7 +68,9 @@ extension DecisionCore {
             return
         }
         if config.enforces(id.kind) {
-            log(.notice, "taken offline by somebody else; enforce is set, so it goes online again", ["device": id.name], kind: .enforce)
+            log(
+                .notice, "taken offline by somebody else; enforce is set, so it goes online again", ["device": id.name],
+                kind: .enforce)
             return
         }
         records[id]!.managed = false

@@ -63,7 +63,9 @@ extension DecisionCore {
         // A DIMM's other blocks tell the policy its size and zone; sysfs may have some that no
         // event announced yet.
         for id in ready.sorted() where onlineType(forNode: records[id]?.node) == .autoMovable {
-            guard let firmwareNode = records[id]?.block?.firmwareNode, !pass.walked.contains(firmwareNode) else { continue }
+            guard let firmwareNode = records[id]?.block?.firmwareNode, !pass.walked.contains(firmwareNode) else {
+                continue
+            }
             let (low, high) = knownExtent(of: firmwareNode, around: id)
             var next = pass
             next.walked.insert(firmwareNode)
@@ -122,7 +124,8 @@ extension DecisionCore {
         var firmwareNodes = Set<String>()
         // Only auto-movable decides a DIMM as a whole; other online types decide block by block.
         for id in ids where onlineType(forNode: records[id]?.node) == .autoMovable {
-            guard let firmwareNode = records[id]?.block?.firmwareNode, firmwareNodes.insert(firmwareNode).inserted else {
+            guard let firmwareNode = records[id]?.block?.firmwareNode, firmwareNodes.insert(firmwareNode).inserted
+            else {
                 continue
             }
             let (low, high) = knownExtent(of: firmwareNode, around: id)

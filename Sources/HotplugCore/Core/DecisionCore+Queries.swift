@@ -29,7 +29,9 @@ extension DecisionCore {
         var asked = self
         asked.config.cpu = Config.CPU()
         asked.config.memory.autoOnline = true
-        asked.config.memory.nodes = config.memory.nodes.map { Config.NodeRule(node: $0.node, onlineType: $0.onlineType) }
+        asked.config.memory.nodes = config.memory.nodes.map {
+            Config.NodeRule(node: $0.node, onlineType: $0.onlineType)
+        }
         var values: [DeviceID: OnlineValue] = [:]
         for id in devices where id.kind == .cpu { values[id] = .cpu }
         let blocks = Set(devices.filter { $0.kind == .memory })
@@ -57,7 +59,8 @@ extension DecisionCore {
     public func onlineBlocksByZone() -> [ZoneAndNode: Int] {
         var counts: [ZoneAndNode: Int] = [:]
         for record in records.values where record.state == .online && record.block != nil {
-            let key = ZoneAndNode(zone: record.zone?.rawValue ?? "unknown", node: record.node.map(String.init) ?? "unknown")
+            let key = ZoneAndNode(
+                zone: record.zone?.rawValue ?? "unknown", node: record.node.map(String.init) ?? "unknown")
             counts[key, default: 0] += 1
         }
         return counts

@@ -159,7 +159,9 @@ public struct DecisionCore: Sendable {
         begin(now)
         for (id, reason) in readings.failures.sorted(by: { $0.key < $1.key }) {
             // Left as it was: the next event about it, or the next rescan, reads it again.
-            log(.error, "cannot read device; it is read again at its next event or rescan", ["device": id.name, "error": reason])
+            log(
+                .error, "cannot read device; it is read again at its next event or rescan",
+                ["device": id.name, "error": reason])
         }
         switch request.purpose {
         case .start(let act):
@@ -209,14 +211,16 @@ public struct DecisionCore: Sendable {
         begin(now)
         guard records[id] != nil else { return finish() }
         effects.append(
-            .finished(OnlineOperation(device: id, outcome: outcome, sinceAdded: records[id]!.addedAt.map { endedAt - $0 })))
+            .finished(
+                OnlineOperation(device: id, outcome: outcome, sinceAdded: records[id]!.addedAt.map { endedAt - $0 })))
         records[id]!.addedAt = nil
         let finish = WriteResult(value: value, outcome: outcome, attempts: attempts)
         if outcome == .succeeded, id.kind == .memory || records[id]?.node == nil {
             // The zone and node first, so the transition's line says where the device went. A block
             // written before its node link appeared: the write waited for the add, so the link is
             // there now. A DIMM's blocks share a node: the previous block's is tried first.
-            let hint = id.kind == .memory ? DeviceID(kind: .memory, index: id.index - 1).flatMap { records[$0]?.node } : nil
+            let hint =
+                id.kind == .memory ? DeviceID(kind: .memory, index: id.index - 1).flatMap { records[$0]?.node } : nil
             let zone: Zone? = value == .onlineMovable ? .movable : nil
             effects.append(.read(ReadRequest(.onlined(id, nodeHint: hint, zone: zone), for: .onlined(finish))))
         } else {
@@ -228,7 +232,9 @@ public struct DecisionCore: Sendable {
     /// Applies a write's outcome; after a memory block with an explicit type, looks at the next block.
     mutating func finishWrite(_ id: DeviceID, _ result: WriteResult) {
         apply(.onlineFinished(result.outcome), to: id, cause: .write, value: result.value, attempts: result.attempts)
-        if result.outcome == .succeeded, records[id]?.state == .online, let next = followingBlock(after: id, value: result.value) {
+        if result.outcome == .succeeded, records[id]?.state == .online,
+            let next = followingBlock(after: id, value: result.value)
+        {
             effects.append(.read(ReadRequest(.states([next]), for: .following)))
         }
     }
@@ -253,7 +259,9 @@ public struct DecisionCore: Sendable {
         return effects
     }
 
-    mutating func log(_ level: LogRecord.Level, _ message: String, _ metadata: [String: String] = [:], kind: LogKind? = nil) {
+    mutating func log(
+        _ level: LogRecord.Level, _ message: String, _ metadata: [String: String] = [:], kind: LogKind? = nil
+    ) {
         effects.append(.log(LogRecord(level, message, metadata, kind: kind)))
     }
 

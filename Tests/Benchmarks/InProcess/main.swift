@@ -116,7 +116,8 @@ struct Bench {
         try engine.start()
         let elapsed = clock.now - started
         let counts = engine.core.deviceCounts()
-        precondition(counts[.memory]?[.online] == blocks && counts[.cpu]?[.online] == cpus, "scan missed devices: \(counts)")
+        precondition(
+            counts[.memory]?[.online] == blocks && counts[.cpu]?[.online] == cpus, "scan missed devices: \(counts)")
         let growth = residentBytes() - memoryBefore
         let floor = try readEveryDevice(Sysfs(root: tree.root))
         report([
