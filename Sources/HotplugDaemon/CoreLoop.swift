@@ -51,7 +51,8 @@ final class CoreLoop: @unchecked Sendable {
         }
         afterStart(driver)
         publish.yield(
-            .started(changes: driver.takeChanges(), operations: driver.takeOperations(), snapshot: driver.core.snapshot()))
+            .started(
+                changes: driver.takeChanges(), operations: driver.takeOperations(), snapshot: driver.core.snapshot()))
         var lastSnapshot = ContinuousClock.now
         var mergedLosses = 0
         var droppedEvents = 0
