@@ -67,7 +67,7 @@ extension DecisionCore {
                             ? "the kernel command line could not be read" : "configuration",
                     ])
                 for (id, record) in records where id.kind == kind && record.state == .offline {
-                    records[id]!.managed = false
+                    records[id]?.managed = false
                 }
             }
         }
@@ -93,12 +93,12 @@ extension DecisionCore {
     mutating func online(_ id: DeviceID, _ decision: PolicyDecision) {
         guard let value = decision.onlineValue else {
             log(.info, "left offline", ["device": id.name, "reason": "\(decision)"])
-            records[id]!.managed = false
+            records[id]?.managed = false
             return
         }
         if options.dryRun {
             log(.notice, "would online (dry run)", ["device": id.name, "value": value.rawValue])
-            records[id]!.managed = false
+            records[id]?.managed = false
             return
         }
         apply(.onlineRequested, to: id, cause: .write, value: value)
@@ -109,7 +109,7 @@ extension DecisionCore {
     mutating func noteOnlined(_ id: DeviceID, _ reading: DeviceReading) {
         guard records[id]?.state == .onlining else { return }
         if id.kind == .cpu {
-            if let node = reading.node { records[id]!.cpuNode = node }
+            if let node = reading.node { records[id]?.cpuNode = node }
             return
         }
         guard var block = records[id]?.block else { return }

@@ -78,16 +78,17 @@ extension DecisionCore {
     ) -> Transition? {
         var applied: Transition?
         update(id) { applied = $0.machine.apply(input) }
-        guard let transition = applied else { return nil }
+        // `update` made the record if there was none.
+        guard let transition = applied, var record = records[id] else { return nil }
         if transition.to == .removed {
             // Whatever comes back under this name is a new device: the daemon's, with no intent.
             waiting[id] = nil
-            records[id]!.managed = true
+            record.managed = true
             forgetIntent(id, because: .removed)
         }
         // Also for blocks of a DIMM found before their own `add` uevent was read.
-        if transition.input == .event(.add) { records[id]!.addedAt = now }
-        let record = records[id]!
+        if transition.input == .event(.add) { record.addedAt = now }
+        records[id] = record
         if let event = HookEvent(transition) {
             effects.append(
                 .changed(DeviceChange(device: id, event: event, zone: record.zone?.rawValue, node: record.node)))

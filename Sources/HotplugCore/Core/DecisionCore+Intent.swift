@@ -51,7 +51,7 @@ extension DecisionCore {
             } else if !honours(entry, of: id) {
                 forgetIntent(id, because: .enforced(id.kind))
             } else {
-                records[id]!.managed = false
+                records[id]?.managed = false
             }
         }
     }
@@ -64,7 +64,7 @@ extension DecisionCore {
     /// An `offline` hotplugd did not cause, for a device it had online.
     mutating func takenOffline(_ id: DeviceID) {
         if let entry = intent[id], honours(entry, of: id) {
-            records[id]!.managed = false
+            records[id]?.managed = false
             return
         }
         if config.enforces(id.kind) {
@@ -73,7 +73,7 @@ extension DecisionCore {
                 kind: .enforce)
             return
         }
-        records[id]!.managed = false
+        records[id]?.managed = false
         let entry = OperatorIntent.Entry(origin: .observed, since: Int(wallClockSeconds))
         setIntent(id, entry)
         log(

@@ -4,11 +4,10 @@
 extension DecisionCore {
     /// Every present device with its state and what the policy would do if it is offline.
     public func status() -> [DeviceStatus] {
-        let offlineBlocks = Set(records.keys.filter { $0.kind == .memory && records[$0]!.state == .offline })
+        let offlineBlocks = Set(records.filter { $0.key.kind == .memory && $0.value.state == .offline }.keys)
         let memory = memoryPolicyDecisions(for: offlineBlocks)
         let cpuPolicy = CPUPolicy(config: config.cpu)
-        return records.keys.sorted().compactMap { id -> DeviceStatus? in
-            let record = records[id]!
+        return records.sorted { $0.key < $1.key }.compactMap { id, record -> DeviceStatus? in
             guard record.isPresent else { return nil }
             var policy: String?
             let kept = intent[id].flatMap { honours($0, of: id) ? $0 : nil }

@@ -173,7 +173,7 @@ public struct DecisionCore: Sendable {
             learn(readings, cause: .rescan)
             // A failed device gets one more chance after a rescan; blocked ones never do.
             for (id, record) in records where record.state == .failed {
-                records[id]!.machine = DeviceMachine(state: .offline)
+                records[id]?.machine = DeviceMachine(state: .offline)
                 log(.info, "retrying after rescan", ["device": id.name])
             }
             act(on: Array(records.keys))
@@ -212,8 +212,8 @@ public struct DecisionCore: Sendable {
         guard records[id] != nil else { return finish() }
         effects.append(
             .finished(
-                OnlineOperation(device: id, outcome: outcome, sinceAdded: records[id]!.addedAt.map { endedAt - $0 })))
-        records[id]!.addedAt = nil
+                OnlineOperation(device: id, outcome: outcome, sinceAdded: records[id]?.addedAt.map { endedAt - $0 })))
+        records[id]?.addedAt = nil
         let finish = WriteResult(value: value, outcome: outcome, attempts: attempts)
         if outcome == .succeeded, id.kind == .memory || records[id]?.node == nil {
             // The zone and node first, so the transition's line says where the device went. A block
