@@ -104,8 +104,8 @@ format:
 
 # Unit, core and driver tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan).
 sanitize: deps
-	$(SWIFT) test --sanitize=address --build-path .build-asan --skip $(SANITIZE_SKIP)
-	$(SWIFT) test --sanitize=thread --build-path .build-tsan --skip $(SANITIZE_SKIP)
+	$(SWIFT) test --sanitize=address --build-path .build-asan --skip "$(SANITIZE_SKIP)"
+	$(SWIFT) test --sanitize=thread --build-path .build-tsan --skip "$(SANITIZE_SKIP)"
 
 # New inputs go to $(FUZZ_WORK)/TARGET and crashes to $(FUZZ_WORK)/crash-*: replay one with
 # `swift run fuzz-config FILE`.
