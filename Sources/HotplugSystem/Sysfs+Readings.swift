@@ -4,12 +4,13 @@ import HotplugCore
 extension SysfsAccess {
     /// Answers one read request. Never throws: a device that cannot be read is a failure in the
     /// answer, a scan that cannot go on says why in `scanError`, and the core decides what follows.
-    /// `isCancelled` is looked at every 1,024 devices of a scan, so a stop never waits for a whole
+    /// `goOn` is called every 1,024 devices of a scan: it marks progress (for the watchdog) and says
+    /// whether to go on, so a stop never waits for a whole
     /// machine to be read.
-    public func answer(_ what: ReadRequest.What, isCancelled: () -> Bool = { false }) -> Readings {
+    public func answer(_ what: ReadRequest.What, goOn: () -> Bool = { true }) -> Readings {
         switch what {
         case .everything:
-            return scan(isCancelled: isCancelled)
+            return scan(goOn: goOn)
         case .devices(let ids, let zonesWithoutNode):
             var readings = Readings()
             for id in ids { readDevice(id, zonesWithoutNode: zonesWithoutNode, nodes: nil, into: &readings) }
@@ -35,7 +36,7 @@ extension SysfsAccess {
     }
 
     /// Every device, the block size and node membership.
-    private func scan(isCancelled: () -> Bool) -> Readings {
+    private func scan(goOn: () -> Bool) -> Readings {
         var readings = Readings()
         do {
             readings.blockSizeBytes = try memoryBlockSize()
@@ -63,7 +64,7 @@ extension SysfsAccess {
             }
             for id in ids {
                 count += 1
-                if count % 1024 == 0 && isCancelled() {
+                if count % 1024 == 0 && !goOn() {
                     readings.scanError = "stopped"
                     return readings
                 }
