@@ -102,10 +102,13 @@ format-check:
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
 
-# Unit, core and driver tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan).
+# Unit, core and driver tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan);
+# the suites that make real uevents one at a time after the rest, as in test.
 sanitize: deps
-	$(SWIFT) test --sanitize=address --build-path .build-asan --skip "$(SANITIZE_SKIP)"
-	$(SWIFT) test --sanitize=thread --build-path .build-tsan --skip "$(SANITIZE_SKIP)"
+	$(SWIFT) test --sanitize=address --build-path .build-asan --skip "$(SANITIZE_SKIP)|$(KERNEL_SUITES)"
+	$(SWIFT) test --sanitize=address --build-path .build-asan --no-parallel --filter "$(KERNEL_SUITES)" --skip "$(SANITIZE_SKIP)"
+	$(SWIFT) test --sanitize=thread --build-path .build-tsan --skip "$(SANITIZE_SKIP)|$(KERNEL_SUITES)"
+	$(SWIFT) test --sanitize=thread --build-path .build-tsan --no-parallel --filter "$(KERNEL_SUITES)" --skip "$(SANITIZE_SKIP)"
 
 # New inputs go to $(FUZZ_WORK)/TARGET and crashes to $(FUZZ_WORK)/crash-*: replay one with
 # `swift run fuzz-config FILE`.
