@@ -292,7 +292,7 @@ def report(results, smoke):
         "",
         "## Start-up scan",
         "",
-        "`hotplugd-bench scan`: `Engine.start()` over a tree of online memory blocks and CPUs in /dev/shm.",
+        "`hotplugd-bench scan`: `CoreDriver.start()` over a tree of online memory blocks and CPUs in /dev/shm.",
         "",
         "The floor is the same tree read in a bare loop (node links listed once, then each block's state, "
         "zones and DIMM link and each CPU's `online`), no engine, in the same process right after.",
