@@ -11,8 +11,9 @@ import Logging
 final class CoreLoop: @unchecked Sendable {
     /// What the async side hears from the loop.
     enum Publication: Sendable {
-        /// The start-up scan and coldplug are done.
-        case started(CoreSnapshot)
+        /// The start-up scan and coldplug are done. Coldplug's changes and writes come with it:
+        /// left for the next input, their hooks and metrics would wait for whatever happens next.
+        case started(changes: [DeviceChange], operations: [OnlineOperation], snapshot: CoreSnapshot)
         /// What one input led to. The snapshot is taken when the queue is empty or a second has passed.
         case progress(changes: [DeviceChange], operations: [OnlineOperation], snapshot: CoreSnapshot?)
         /// Time to write the metrics file, or a hook ended.
@@ -50,7 +51,8 @@ final class CoreLoop: @unchecked Sendable {
             return
         }
         afterStart(driver)
-        publish.yield(.started(driver.core.snapshot()))
+        publish.yield(
+            .started(changes: driver.takeChanges(), operations: driver.takeOperations(), snapshot: driver.core.snapshot()))
         var lastSnapshot = ContinuousClock.now
         while true {
             switch queue.next(deadline: driver.nextDeadline) {

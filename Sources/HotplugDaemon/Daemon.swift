@@ -98,8 +98,8 @@ public final class Daemon: Service {
 
         var iterator = publications.makeAsyncIterator()
         switch await iterator.next() {
-        case .started(let snapshot):
-            _ = await outputs.publish(changes: [], operations: [], snapshot: snapshot)
+        case .started(let changes, let operations, let snapshot):
+            _ = await outputs.publish(changes: changes, operations: operations, snapshot: snapshot)
             ServiceManager.notify("READY=1", "STATUS=\(snapshot.summary)")
         case .failed(let reason):
             throw DaemonError.stopped(reason)
