@@ -11,7 +11,8 @@ import Logging
 final class CoreLoop: @unchecked Sendable {
     /// What the async side hears from the loop.
     enum Publication: Sendable {
-        /// The start-up scan and coldplug are done; what coldplug changed goes to hooks and metrics.
+        /// The start-up scan and coldplug are done. Coldplug's changes and writes come with it:
+        /// left for the next input, their hooks and metrics would wait for whatever happens next.
         case started(changes: [DeviceChange], operations: [OnlineOperation], snapshot: CoreSnapshot)
         /// What one input led to. The snapshot is taken when the queue is empty or a second has passed.
         case progress(changes: [DeviceChange], operations: [OnlineOperation], snapshot: CoreSnapshot?)

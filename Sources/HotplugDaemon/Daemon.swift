@@ -107,7 +107,7 @@ public final class Daemon: Service {
             return
         }
 
-        let background = startBackgroundInputs(queue, heartbeat: heartbeat)
+        let background = startBackgroundInputs(queue, hooks: outputs.hooks, heartbeat: heartbeat)
         defer { background.forEach { $0.cancel() } }
         try await withGracefulShutdownHandler {
             try await serve(outputs, publications: &iterator, continuation: publish)
@@ -131,14 +131,16 @@ public final class Daemon: Service {
         return DaemonOutputs(hooks: hooks, metrics: metrics, logger: logger)
     }
 
-    /// SIGHUP as a new configuration for the core, and, when systemd asks for them, watchdog pings
-    /// while the core's thread is idle or its current step is younger than half the interval.
-    private func startBackgroundInputs(_ queue: InputQueue, heartbeat: Heartbeat) -> [Task<Void, Never>] {
+    /// SIGHUP as a new configuration for the core and the hooks, and, when systemd asks for them,
+    /// watchdog pings while the core's thread is idle or its current step is younger than half the interval.
+    private func startBackgroundInputs(
+        _ queue: InputQueue, hooks: HookRunner, heartbeat: Heartbeat
+    ) -> [Task<Void, Never>] {
         var tasks = [
             Task { [self] in
                 var current = options.config
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    current = reload(current, queue: queue)
+                    current = await reload(current, queue: queue, hooks: hooks)
                 }
             }
         ]
@@ -197,9 +199,10 @@ public final class Daemon: Service {
         }
     }
 
-    /// Re-reads the configuration file and queues it for the core. A configuration that does not
-    /// load is logged and the one in force stays, whole: nothing of a broken file is applied.
-    private func reload(_ current: Config, queue: InputQueue) -> Config {
+    /// Re-reads the configuration file, queues it for the core and hands its hooks to the runner
+    /// (they live on this side, not in the core). A configuration that does not load is logged and
+    /// the one in force stays, whole: nothing of a broken file is applied.
+    private func reload(_ current: Config, queue: InputQueue, hooks: HookRunner) async -> Config {
         ServiceManager.notify("RELOADING=1", "MONOTONIC_USEC=\(ServiceManager.monotonicMicroseconds)")
         defer { ServiceManager.notify("READY=1") }
         guard let path = options.configPath else {
@@ -212,6 +215,7 @@ public final class Daemon: Service {
                 logger.notice("reload: [monitor] and [metrics] settings take effect at the next start")
             }
             queue.reconfigure(config)
+            await hooks.update(hooks: config.hooks)
             logger.notice("configuration reloaded", metadata: ["path": "\(path)"])
             return config
         } catch {

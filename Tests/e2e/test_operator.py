@@ -86,11 +86,13 @@ echo "$HOTPLUG_ACTION $HOTPLUG_KIND $HOTPLUG_COUNT $HOTPLUG_DEVICES|$HOTPLUG_ZON
 """
 
 
+HOOK_CONFIG = '[metrics]\ntextfile = "/run/hotplugd.prom"\n[[hook]]\ncommand = ["/etc/hotplugd/hook"]\non = ["{}"]'
+
+
 def test_a_hook_sees_hot_added_devices_and_metrics_count_them(boot):
     guest = boot(smp="1,maxcpus=4")
     guest.sh(f"cat > /etc/hotplugd/hook <<'EOF'\n{HOOK}EOF\nchmod 755 /etc/hotplugd/hook")
-    start_daemon(guest, config='[metrics]\ntextfile = "/run/hotplugd.prom"\n'
-                 '[[hook]]\ncommand = ["/etc/hotplugd/hook"]\non = ["online"]')
+    start_daemon(guest, config=HOOK_CONFIG.format("online"))
     guest.add_cpu(1)
     guest.sh("e2e wait-count 4 2 120; e2e wait-online 120")
     guest.sh("e2e wait-log 'hook ran' 30")
@@ -110,3 +112,12 @@ def test_a_hook_sees_hot_added_devices_and_metrics_count_them(boot):
                  'hotplugd_memory_blocks_online{zone="Movable",node="0"} 8.0',
                  'hotplugd_hook_runs_total{hook="hook",result="succeeded"} 2']:
         assert line in metrics.splitlines(), f"{line} not in\n{metrics}"
+
+    # A reload puts the new hooks in force at once: the same hook, now on add instead of online.
+    guest.sh(f"cat > /etc/hotplugd/hotplugd.toml <<'EOF'\n{HOOK_CONFIG.format('add')}\nEOF")
+    guest.sh("e2e signal HUP; e2e wait-log 'configuration reloaded' 10")
+    guest.add_cpu(2)
+    guest.sh("e2e wait-count 12 3 120; e2e wait-online 120")
+    guest.sh("e2e wait-log-count 'hook ran' 3 30")
+    runs = guest.sh("cat /run/hook-runs").splitlines()
+    assert len(runs) == 3 and runs[2].startswith("add cpu 1 cpu2|"), runs

@@ -115,10 +115,12 @@ public struct DecisionCore: Sendable {
         let reloadIntent = events.contains { $0.action == .offline && records[$0.device]?.state == .online }
         if reloadIntent { effects.append(.loadIntent) }
         // Events about devices never seen (other than add and remove): read what they are first.
+        // Only a device's first event in the burst counts: one that follows its `add` (a CPU's
+        // `bind`, the kernel's own `online`) finds it added, not unknown.
         var unknown: [DeviceID] = []
         var seen = Set<DeviceID>()
-        for event in events where records[event.device] == nil && event.action != .add && event.action != .remove {
-            if seen.insert(event.device).inserted { unknown.append(event.device) }
+        for event in events where records[event.device] == nil && seen.insert(event.device).inserted {
+            if event.action != .add && event.action != .remove { unknown.append(event.device) }
         }
         if unknown.isEmpty && !reloadIntent {
             apply(events)
