@@ -31,8 +31,10 @@ extension DecisionCore {
         }
         // A scan that ended early says nothing about the devices it did not reach.
         guard readings.scanError == nil else { return }
-        for (id, record) in records
-        where readings.devices[id] == nil && readings.failures[id] == nil && record.state != .removed {
+        let gone = records.filter {
+            readings.devices[$0.key] == nil && readings.failures[$0.key] == nil && $0.value.state != .removed
+        }
+        for id in gone.keys.sorted() {
             apply(.observed(.absent), to: id, cause: cause)
         }
     }

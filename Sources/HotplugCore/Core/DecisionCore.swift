@@ -1,8 +1,9 @@
 /// The daemon's decisions as a value: events, readings, write results and the clock go in;
 /// effects (reads, writes, intent to store, log lines, device changes) come out.
 ///
-/// It does no I/O and has no clock of its own, so a recorded trace of inputs replays to the same
-/// effects, and the daemon, `hotplugd status` and the offline/online commands share one set of
+/// It does no I/O and has no clock of its own, and wherever it walks a dictionary to make effects
+/// it walks it in device order (Swift seeds hashing per process), so a recorded trace of inputs
+/// replays to the same effects in any process, and the daemon, `hotplugd status` and the offline/online commands share one set of
 /// decisions. Each input method returns the effects of that input; the owner performs them in
 /// order and hands back each read's and write's result before anything else (see `Effect`).
 ///
@@ -174,7 +175,7 @@ public struct DecisionCore: Sendable {
             if let error = readings.scanError { log(.error, "rescan failed", ["error": error]) }
             learn(readings, cause: .rescan)
             // A failed device gets one more chance after a rescan; blocked ones never do.
-            for (id, record) in records where record.state == .failed {
+            for (id, record) in records.sorted(by: { $0.key < $1.key }) where record.state == .failed {
                 records[id]?.machine = DeviceMachine(state: .offline)
                 log(.info, "retrying after rescan", ["device": id.name])
             }
@@ -201,7 +202,9 @@ public struct DecisionCore: Sendable {
             for (id, reading) in readings.devices { noteOnlined(id, reading) }
             if case .onlined(let id, _, _) = request.what { finishWrite(id, result) }
         case .following:
-            for (id, reading) in readings.devices where reading.state == .offline { takeInFollowing(id) }
+            for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) where reading.state == .offline {
+                takeInFollowing(id)
+            }
         }
         return finish()
     }
