@@ -93,6 +93,14 @@ extension CoreDriverTests {
         #expect(log.contains("ignoring a line of the intent file error=line 4"))
     }
 
+    @Test func statusShowsNoIntentOfADeviceOnlineSinceItWasRecorded() throws {
+        try store.update { _ in }
+        try TextFile.write(store.path, "cpu1 command 5\n")
+        let engine = engine(options: { $0.dryRun = true }, intentStore: store)
+        try engine.scanOnly()
+        #expect(engine.core.status().first { $0.device == "cpu1" }?.intent == nil, "cpu1 is online")
+    }
+
     @Test func aDryRunKeepsIntentInMemoryOnly() throws {
         let engine = engine(options: { $0.dryRun = true }, intentStore: store)
         try engine.start()

@@ -167,6 +167,8 @@ public struct DecisionCore: Sendable {
         case .start(let act):
             learn(readings, cause: .scan)
             loadBaseline()
+            // Also for a look only: `status` shows no intent of a device online or gone since.
+            squareIntent()
             if act { coldplug() }
         case .rescan:
             if let error = readings.scanError { log(.error, "rescan failed", ["error": error]) }
