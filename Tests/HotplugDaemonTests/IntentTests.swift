@@ -1,5 +1,6 @@
 import HotplugCore
 import HotplugDaemon
+import HotplugFixtures
 import HotplugSystem
 import Testing
 
@@ -91,6 +92,52 @@ extension CoreDriverTests {
         #expect(log.has(.info, "operator intent dropped", ["device": "cpu1", "reason": "the device is online"]))
         #expect(log.has(.info, "operator intent dropped", ["device": "cpu9", "reason": "the device is gone"]))
         #expect(log.contains("ignoring a line of the intent file error=line 4"))
+    }
+
+    @Test func aStartWhoseScanFailsDecidesNothing() throws {
+        // Memory cannot be listed: the scan ends after the CPUs.
+        struct UnlistableMemory: SysfsAccess {
+            let kernel: FakeKernel
+            var root: String { kernel.root }
+            func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] {
+                guard kind == .cpu else {
+                    throw SysfsError(path: "\(root)/devices/system/memory", operation: "list", errno: .ioError)
+                }
+                return try kernel.devices(kind)
+            }
+            func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
+                try kernel.read(device, attribute)
+            }
+            func write(
+                _ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool
+            ) throws(SysfsError) {
+                try kernel.write(device, attribute, value, interruptible: interruptible)
+            }
+            func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? {
+                try kernel.link(device, name)
+            }
+            func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try kernel.entries(device) }
+            func has(_ device: DeviceID, _ name: String) -> Bool { kernel.has(device, name) }
+            func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String {
+                try kernel.read(kind, path: path)
+            }
+            func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try kernel.nodeMembership() }
+        }
+        try tree.addCPU(2, online: false)
+        try store.update { $0[DeviceID(name: "memory3")!] = OperatorIntent.Entry(origin: .command, since: 5) }
+        let driver = CoreDriver(
+            config: Config(), sysfs: UnlistableMemory(kernel: kernel), intentStore: store, logger: log.logger())
+        #expect(throws: SysfsError.self) { try driver.start() }
+        #expect(kernel.writes.isEmpty, "nothing onlined on a partial view")
+        #expect(try storedIntent() == ["memory3": .command], "not reached is not gone")
+    }
+
+    @Test func statusShowsNoIntentOfADeviceOnlineSinceItWasRecorded() throws {
+        try store.update { _ in }
+        try TextFile.write(store.path, "cpu1 command 5\n")
+        let engine = engine(options: { $0.dryRun = true }, intentStore: store)
+        try engine.scanOnly()
+        #expect(engine.core.status().first { $0.device == "cpu1" }?.intent == nil, "cpu1 is online")
     }
 
     @Test func aDryRunKeepsIntentInMemoryOnly() throws {

@@ -48,7 +48,6 @@ extension DecisionCore {
     /// After the start-up scan: devices of a kind whose coldplug is off are left alone; the rest
     /// are acted on like hot-added ones.
     mutating func coldplug() {
-        squareIntent()
         for kind in DeviceKind.allCases {
             let mode = kind == .cpu ? config.cpu.coldplug : config.memory.coldplug
             let allowed: Bool

@@ -170,6 +170,11 @@ public struct DecisionCore: Sendable {
         case .start(let act):
             learn(readings, cause: .scan)
             loadBaseline()
+            // A scan that ended early fails the start: decided on part of the machine, the devices
+            // not reached would lose their intent as gone, and coldplug would count a wrong baseline.
+            guard readings.scanError == nil else { break }
+            // Also for a look only: `status` shows no intent of a device online or gone since.
+            squareIntent()
             if act { coldplug() }
         case .rescan:
             if let error = readings.scanError { log(.error, "rescan failed", ["error": error]) }
