@@ -32,6 +32,8 @@ public final class InputQueue: Sendable {
         /// Bursts dropped because the queue was full, and their events.
         public var overflows = 0
         public var droppedEvents = 0
+        /// Refused datagrams not queued because the queue was full.
+        public var droppedRefusals = 0
         /// Losses merged into a rescan already queued.
         public var mergedLosses = 0
         /// The most events ever queued at once.
@@ -80,7 +82,16 @@ public final class InputQueue: Sendable {
         case .eventsLost:
             lost()
         case .refused(let reason):
-            state.withLock { $0.items.append(.refused(reason)) }
+            // A refusal takes a place like an event, so a flood of forged datagrams is bounded
+            // too; past the capacity it is only counted (its log line is rate-limited anyway).
+            state.withLock { state in
+                guard state.queuedEvents < capacity else {
+                    state.counters.droppedRefusals += 1
+                    return
+                }
+                state.items.append(.refused(reason))
+                state.queuedEvents += 1
+            }
         case .failed(let reason):
             state.withLock { $0.items.append(.failed(reason)) }
         case .ready:
@@ -161,6 +172,7 @@ public final class InputQueue: Sendable {
             }
             switch item {
             case .events(let batch): state.queuedEvents -= batch.count
+            case .refused: state.queuedEvents -= 1
             case .eventsLost: state.lossQueued = false
             default: break
             }

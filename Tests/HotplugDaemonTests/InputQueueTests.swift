@@ -38,6 +38,18 @@ import Testing
         #expect(queue.isEmpty)
     }
 
+    @Test func aFloodOfRefusalsIsBoundedToo() {
+        let queue = InputQueue(capacity: 10)
+        for index in 0..<1000 { queue.push(.refused("forged \(index)")) }
+        #expect(queue.counters.droppedRefusals == 990)
+        var taken = 0
+        while !queue.isEmpty, case .refused = queue.next(deadline: nil) { taken += 1 }
+        #expect(taken == 10)
+        // The places are free again.
+        queue.push(Self.burst(10))
+        #expect(queue.counters.overflows == 0)
+    }
+
     @Test func stopGoesAheadOfABacklog() {
         let queue = InputQueue(capacity: 100_000)
         for _ in 0..<100 { queue.push(Self.burst(100)) }
