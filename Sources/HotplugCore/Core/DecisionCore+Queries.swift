@@ -72,8 +72,12 @@ extension DecisionCore {
 
     /// One line for systemd's STATUS=: devices per kind and state, and movable memory.
     public func summary() -> String {
-        let counts = deviceCounts()
-        let movable = onlineBlocksByZone().filter { $0.key.zone == Zone.movable.rawValue }.values.reduce(0, +)
+        Self.summary(deviceCounts(), onlineBlocksByZone())
+    }
+
+    /// The STATUS= line from counts already taken.
+    static func summary(_ counts: [DeviceKind: [DeviceState: Int]], _ blocks: [ZoneAndNode: Int]) -> String {
+        let movable = blocks.filter { $0.key.zone == Zone.movable.rawValue }.values.reduce(0, +)
         return DeviceKind.allCases.map { kind in
             let states = DeviceState.allCases.compactMap { state in
                 counts[kind]?[state].map { "\($0) \(state.rawValue)" }
@@ -105,9 +109,12 @@ public struct CoreSnapshot: Sendable, Equatable {
 }
 
 extension DecisionCore {
+    /// Every record is counted once for all of it: the summary is made from the same counts.
     public func snapshot() -> CoreSnapshot {
-        CoreSnapshot(
-            deviceCounts: deviceCounts(), onlineBlocksByZone: onlineBlocksByZone(), keptOffline: keptOffline,
-            blockSizeBytes: blockSizeBytes, summary: summary())
+        let counts = deviceCounts()
+        let blocks = onlineBlocksByZone()
+        return CoreSnapshot(
+            deviceCounts: counts, onlineBlocksByZone: blocks, keptOffline: keptOffline, blockSizeBytes: blockSizeBytes,
+            summary: Self.summary(counts, blocks))
     }
 }
