@@ -1,4 +1,3 @@
-import Glibc
 import HotplugCore
 import HotplugSystem
 import Logging
@@ -191,12 +190,12 @@ extension LogRecord.Level {
 /// When the core's thread started its current piece of work, or that it is idle: the watchdog
 /// pings systemd only while work moves on.
 public final class Heartbeat: Sendable {
-    /// Monotonic nanoseconds at the start of the current effect; 0 when idle.
+    /// CLOCK_MONOTONIC in microseconds at the start of the current effect; 0 when idle.
     private let busySince = Atomic<UInt64>(0)
 
     public init() {}
 
-    func beat() { busySince.store(Self.nanoseconds(), ordering: .relaxed) }
+    func beat() { busySince.store(ServiceManager.monotonicMicroseconds, ordering: .relaxed) }
     func idle() { busySince.store(0, ordering: .relaxed) }
 
     /// Whether the thread is idle or its current effect started less than `limit` ago.
@@ -204,12 +203,7 @@ public final class Heartbeat: Sendable {
         let since = busySince.load(ordering: .relaxed)
         guard since != 0 else { return true }
         let (seconds, attoseconds) = limit.components
-        return Self.nanoseconds() &- since < UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-    }
-
-    static func nanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        let limitMicroseconds = UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
+        return ServiceManager.monotonicMicroseconds &- since < limitMicroseconds
     }
 }
