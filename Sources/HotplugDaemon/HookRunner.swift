@@ -4,8 +4,8 @@ import Subprocess
 
 import struct SystemPackage.FilePath
 
-/// Runs the configured hooks for the device changes the engine reports, away from the engine's
-/// task: a slow hook never delays onlining.
+/// Runs the configured hooks for the device changes the core reports, away from the core's
+/// thread: a slow hook never delays onlining.
 ///
 /// Changes are gathered until none has come for `settle` (at most `maxDelay` after the first), and
 /// each hook then runs once per kind and event for all of them; changes that come while hooks run

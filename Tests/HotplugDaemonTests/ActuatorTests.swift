@@ -8,7 +8,7 @@ import struct SystemPackage.Errno
 
 /// The one write path of the daemon and the commands, offline and under a time limit: every
 /// answer the kernel gives, injected into the fake tree, and what the actuator makes of it. The
-/// online answers are covered through the engine (`EngineTests.theKernelsAnswer`).
+/// online answers are covered through the core's driver (`CoreDriverTests.theKernelsAnswer`).
 @Suite struct ActuatorTests {
     let tree: FakeSysfsTree
     let kernel: FakeKernel

@@ -4,7 +4,7 @@ import Testing
 
 @testable import HotplugDaemon
 
-/// The Prometheus text file, from what the engine did on the fake tree.
+/// The Prometheus text file, from what the core did on the fake tree.
 extension CoreDriverTests {
     @Test func metricsCountEventsOperationsDevicesAndZones() throws {
         let engine = engine(intentStore: store)

@@ -8,7 +8,7 @@ import Logging
 /// The daemon's own costs, measured in process on a sysfs tree of plain files in /dev/shm:
 ///
 /// - `events N`: a recorded trace of 2N events (`add` then `online` for N memory blocks in DIMMs
-///   of 64 blocks), each handed to the engine as the monitor hands a batch on: decode, state machine,
+///   of 64 blocks), each handed to the core as the monitor hands a batch on: decode, state machine,
 ///   policy, and the sysfs write issued. Per-event times, for `online_movable` (one write per
 ///   `add`) and `auto-movable` (the first `add` of a DIMM onlines all of it).
 /// - `scan BLOCKS CPUS`: the start-up scan of that many memory blocks and CPUs: time and the
