@@ -25,6 +25,10 @@ public struct DecisionCore: Sendable {
         public var memoryGroupWait: Duration = .milliseconds(250)
         /// How often waiting blocks are looked at again: the links appear without a uevent.
         public var memoryGroupPoll: Duration = .milliseconds(5)
+        /// How long a block waits for its node link when a node rule needs it. The kernel links
+        /// every block of a NUMA kernel right after its add: this bounds a wait for a fact, it
+        /// is not a decision by the clock.
+        public var nodeWait: Duration = .seconds(2)
         /// Kernel-zone memory present at boot per node, in pages, when known from an earlier start.
         public var bootKernelPages: [Int: Int]?
         /// Whether debug lines are wanted; a scan's first sight of every device is one, and not
@@ -155,8 +159,7 @@ public struct DecisionCore: Sendable {
     /// When `tick` should next run, if anything is waiting.
     public var nextDeadline: Instant? {
         guard let earliest = waiting.values.min() else { return nil }
-        let giveUp = max(earliest, lastMemoryAdd ?? earliest) + options.memoryGroupWait
-        return min(giveUp, (lastMemoryCheck ?? earliest) + options.memoryGroupPoll)
+        return (lastMemoryCheck ?? earliest) + options.memoryGroupPoll
     }
 
     /// A new configuration. Devices are not decided again until something happens to them, except
