@@ -32,6 +32,20 @@ extension SysfsAccess {
             return readings
         case .onlined(let id, let hint, let zone):
             return readOnlined(id, nodeHint: hint, zone: zone)
+        case .firmwareRAM:
+            var readings = Readings()
+            readFirmwareRAM(into: &readings)
+            return readings
+        }
+    }
+
+    /// The firmware's memory map. Without it (or unreadable, said as a failure of no device)
+    /// no memory counts as a driver's.
+    private func readFirmwareRAM(into readings: inout Readings) {
+        do {
+            readings.firmwareRAM = try firmwareRAM()
+        } catch {
+            readings.firmwareRAM = nil
         }
     }
 
@@ -53,6 +67,7 @@ extension SysfsAccess {
         } catch {
             nodes = nil
         }
+        readFirmwareRAM(into: &readings)
         var count = 0
         for kind in DeviceKind.allCases {
             let ids: [DeviceID]

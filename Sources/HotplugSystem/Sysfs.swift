@@ -21,6 +21,8 @@ public final class Sysfs: SysfsAccess {
     /// `module/memory_hotplug/parameters`: the kernel's onlining policy (see `MemoryOnlining`);
     /// absent before Linux 5.12 and in test trees that leave it out.
     let memoryHotplugParameters: FileDescriptor?
+    /// `firmware/memmap`, absent on kernels built without CONFIG_FIRMWARE_MEMMAP.
+    private let firmwareMemoryMap: FileDescriptor?
     /// Whether openat2(2) with RESOLVE_BENEATH works here (Linux 5.6 and later, and allowed by
     /// the seccomp filter): one system call per attribute instead of a walk of three.
     private let resolvesBeneath: Bool
@@ -30,6 +32,7 @@ public final class Sysfs: SysfsAccess {
         var directories: [DeviceKind: FileDescriptor] = [:]
         var nodeDirectory: FileDescriptor?
         var parameters: FileDescriptor?
+        var memoryMap: FileDescriptor?
         do throws(Errno) {
             let rootFD = try Self.openAt(FileDescriptor(rawValue: AT_FDCWD), root, flags: chotplug_O_PATH | O_DIRECTORY)
             defer { rootFD.closeAfterUse() }
@@ -50,14 +53,22 @@ public final class Sysfs: SysfsAccess {
             } catch  where error == .noSuchFileOrDirectory {
                 parameters = nil
             }
+            do throws(Errno) {
+                memoryMap = try Self.openPath(
+                    from: rootFD, ["firmware", "memmap"], flags: chotplug_O_PATH | O_DIRECTORY)
+            } catch  where error == .noSuchFileOrDirectory {
+                memoryMap = nil
+            }
         } catch {
             for fd in directories.values { fd.closeAfterUse() }
             nodeDirectory?.closeAfterUse()
+            parameters?.closeAfterUse()
             throw SysfsError(path: "\(root)/devices/system", operation: "open", errno: error)
         }
         self.kindDirectories = directories
         self.nodeDirectory = nodeDirectory
         self.memoryHotplugParameters = parameters
+        self.firmwareMemoryMap = memoryMap
         let probe = chotplug_openat_beneath(directories[.cpu]!.rawValue, ".", chotplug_O_PATH | O_DIRECTORY)
         if probe >= 0 { Glibc.close(probe) }
         self.resolvesBeneath = probe >= 0
@@ -67,6 +78,7 @@ public final class Sysfs: SysfsAccess {
         for fd in kindDirectories.values { fd.closeAfterUse() }
         nodeDirectory?.closeAfterUse()
         memoryHotplugParameters?.closeAfterUse()
+        firmwareMemoryMap?.closeAfterUse()
     }
 
     /// The devices of one kind present now, in no particular order.
@@ -172,6 +184,30 @@ public final class Sysfs: SysfsAccess {
             }
         }
         return membership
+    }
+
+    public func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]? {
+        guard let firmwareMemoryMap else { return nil }
+        let path = "\(root)/firmware/memmap"
+        var ranges: [ClosedRange<Int>] = []
+        for name in try entries(in: firmwareMemoryMap, path: path) {
+            do throws(Errno) {
+                let entry = try Self.openAt(firmwareMemoryMap, name, flags: chotplug_O_PATH | O_DIRECTORY)
+                defer { entry.closeAfterUse() }
+                guard try Self.readFile(at: entry, "type") == "System RAM" else { continue }
+                let bounds = try ["start", "end"].map { field throws(Errno) in
+                    let text = try Self.readFile(at: entry, field)
+                    guard text.hasPrefix("0x"), let value = Int(text.dropFirst(2), radix: 16) else {
+                        throw Errno.invalidArgument
+                    }
+                    return value
+                }
+                if bounds[0] <= bounds[1] { ranges.append(bounds[0]...bounds[1]) }
+            } catch {
+                throw SysfsError(path: "\(path)/\(name)", operation: "read", errno: error)
+            }
+        }
+        return ranges
     }
 
     /// Reads an attribute of the subsystem's directory, e.g. `memory/block_size_bytes` or `cpu/smt/control`.

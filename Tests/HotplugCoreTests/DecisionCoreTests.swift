@@ -11,6 +11,8 @@ import Testing
     /// A machine described by its readings; reads are answered from it.
     struct Machine {
         var devices: [DeviceID: DeviceReading] = [:]
+        /// The firmware's memory map; nil: the machine has none.
+        var firmwareRAM: [ClosedRange<Int>]?
 
         mutating func add(
             memory index: Int, node: Int? = 0, zones: [Zone] = ["Normal", "Movable"], dimm: String? = nil,
@@ -29,7 +31,7 @@ import Testing
         func answer(_ what: ReadRequest.What) -> Readings {
             switch what {
             case .everything:
-                return Readings(devices: devices, blockSizeBytes: 128 << 20)
+                return Readings(devices: devices, blockSizeBytes: 128 << 20, firmwareRAM: firmwareRAM)
             case .devices(let ids, _), .states(let ids):
                 return Readings(devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }))
             case .dimm(let firmwareNode, _, _):
@@ -39,6 +41,8 @@ import Testing
                 if let zone { reading.block?.validZones = [zone] }
                 reading.state = .online
                 return Readings(devices: [id: reading])
+            case .firmwareRAM:
+                return Readings(firmwareRAM: firmwareRAM)
             }
         }
     }

@@ -51,3 +51,20 @@ import Testing
         }
     }
 }
+
+@Suite struct FirmwareMemoryMapTests {
+    @Test func systemRAMRangesAreReadAndOtherTypesLeftOut() throws {
+        let tree = try FakeSysfsTree()
+        let sysfs = try Sysfs(root: tree.root)
+        #expect(try sysfs.firmwareRAM() == nil)
+        try tree.addFirmwareMemoryMap([
+            (0, 0x9_fbff, "System RAM"), (0x10_0000, 0x7ffd_ffff, "System RAM"), (0xfeff_c000, 0xfeff_ffff, "Reserved"),
+            (0x1_0000_0000, 0x1_3fff_ffff, "System RAM"),
+        ])
+        let ranges = try #require(try Sysfs(root: tree.root).firmwareRAM())
+        #expect(
+            ranges.sorted { $0.lowerBound < $1.lowerBound } == [
+                0...0x9_fbff, 0x10_0000...0x7ffd_ffff, 0x1_0000_0000...0x1_3fff_ffff,
+            ])
+    }
+}

@@ -80,6 +80,17 @@ public final class FakeSysfsTree {
         }
     }
 
+    /// `firmware/memmap` with one entry per range, as `N/start`, `N/end` (inclusive, `0x…`) and `N/type`.
+    public func addFirmwareMemoryMap(_ entries: [(start: Int, end: Int, type: String)]) throws {
+        for (index, entry) in entries.enumerated() {
+            let path = "firmware/memmap/\(index)"
+            try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
+            try write("\(path)/start", "0x" + String(entry.start, radix: 16))
+            try write("\(path)/end", "0x" + String(entry.end, radix: 16))
+            try write("\(path)/type", entry.type)
+        }
+    }
+
     /// Removes the device and its link under its node, as the kernel does when it unregisters it.
     public func remove(_ device: String) throws {
         let kind = device.hasPrefix("cpu") ? "cpu" : "memory"

@@ -34,6 +34,16 @@ extension DecisionCore {
             }
             touched.append(id)
         }
+        sayTakenBackByDriver()
+        let removedByDriver = events.filter { $0.action == .remove && driverManaged($0.device) }.map(\.device)
+        if !removedByDriver.isEmpty {
+            log(
+                .info, "memory removed by the driver that added it",
+                [
+                    "blocks": "memory\(CPUList(Set(removedByDriver).map { $0.index...$0.index }))",
+                    "count": "\(Set(removedByDriver).count)",
+                ], kind: .removed)
+        }
         // New devices: read their attributes. Not for a late `add` of a device already taken in
         // (a DIMM's blocks are found before their events are read), nor for online/offline events,
         // whose action is the truth even when the attribute does not show it yet (the kernel sends first).

@@ -59,6 +59,10 @@ public struct DecisionCore: Sendable {
     var lastMemoryAdd: Instant?
     /// When waiting memory blocks were last looked at.
     var lastMemoryCheck: Instant?
+    /// The firmware's "System RAM" ranges, as last read (see `driverManaged`).
+    var firmwareRAM: [ClosedRange<Int>]?
+    /// Memory blocks a driver took back in the input being handled: said in one line.
+    var takenBackByDriver: [DeviceID] = []
     /// Events refused by the decoder so far, for the metrics.
     public internal(set) var rejectedEvents = 0
     /// Refused input is logged, but not without bound.
@@ -123,6 +127,12 @@ public struct DecisionCore: Sendable {
         // intent file before it writes sysfs, so read it first to know whose offline it is.
         let reloadIntent = events.contains { $0.action == .offline && records[$0.device]?.state == .online }
         if reloadIntent { effects.append(.loadIntent) }
+        // And whose memory it is: a driver taking back its own (virtio-mem, dax/kmem) is no operator.
+        if events.contains(where: {
+            $0.action == .offline && $0.device.kind == .memory && records[$0.device]?.state == .online
+        }) {
+            effects.append(.read(ReadRequest(.firmwareRAM, for: .firmwareRAM)))
+        }
         // Events about devices never seen (other than add and remove): read what they are first.
         // Only a device's first event in the burst counts: one that follows its `add` (a CPU's
         // `bind`, the kernel's own `online`) finds it added, not unknown.
@@ -181,7 +191,10 @@ public struct DecisionCore: Sendable {
                 .error, "cannot read device; it is read again at its next event or rescan",
                 ["device": id.name, "error": reason])
         }
+        if request.what == .everything || request.what == .firmwareRAM { firmwareRAM = readings.firmwareRAM }
         switch request.purpose {
+        case .firmwareRAM:
+            break
         case .start(let act):
             learn(readings, cause: .scan)
             loadBaseline()
@@ -194,6 +207,7 @@ public struct DecisionCore: Sendable {
         case .rescan:
             if let error = readings.scanError { log(.error, "rescan failed", ["error": error]) }
             learn(readings, cause: .rescan)
+            sayTakenBackByDriver()
             // A failed device gets one more chance after a rescan; blocked ones never do.
             for (id, record) in records.sorted(by: { $0.key < $1.key }) where record.state == .failed {
                 records[id]?.machine = DeviceMachine(state: .offline)
