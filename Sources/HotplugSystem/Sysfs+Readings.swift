@@ -14,6 +14,7 @@ extension SysfsAccess {
         case .devices(let ids, let zonesWithoutNode):
             var readings = Readings()
             for id in ids { readDevice(id, zonesWithoutNode: zonesWithoutNode, nodes: nil, into: &readings) }
+            if ids.contains(where: { $0.kind == .memory }) { readDaxRAM(into: &readings) }
             return readings
         case .states(let ids):
             var readings = Readings()
@@ -36,6 +37,15 @@ extension SysfsAccess {
             var readings = Readings()
             readFirmwareRAM(into: &readings)
             return readings
+        }
+    }
+
+    /// The dax devices' ranges; unreadable, the last ones read stand.
+    private func readDaxRAM(into readings: inout Readings) {
+        do {
+            readings.daxRAM = try daxRAM()
+        } catch {
+            readings.daxRAM = nil
         }
     }
 
@@ -68,6 +78,7 @@ extension SysfsAccess {
             nodes = nil
         }
         readFirmwareRAM(into: &readings)
+        readDaxRAM(into: &readings)
         var count = 0
         for kind in DeviceKind.allCases {
             let ids: [DeviceID]

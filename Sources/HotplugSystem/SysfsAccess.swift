@@ -26,6 +26,8 @@ public protocol SysfsAccess: Sendable {
     /// The "System RAM" ranges of `/sys/firmware/memmap` (inclusive byte addresses); nil on
     /// kernels without it.
     func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]?
+    /// The address ranges of the dax devices; empty when there are none.
+    func daxRAM() throws(SysfsError) -> [ClosedRange<Int>]
 }
 
 extension SysfsAccess {

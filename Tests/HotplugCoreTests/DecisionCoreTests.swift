@@ -13,6 +13,8 @@ import Testing
         var devices: [DeviceID: DeviceReading] = [:]
         /// The firmware's memory map; nil: the machine has none.
         var firmwareRAM: [ClosedRange<Int>]?
+        /// The dax devices' ranges.
+        var daxRAM: [ClosedRange<Int>]?
 
         mutating func add(
             memory index: Int, node: Int? = 0, zones: [Zone] = ["Normal", "Movable"], dimm: String? = nil,
@@ -31,8 +33,11 @@ import Testing
         func answer(_ what: ReadRequest.What) -> Readings {
             switch what {
             case .everything:
-                return Readings(devices: devices, blockSizeBytes: 128 << 20, firmwareRAM: firmwareRAM)
-            case .devices(let ids, _), .states(let ids):
+                return Readings(devices: devices, blockSizeBytes: 128 << 20, firmwareRAM: firmwareRAM, daxRAM: daxRAM)
+            case .devices(let ids, _):
+                return Readings(
+                    devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }), daxRAM: daxRAM)
+            case .states(let ids):
                 return Readings(devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }))
             case .dimm(let firmwareNode, _, _):
                 return Readings(devices: devices.filter { $0.value.block?.firmwareNode == firmwareNode })

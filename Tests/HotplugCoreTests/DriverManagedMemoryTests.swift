@@ -65,4 +65,29 @@ import Testing
             &core, &machine, core.receive([FakeSysfsTree.event("offline", "memory64")], now: Self.start))
         #expect(core.intent[DeviceID(kind: .memory, index: 64)!]?.origin == .observed)
     }
+
+    @Test func daxMemoryIsLeftToDaxctlUnlessConfiguredOtherwise() {
+        for mode in DaxMemoryMode.allCases {
+            var machine = DecisionCoreTests.bootMachine()
+            machine.daxRAM = [(64 * Self.block)...(66 * Self.block - 1)]
+            var config = Config()
+            config.memory.dax = mode
+            config.memory.onlineType = .onlineMovable
+            var core = DecisionCore(config: config, now: Self.start)
+            DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+            machine.add(memory: 64, zones: ["Normal", "Movable"])
+            machine.add(memory: 70, zones: ["Normal", "Movable"])  // Not the dax device's.
+            let events = [64, 70].map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+            let effects = DecisionCoreTests.run(&core, &machine, core.receive(events, now: Self.start))
+            let written = DecisionCoreTests.writes(effects).map { String($0.prefix { $0 != "=" }) }
+            #expect(written == (mode == .leave ? ["memory70"] : ["memory64", "memory70"]), "\(mode)")
+            if mode == .leave {
+                #expect(
+                    Self.lines(effects).contains {
+                        $0.message == "left offline" && $0.metadata["device"] == "memory64"
+                            && $0.metadata["reason"]?.contains("daxctl") == true
+                    })
+            }
+        }
+    }
 }

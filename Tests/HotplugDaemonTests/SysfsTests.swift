@@ -68,3 +68,18 @@ import Testing
             ])
     }
 }
+
+@Suite struct DaxRangesTests {
+    @Test func daxDevicesAreFoundThroughTheirLinksWithoutFollowingThem() throws {
+        let tree = try FakeSysfsTree()
+        #expect(try Sysfs(root: tree.root).daxRAM().isEmpty)
+        try tree.addDaxDevice("dax0.0", start: 0x2_0000_0000, size: 1 << 30)
+        #expect(try Sysfs(root: tree.root).daxRAM() == [0x2_0000_0000...(0x2_0000_0000 + (1 << 30) - 1)])
+    }
+
+    @Test func aLinkThatLeadsOutOfDevicesIsRefused() throws {
+        let tree = try FakeSysfsTree()
+        try tree.addDaxDevice("dax0.0", start: 0x2_0000_0000, size: 1 << 30, target: "../../../../../../tmp")
+        #expect(throws: SysfsError.self) { try Sysfs(root: tree.root).daxRAM() }
+    }
+}

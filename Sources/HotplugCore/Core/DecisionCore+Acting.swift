@@ -88,15 +88,29 @@ extension DecisionCore {
     mutating func act(on ids: [DeviceID]) {
         var cpus: [DeviceID] = []
         var blocks = Set<DeviceID>()
-        for id in Set(ids) {
+        for id in Set(ids).sorted() {
             guard let record = records[id], record.managed, record.machine.canRequestOnline else { continue }
-            if id.kind == .cpu { cpus.append(id) } else { blocks.insert(id) }
+            if id.kind == .cpu {
+                cpus.append(id)
+            } else if config.memory.dax == .leave && isDax(id) {
+                online(id, .leave(reason: "dax/kmem memory, which daxctl onlines (memory.dax = \"leave\")"))
+            } else {
+                blocks.insert(id)
+            }
         }
         let cpuPolicy = CPUPolicy(config: config.cpu)
         for id in cpus.sorted() {
             online(id, cpuPolicy.decide(cpu: id.index))
         }
         if !blocks.isEmpty { decideMemory(MemoryPass(blocks: blocks)) }
+    }
+
+    /// Whether the block is a dax device's memory (`daxctl reconfigure-device --mode=system-ram`):
+    /// its range lies in a dax device's, as libdaxctl tells a device's blocks.
+    func isDax(_ id: DeviceID) -> Bool {
+        guard id.kind == .memory else { return false }
+        let start = id.index * blockSizeBytes
+        return daxRAM.contains { $0.contains(start) }
     }
 
     /// Carries out one decision: the write, or the reason the device stays offline.

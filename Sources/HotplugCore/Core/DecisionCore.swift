@@ -61,6 +61,8 @@ public struct DecisionCore: Sendable {
     var lastMemoryCheck: Instant?
     /// The firmware's "System RAM" ranges, as last read (see `driverManaged`).
     var firmwareRAM: [ClosedRange<Int>]?
+    /// The dax devices' ranges, as last read (see `isDax`).
+    var daxRAM: [ClosedRange<Int>] = []
     /// Memory blocks a driver took back in the input being handled: said in one line.
     var takenBackByDriver: [DeviceID] = []
     /// Events refused by the decoder so far, for the metrics.
@@ -192,6 +194,7 @@ public struct DecisionCore: Sendable {
                 ["device": id.name, "error": reason])
         }
         if request.what == .everything || request.what == .firmwareRAM { firmwareRAM = readings.firmwareRAM }
+        if let ranges = readings.daxRAM { daxRAM = ranges }
         switch request.purpose {
         case .firmwareRAM:
             break

@@ -65,11 +65,15 @@ public struct Readings: Sendable, Equatable {
     /// in it; memory a driver adds and manages itself (virtio-mem, dax/kmem) never is
     /// (mm/memory_hotplug.c adds only plain "System RAM" resources to it).
     public var firmwareRAM: [ClosedRange<Int>]?
+    /// With `.everything` and reads of memory blocks: the dax devices' ranges (dax/kmem memory),
+    /// nil when not read or unreadable.
+    public var daxRAM: [ClosedRange<Int>]?
 
     public init(
         devices: [DeviceID: DeviceReading] = [:], failures: [DeviceID: String] = [:], blockSizeBytes: Int? = nil,
-        scanError: String? = nil, firmwareRAM: [ClosedRange<Int>]? = nil
+        scanError: String? = nil, firmwareRAM: [ClosedRange<Int>]? = nil, daxRAM: [ClosedRange<Int>]? = nil
     ) {
+        self.daxRAM = daxRAM
         self.devices = devices
         self.failures = failures
         self.blockSizeBytes = blockSizeBytes
