@@ -90,4 +90,18 @@ import Testing
             }
         }
     }
+
+    @Test func daxMemoryOnlinedByThePolicyWaitsForNoDIMM() {
+        var machine = DecisionCoreTests.bootMachine()
+        machine.daxRAM = [(64 * Self.block)...(66 * Self.block - 1)]
+        var config = Config()
+        config.memory.dax = .online
+        var core = DecisionCore(config: config, now: Self.start)
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.add(memory: 64)
+        let effects = DecisionCoreTests.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(DecisionCoreTests.writes(effects) == ["memory64=online_movable"])
+        #expect(core.nextDeadline == nil)
+    }
 }

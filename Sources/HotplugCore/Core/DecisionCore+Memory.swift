@@ -55,7 +55,9 @@ extension DecisionCore {
                 ready.insert(id)
                 continue
             }
-            let incomplete = record.block?.firmwareNode == nil || record.block?.validZones.isEmpty != false
+            // A dax device's memory is a device of its own: no DIMM link will come.
+            let incomplete =
+                (record.block?.firmwareNode == nil && !isDax(id)) || record.block?.validZones.isEmpty != false
             if incomplete && unread {
                 toRead.append(id)
                 continue
@@ -69,7 +71,7 @@ extension DecisionCore {
                     zonesWithoutNode.append(id)
                     continue
                 }
-                if record.block?.firmwareNode == nil { withoutDIMM.append(id) }
+                if record.block?.firmwareNode == nil && !isDax(id) { withoutDIMM.append(id) }
             }
             waiting[id] = nil
             ready.insert(id)
