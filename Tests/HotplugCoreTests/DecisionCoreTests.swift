@@ -53,10 +53,12 @@ import Testing
     }
 
     /// Runs effects depth-first as `CoreDriver` does, succeeding every write and recording it in
-    /// `machine`; returns every effect seen, answers included, in order.
+    /// `machine`; returns every effect seen, answers included, in order. `alreadyThere`: the
+    /// writes the kernel refuses because it onlined the block first (the actuator's read-back).
     @discardableResult
     static func run(
-        _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect], now: ContinuousClock.Instant = start
+        _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect], now: ContinuousClock.Instant = start,
+        alreadyThere: (DeviceID) -> Bool = { _ in false }
     )
         -> [Effect]
     {
@@ -76,7 +78,9 @@ import Testing
                 if value == .onlineMovable { machine.devices[id]?.block?.validZones = [.movable] }
                 if value == .onlineKernel { machine.devices[id]?.block?.validZones = [.normal] }
                 stack.append(
-                    core.written(id, value, outcome: .succeeded, attempts: 1, endedAt: now, now: now)[...])
+                    core.written(
+                        id, value, outcome: .succeeded, attempts: 1, alreadyThere: alreadyThere(id), endedAt: now,
+                        now: now)[...])
             default:
                 break
             }

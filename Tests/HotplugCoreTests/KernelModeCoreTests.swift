@@ -11,38 +11,12 @@ import Testing
     static let autoMovable = MemoryOnlining.kernel(
         KernelOnlineSettings([.autoOnlineBlocks: "online", .onlinePolicy: "auto-movable"]))
 
-    /// Runs effects as `CoreDriver` does; each write ends as `write` says: the kernel onlined the
-    /// block first (`alreadyThere`), or the write onlines it.
     @discardableResult
     static func run(
         _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect],
         alreadyThere: (DeviceID) -> Bool = { _ in false }
     ) -> [Effect] {
-        let now = core.now
-        var seen: [Effect] = []
-        var stack = [effects[...]]
-        while !stack.isEmpty {
-            guard let effect = stack[stack.count - 1].popFirst() else {
-                stack.removeLast()
-                continue
-            }
-            seen.append(effect)
-            switch effect {
-            case .read(let request):
-                stack.append(core.answer(request, machine.answer(request.what), now: now)[...])
-            case .write(let id, let value):
-                let already = alreadyThere(id)
-                machine.devices[id]?.state = .online
-                machine.devices[id]?.block?.validZones = [.movable]
-                stack.append(
-                    core.written(
-                        id, value, outcome: .succeeded, attempts: 1, alreadyThere: already, endedAt: now, now: now)[
-                            ...])
-            default:
-                break
-            }
-        }
-        return seen
+        DecisionCoreTests.run(&core, &machine, effects, now: core.now, alreadyThere: alreadyThere)
     }
 
     static func started(_ machine: inout Machine) -> DecisionCore {
