@@ -2,11 +2,16 @@
 ///
 /// A device taken offline by anyone but hotplugd (an admin, tuned, a kdump initrd) or by
 /// `hotplugd offline` stays offline until somebody onlines it or it is removed, across daemon
-/// restarts and reboots. The set is kept in a small text file, one device per line:
+/// restarts and reboots. The set is kept in a small text file, one line per run of devices of one
+/// kind with consecutive numbers, taken offline by the same hand at the same second, so that its
+/// size grows with the number of runs, not of devices (a 4 TiB DIMM offlined at once is one line):
 ///
 ///     # hotplugd operator intent: devices kept offline
 ///     cpu3 observed 1796000000
-///     memory40 command 1796000012
+///     memory40-71 command 1796000012
+///
+/// Writer and reader share one limit (`maximumFileBytes`): a file the reader would refuse is
+/// never written.
 public struct OperatorIntent: Sendable, Equatable {
     /// Who took the device offline.
     public enum Origin: String, Sendable, Codable, CaseIterable {
@@ -37,9 +42,15 @@ public struct OperatorIntent: Sendable, Equatable {
         public var line: Int
         public var text: String
         public var description: String {
-            "line \(line): not `DEVICE observed|command SECONDS`: \(text.debugDescription)"
+            "line \(line): not `DEVICE[-LAST] observed|command SECONDS`: \(text.debugDescription)"
         }
     }
+
+    /// The largest intent file written or read: 1 MiB, some 30,000 runs of devices.
+    public static let maximumFileBytes = 1 << 20
+    /// The most devices a file may name: 2^20, 128 TiB in 128 MiB blocks or 2 PiB in 2 GiB ones;
+    /// a bound on what a corrupt run (`memory0-16777215`) can make the reader allocate.
+    public static let maximumDevices = 1 << 20
 
     public private(set) var entries: [DeviceID: Entry] = [:]
 
@@ -56,20 +67,54 @@ public struct OperatorIntent: Sendable, Equatable {
             let trimmed = line.trimmingWhitespace()
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let fields = trimmed.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count == 3, let device = DeviceID(name: fields[0]),
+            guard fields.count == 3, let (first, last) = Self.run(fields[0]),
+                intent.entries.count + (last.index - first.index) < maximumDevices,
                 let origin = Origin(rawValue: String(fields[1])), let since = Int(fields[2]), since >= 0
             else {
                 bad.append(BadLine(line: number + 1, text: String(line.prefix(200))))
                 continue
             }
-            intent.entries[device] = Entry(origin: origin, since: since)
+            for index in first.index...last.index {
+                intent.entries[DeviceID(kind: first.kind, index: index)!] = Entry(origin: origin, since: since)
+            }
         }
         return (intent, bad)
     }
 
+    /// `memory40` or `memory40-71`: the first and last device of a run.
+    private static func run(_ field: Substring) -> (DeviceID, DeviceID)? {
+        let parts = field.split(separator: "-", omittingEmptySubsequences: false)
+        guard let first = DeviceID(name: parts[0]) else { return nil }
+        if parts.count == 1 { return (first, first) }
+        guard parts.count == 2, let last = DeviceID(name: "\(first.kind.directoryName)\(parts[1])"),
+            last.index > first.index
+        else { return nil }
+        return (first, last)
+    }
+
     public var text: String {
-        let lines = entries.keys.sorted().map { "\($0.name) \(entries[$0]!.origin.rawValue) \(entries[$0]!.since)" }
-        return (["# hotplugd operator intent: devices kept offline"] + lines).joined(separator: "\n") + "\n"
+        var lines = ["# hotplugd operator intent: devices kept offline"]
+        var runStart: (DeviceID, Entry)?
+        var previous: DeviceID?
+        func close() {
+            guard let (first, entry) = runStart, let last = previous else { return }
+            let name = first == last ? first.name : "\(first.name)-\(last.index)"
+            lines.append("\(name) \(entry.origin.rawValue) \(entry.since)")
+        }
+        for id in entries.keys.sorted() {
+            let entry = entries[id]!
+            if let (first, runEntry) = runStart, let last = previous, first.kind == id.kind,
+                last.index + 1 == id.index, runEntry == entry
+            {
+                previous = id
+                continue
+            }
+            close()
+            runStart = (id, entry)
+            previous = id
+        }
+        close()
+        return lines.joined(separator: "\n") + "\n"
     }
 
     public subscript(device: DeviceID) -> Entry? {

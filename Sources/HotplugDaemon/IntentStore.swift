@@ -24,7 +24,7 @@ public struct IntentStore: Sendable {
     /// The entries on disk, and the lines that are not entries. No file means no intent.
     public func load() throws -> (intent: OperatorIntent, badLines: [OperatorIntent.BadLine]) {
         do {
-            return OperatorIntent.parse(try TextFile.readOwn(path))
+            return OperatorIntent.parse(try TextFile.readOwn(path, limit: OperatorIntent.maximumFileBytes))
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return (OperatorIntent(), [])
         }
@@ -44,10 +44,28 @@ public struct IntentStore: Sendable {
         let before = try load().intent
         var after = before
         change(&after)
-        if after != before { try TextFile.write(path, after.text) }
+        if after != before {
+            let text = after.text
+            // Never a file the reader would refuse: the change is refused instead, and said.
+            guard text.utf8.count <= OperatorIntent.maximumFileBytes else {
+                throw IntentStoreError.tooLarge(bytes: text.utf8.count)
+            }
+            try TextFile.write(path, text)
+        }
         return after
     }
 
     /// Seconds since the epoch, the time stamp of new entries.
     public static var now: Int { Int(time(nil)) }
+}
+
+public enum IntentStoreError: Error, CustomStringConvertible {
+    case tooLarge(bytes: Int)
+
+    public var description: String {
+        switch self {
+        case .tooLarge(let bytes):
+            "the intent would take \(bytes) bytes, over the \(OperatorIntent.maximumFileBytes) the file may hold"
+        }
+    }
 }

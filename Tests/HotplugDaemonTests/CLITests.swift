@@ -124,7 +124,7 @@ import Testing
         #expect(offline.status == 0, "\(offline.stderr)")
         #expect(tree.state("cpu3") == "0")
         let intent = try String(contentsOfFile: "\(tree.root)/state/intent", encoding: .utf8)
-        #expect(intent.contains("\ncpu2 command ") && intent.contains("\ncpu3 command "))
+        #expect(intent.contains("\ncpu2-3 command "), "\(intent)")
 
         let status = try Self.run(["status", "--json"] + common)
         let report = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]

@@ -91,7 +91,48 @@ extension CoreDriverTests {
         #expect(kernel.writes.isEmpty)
         #expect(log.has(.info, "operator intent dropped", ["device": "cpu1", "reason": "the device is online"]))
         #expect(log.has(.info, "operator intent dropped", ["device": "cpu9", "reason": "the device is gone"]))
-        #expect(log.contains("ignoring a line of the intent file error=line 4"))
+        #expect(log.contains("a line of the intent file is not an entry error=line 4"))
+    }
+
+    @Test func anIntentFileThatCannotBeReadWholeKeepsOfflineDevicesOfflineUntilMended() throws {
+        try tree.addCPU(2, online: false)
+        try store.update { _ in }
+        try TextFile.write(store.path, "cpu3 observed 5\ncpu2 observd 5\n")  // cpu2's line is broken.
+        let engine = engine(intentStore: store)
+        try engine.start()
+        #expect(kernel.writes.isEmpty, "cpu2 may be the one the broken line keeps offline")
+        #expect(log.has(.notice, "left offline while the intent file cannot be read whole", ["devices": "cpu2"]))
+        #expect(log.count("cannot read the intent file whole") == 1)
+        let cpu2 = engine.core.status().first { $0.device == "cpu2" }
+        #expect(cpu2?.policy == "leave offline: the intent file cannot be read whole")
+        // A CPU hot-added meanwhile is no device the file can keep offline.
+        try tree.addCPU(4, online: false)
+        engine.handle([Self.event("add", "cpu4")])
+        #expect(kernel.writes == ["cpu4=1"])
+
+        // Mended, and the daemon reloaded: cpu2 is no entry of it, and goes online.
+        try TextFile.write(store.path, "cpu3 observed 5\n")
+        engine.update(config: engine.core.config)
+        #expect(kernel.writes == ["cpu4=1", "cpu2=1"])
+        #expect(log.contains("the intent file reads whole again"))
+    }
+
+    @Test func anOversizedIntentFileFailsClosedAndIsNeverWritten() throws {
+        try tree.addCPU(2, online: false)
+        try store.update { _ in }
+        try TextFile.write(store.path, String(repeating: "# padding\n", count: 110_000))
+        let engine = engine(intentStore: store)
+        try engine.start()
+        #expect(kernel.writes.isEmpty)
+        #expect(log.contains("cannot read the intent file whole"))
+    }
+
+    @Test func thirtySixThousandBlocksOfflineAreOneLineReadBackWhole() throws {
+        let blocks = (1...36_000).map { DeviceID(kind: .memory, index: $0)! }
+        try store.update { intent in for id in blocks { intent[id] = .init(origin: .command, since: 9) } }
+        let text = try String(contentsOfFile: store.path, encoding: .utf8)
+        #expect(text.utf8.count < 100, "\(text)")
+        #expect(try store.load().intent.entries.count == 36_000)
     }
 
     @Test func aStartWhoseScanFailsDecidesNothing() throws {

@@ -90,15 +90,23 @@ extension DecisionCore {
     mutating func act(on ids: [DeviceID]) {
         var cpus: [DeviceID] = []
         var blocks = Set<DeviceID>()
+        var heldForIntent: [DeviceID] = []
         for id in Set(ids).sorted() {
             guard let record = records[id], record.managed, record.machine.canRequestOnline else { continue }
-            if id.kind == .cpu {
+            if !mayOnline(id) {
+                heldForIntent.append(id)
+            } else if id.kind == .cpu {
                 cpus.append(id)
             } else if config.memory.dax == .leave && isDax(id) {
                 online(id, .leave(reason: "dax/kmem memory, which daxctl onlines (memory.dax = \"leave\")"))
             } else {
                 blocks.insert(id)
             }
+        }
+        if !heldForIntent.isEmpty {
+            log(
+                .notice, "left offline while the intent file cannot be read whole",
+                ["devices": heldForIntent.map(\.name).joined(separator: " ")], kind: .intent)
         }
         let cpuPolicy = CPUPolicy(config: config.cpu)
         for id in cpus.sorted() {

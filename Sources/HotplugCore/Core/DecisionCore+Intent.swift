@@ -24,19 +24,48 @@ extension DecisionCore {
     }
 
     /// Takes in what the intent file holds; changes made since that are not stored yet stay on top.
+    ///
+    /// A file that cannot be read whole fails closed: the entries read before stay (with those of
+    /// its good lines), and no device found offline is onlined until the file reads whole again
+    /// (`intentTrusted`), since any of them may be one it keeps offline. Said once each time the
+    /// file goes bad, with its first bad lines, and once when it is whole again.
     mutating func takeIntent(_ reading: IntentReading) {
+        let wasTrusted = intentTrusted
         switch reading {
-        case .loaded(let loaded, let badLines):
-            for bad in badLines {
-                log(.error, "ignoring a line of the intent file", ["error": "\(bad)"])
-            }
+        case .loaded(let loaded, let badLines) where badLines.isEmpty:
             intent = loaded
-            for (id, change) in pendingIntent { intent[id] = change }
+            intentTrusted = true
+        case .loaded(let loaded, let badLines):
+            for (id, entry) in loaded.entries { intent[id] = entry }
+            intentTrusted = false
+            if wasTrusted {
+                for bad in badLines.prefix(5) {
+                    log(.error, "a line of the intent file is not an entry", ["error": "\(bad)"])
+                }
+                sayIntentUntrusted("\(badLines.count) lines are not entries")
+            }
         case .unreadable(let error):
-            log(
-                .error, "cannot read the intent file; the entries read before stay in force",
-                ["error": error, "entries": "\(intent.entries.count)"])
+            intentTrusted = false
+            if wasTrusted { sayIntentUntrusted(error) }
         }
+        for (id, change) in pendingIntent { intent[id] = change }
+        if intentTrusted && !wasTrusted {
+            log(.notice, "the intent file reads whole again; devices offline are decided by it", kind: .intent)
+            squareIntent()
+            act(on: records.filter { $0.value.state == .offline }.map(\.key))
+        }
+    }
+
+    private mutating func sayIntentUntrusted(_ error: String) {
+        log(
+            .error,
+            "cannot read the intent file whole: devices found offline stay offline until it can be, since any may be kept offline by it",
+            ["error": error, "entries": "\(intent.entries.count)"], kind: .intent)
+    }
+
+    /// While the intent file cannot be read whole, only devices added in this run are onlined.
+    func mayOnline(_ id: DeviceID) -> Bool {
+        intentTrusted || records[id]?.addedAt != nil
     }
 
     /// Squares the intent read at start with the scan: entries of devices that are gone or online

@@ -13,6 +13,8 @@ extension DecisionCore {
             let kept = intent[id].flatMap { honours($0, of: id) ? $0 : nil }
             if let kept, record.state == .offline {
                 policy = PolicyDecision.leave(reason: kept.description).description
+            } else if record.state == .offline && !mayOnline(id) {
+                policy = PolicyDecision.leave(reason: "the intent file cannot be read whole").description
             } else if record.state == .offline {
                 policy = (id.kind == .cpu ? cpuPolicy.decide(cpu: id.index) : memory[id])?.description
             }

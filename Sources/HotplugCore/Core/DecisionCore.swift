@@ -49,6 +49,8 @@ public struct DecisionCore: Sendable {
     public internal(set) var bootKernelPages: [Int: Int] = [:]
     /// Devices somebody wants offline, as last read or changed.
     public internal(set) var intent = OperatorIntent()
+    /// Whether the intent file last read whole (see `takeIntent`).
+    public internal(set) var intentTrusted = true
     /// Intent changes not yet handed out to be stored.
     var pendingIntent: [DeviceID: OperatorIntent.Entry?] = [:]
     /// Memory blocks waiting for their node or DIMM link, since when.
@@ -179,6 +181,8 @@ public struct DecisionCore: Sendable {
         begin(now)
         let newlyEnforced = DeviceKind.allCases.contains { config.enforces($0) && !self.config.enforces($0) }
         self.config = config
+        // A reload reads the intent file again too: an operator who mended it says so this way.
+        effects.append(.loadIntent)
         if newlyEnforced { applyEnforce() }
         return finish()
     }
