@@ -122,4 +122,29 @@ import Testing
         #expect(removed.filter { $0.metadata["to"] == "removed" }.count == 8)
         #expect(!removed.contains { $0.message == "memory removed by the driver that added it" })
     }
+
+    @Test func blocksAreJudgedWhenTheyComeOnlineWithTheMapReadAgainForNewOnes() {
+        var machine = DecisionCoreTests.bootMachine()
+        machine.firmwareRAM = [0...(8 * Self.block - 1)]
+        var core = DecisionCore(config: Config(), now: Self.start)
+        core.memoryOnlining = KernelModeCoreTests.autoMovable
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        // A DIMM (its map entry made by the end of its add) and a virtio-mem block, both onlined
+        // by the kernel inside their add.
+        machine.firmwareRAM = [0...(8 * Self.block - 1), (32 * Self.block)...(33 * Self.block - 1)]
+        machine.add(memory: 32, zones: ["Movable"], dimm: "PNP0C80:00", online: true)
+        machine.add(memory: 64, zones: ["Movable"], online: true)
+        let added = [32, 64].map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+        let effects = DecisionCoreTests.run(&core, &machine, core.receive(added, now: Self.start))
+        #expect(effects.contains { if case .read(let request) = $0 { request.what == .firmwareRAM } else { false } })
+        #expect(core.driverManaged(DeviceID(kind: .memory, index: 64)!))
+        #expect(!core.driverManaged(DeviceID(kind: .memory, index: 32)!))
+        // Its removal begun, the DIMM's entry is gone before its offline is read: still no driver's.
+        machine.firmwareRAM = [0...(8 * Self.block - 1)]
+        for index in [32, 64] { machine.devices[DeviceID(kind: .memory, index: index)!]?.state = .offline }
+        let offline = [32, 64].map { FakeSysfsTree.event("offline", "memory\($0)", seqnum: 100 + $0) }
+        DecisionCoreTests.run(&core, &machine, core.receive(offline, now: Self.start))
+        #expect(core.intent[DeviceID(kind: .memory, index: 32)!]?.origin == .observed)
+        #expect(core.intent[DeviceID(kind: .memory, index: 64)!] == nil)
+    }
 }

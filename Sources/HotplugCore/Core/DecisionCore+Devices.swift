@@ -104,7 +104,11 @@ extension DecisionCore {
             forgetIntent(id, because: .removed)
         }
         // Also for blocks of a DIMM found before their own `add` uevent was read.
-        if transition.input == .event(.add) { record.addedAt = now }
+        if transition.input == .event(.add) {
+            record.addedAt = now
+            record.driverManaged = nil
+        }
+        if transition.to == .online && id.kind == .memory && record.driverManaged == nil { unclassified.append(id) }
         if by == .kernel, transition.to == .online, cause != .write {
             // Counted as the kernel's onlining; a write's end is counted by `written`.
             effects.append(

@@ -118,17 +118,44 @@ extension DecisionCore {
             ["device": id.name, "intent": entry.origin.rawValue], kind: .intent)
     }
 
-    /// Whether a memory block is memory a driver added and manages itself: no DIMM of its own
-    /// (`firmware_node`), and its range in no "System RAM" range of the firmware's memory map,
-    /// which lists boot memory and ACPI hot-added DIMMs but never memory added with
-    /// `add_memory_driver_managed` (virtio-mem, dax/kmem). The DIMM link comes first because the
-    /// kernel drops a DIMM's memory map entry while it removes the DIMM, perhaps before its
-    /// offlines are read. Unknown (no memory map) counts as not.
+    /// Whether a memory block is memory a driver added and manages itself, as classified when
+    /// it came online.
     func driverManaged(_ id: DeviceID) -> Bool {
-        guard id.kind == .memory, records[id]?.block?.firmwareNode == nil, let firmwareRAM else { return false }
+        records[id]?.driverManaged == true
+    }
+
+    /// Classifies the blocks that came online in this input: memory a driver added and manages
+    /// (virtio-mem, dax/kmem) is in no "System RAM" range of the firmware's memory map, which
+    /// lists boot memory and ACPI DIMMs but never memory added with `add_memory_driver_managed`.
+    /// Judged when a block comes online, since a DIMM's entry is there from the end of its add
+    /// (before any block of it can be online) until its removal begins (perhaps before its
+    /// offlines are read). A block the map known so far does not cover has the map read again.
+    mutating func classifyOnlined() {
+        guard !unclassified.isEmpty else { return }
+        let ids = unclassified
+        unclassified = []
+        var uncovered: [DeviceID] = []
+        for id in ids where records[id]?.driverManaged == nil {
+            if covered(id) || (firmwareRAMRead && firmwareRAM == nil) {
+                classify(id)
+            } else {
+                uncovered.append(id)
+            }
+        }
+        if !uncovered.isEmpty { effects.append(.read(ReadRequest(.firmwareRAM, for: .classify(uncovered)))) }
+    }
+
+    mutating func classify(_ id: DeviceID) {
+        guard records[id] != nil else { return }
+        let managedByDriver = firmwareRAM != nil && !covered(id)
+        records[id]?.driverManaged = managedByDriver
+    }
+
+    private func covered(_ id: DeviceID) -> Bool {
+        guard let firmwareRAM else { return false }
         let start = id.index * blockSizeBytes
         let range = start...(start + blockSizeBytes - 1)
-        return !firmwareRAM.contains { $0.overlaps(range) }
+        return firmwareRAM.contains { $0.overlaps(range) }
     }
 
     /// One line for the blocks drivers took back in this input, however many.

@@ -61,8 +61,12 @@ public struct DecisionCore: Sendable {
     var lastMemoryAdd: Instant?
     /// When waiting memory blocks were last looked at.
     var lastMemoryCheck: Instant?
-    /// The firmware's "System RAM" ranges, as last read (see `driverManaged`).
+    /// The firmware's "System RAM" ranges, as last read (see `classify`), and whether they were
+    /// read at all (nil after a read: this kernel has no memory map).
     var firmwareRAM: [ClosedRange<Int>]?
+    var firmwareRAMRead = false
+    /// Memory blocks that came online in the input being handled, not yet classified.
+    var unclassified: [DeviceID] = []
     /// The dax devices' ranges, as last read (see `isDax`).
     var daxRAM: [ClosedRange<Int>] = []
     /// Memory blocks a driver took back in the input being handled: said in one line.
@@ -131,11 +135,6 @@ public struct DecisionCore: Sendable {
         // intent file before it writes sysfs, so read it first to know whose offline it is.
         let reloadIntent = events.contains { $0.action == .offline && records[$0.device]?.state == .online }
         if reloadIntent { effects.append(.loadIntent) }
-        // And whose memory it is: a driver taking back its own (virtio-mem, dax/kmem) is no operator.
-        let offlinedMemory = events.filter {
-            $0.action == .offline && $0.device.kind == .memory && records[$0.device]?.state == .online
-        }.map(\.device)
-        if !offlinedMemory.isEmpty { effects.append(.read(ReadRequest(.firmwareRAM, for: .firmwareRAM))) }
         // Events about devices never seen (other than add and remove): read what they are first.
         // Only a device's first event in the burst counts: one that follows its `add` (a CPU's
         // `bind`, the kernel's own `online`) finds it added, not unknown.
@@ -154,7 +153,7 @@ public struct DecisionCore: Sendable {
             apply(events)
         } else {
             // The events wait for the answers (a read of no device is answered at once).
-            let ids = unknown.union(onlinedElsewhere).union(offlinedMemory).sorted()
+            let ids = unknown.union(onlinedElsewhere).sorted()
             effects.append(
                 .read(ReadRequest(.devices(ids, zonesWithoutNode: false), for: .discover(events, unknown: unknown))))
         }
@@ -196,11 +195,14 @@ public struct DecisionCore: Sendable {
                 .error, "cannot read device; it is read again at its next event or rescan",
                 ["device": id.name, "error": reason])
         }
-        if request.what == .everything || request.what == .firmwareRAM { firmwareRAM = readings.firmwareRAM }
+        if request.what == .everything || request.what == .firmwareRAM {
+            firmwareRAM = readings.firmwareRAM
+            firmwareRAMRead = true
+        }
         if let ranges = readings.daxRAM { daxRAM = ranges }
         switch request.purpose {
-        case .firmwareRAM:
-            break
+        case .classify(let ids):
+            for id in ids { classify(id) }
         case .start(let act):
             learn(readings, cause: .scan)
             loadBaseline()
@@ -227,9 +229,6 @@ public struct DecisionCore: Sendable {
                 } else if let block = reading.block, reading.state == .online {
                     // Only where it went: its `online` event, applied next, is the transition.
                     setBlock(id, block)
-                } else if let link = reading.block?.firmwareNode {
-                    // Going offline: only its DIMM, which says whose memory it is.
-                    update(id) { $0.block?.firmwareNode = link }
                 }
             }
             apply(events)
@@ -326,6 +325,7 @@ public struct DecisionCore: Sendable {
 
     mutating func finish() -> [Effect] {
         flushIntent()
+        classifyOnlined()
         defer { effects = [] }
         return effects
     }

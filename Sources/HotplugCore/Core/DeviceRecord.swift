@@ -14,8 +14,11 @@ public struct DeviceRecord: Sendable, Equatable {
     public internal(set) var managed: Bool
     /// When its `add` event came, for the time-to-online metric.
     var addedAt: ContinuousClock.Instant?
-    /// A memory block whose driver took it back (see `DecisionCore.driverManaged`): its offline
-    /// and removal are said once per burst, not per block.
+    /// For a memory block: whether a driver added it and manages it (see `DecisionCore.classify`);
+    /// nil until it has been online.
+    var driverManaged: Bool?
+    /// A memory block whose driver took it back: its offline and removal are said once per
+    /// burst, not per block.
     var takenByDriver = false
 
     init(state: DeviceState = .absent, managed: Bool = true) {

@@ -121,8 +121,9 @@ enum ReadPurpose: Sendable, Equatable {
     case onlined(WriteResult)
     /// The block after one onlined with an explicit type, which may be part of the same DIMM.
     case following
-    /// Which memory is the firmware's, before offlines are judged (see `DecisionCore.driverManaged`).
-    case firmwareRAM
+    /// Memory blocks just online that the memory map known so far does not cover: whether a
+    /// driver manages them (see `DecisionCore.classify`).
+    case classify([DeviceID])
 }
 
 /// How a write ended, held while the device's new zone and node are read.
