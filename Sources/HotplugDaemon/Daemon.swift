@@ -133,7 +133,8 @@ public final class Daemon: Service {
     }
 
     private func makeOutputs(_ continuation: AsyncStream<CoreLoop.Publication>.Continuation) -> DaemonOutputs {
-        let metrics = options.config.metrics.textfile.map { DaemonMetrics(path: $0) }
+        // A dry run writes no file at all, the metrics included.
+        let metrics = options.dryRun ? nil : options.config.metrics.textfile.map { DaemonMetrics(path: $0) }
         var hookOptions = options.hooks
         hookOptions.dryRun = options.dryRun
         let hooks = HookRunner(hooks: options.config.hooks, options: hookOptions, logger: logger) { run, result, _ in

@@ -89,7 +89,16 @@ import Testing
 
     @Test(.enabled(if: RealKernel.canTrigger, "needs root"))
     func dryRunListsThisMachineAndStopsOnSIGTERM() throws {
-        let output = try Self.run(["run", "--dry-run", "--source", "kernel"], terminateAfter: "memory devices present")
+        // A metrics file is configured: a dry run writes no file at all, that one included.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-dry-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = "\(directory)/hotplugd.toml"
+        try "[metrics]\ntextfile = \"\(directory)/hotplugd.prom\"\n".write(
+            toFile: config, atomically: false, encoding: .utf8)
+        let output = try Self.run(
+            ["run", "--dry-run", "--source", "kernel", "--config", config], terminateAfter: "memory devices present")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["hotplugd.toml"])
         #expect(output.status == 0, "SIGTERM is a clean stop")
         #expect(output.stderr.contains("listening for uevents"))
         #expect(output.stderr.contains("cpu devices present"))
