@@ -76,9 +76,38 @@ extension CoreDriverTests {
         // A removed device is no longer listed.
         #expect(engine.core.status().first { $0.device == fault.device }?.state ?? .removed == fault.state)
         #expect(log.contains(fault.logged), "\(log.all.filter { $0.contains(fault.device) })")
-        // Nothing more happens on its own: a refusal is not retried until something changes.
-        engine.tick(now: .now + .seconds(10))
-        #expect(kernel.writes.count == fault.writes)
+        // A failure is tried again a second later (the kernel's answers are used up by then, and
+        // the write goes through); anything else is not retried until something changes.
+        engine.tick(now: .now + .seconds(2))
+        let retried = fault.state == .failed
+        #expect(kernel.writes.count == fault.writes + (retried ? 1 : 0))
+        if retried {
+            #expect(engine.core.status().first { $0.device == fault.device }?.state == .online)
+            #expect(log.has(.info, "trying again to online a device that failed", ["device": fault.device]))
+        }
+    }
+
+    /// Memory pressure at hot-add: ENOMEM for ten seconds, then the memory comes online, tried
+    /// again at 1, 2, 4 and 8 s after the first failure, never given up on.
+    @Test func aDeviceThatFailsIsTriedAgainWithBackoffUntilItGoesOnline() throws {
+        let engine = engine { $0.memory.onlineType = .onlineMovable }
+        try engine.start()
+        try tree.addMemory(16)
+        let start = ContinuousClock.now
+        kernel.inject(Array(repeating: .noMemory, count: 4 * 4), into: "memory16")  // Four writes of four attempts.
+        engine.handle([Self.event("add", "memory16")], now: start)
+        var deadlines: [Duration] = []
+        while let deadline = engine.nextDeadline, deadline - start < .seconds(60),
+            engine.core.status().first(where: { $0.device == "memory16" })?.state != .online
+        {
+            deadlines.append(deadline - start)
+            engine.tick(now: deadline)
+        }
+        #expect(deadlines == [.seconds(1), .seconds(3), .seconds(7), .seconds(15)])
+        #expect(tree.state("memory16") == "online")
+        #expect(kernel.writes.count == 4 * 4 + 1)
+        #expect(log.count("onlining -> failed") == 4)
+        #expect(engine.nextDeadline == nil)
     }
 
     /// A write that takes a second (memory onlining can) holds up nothing that follows it:

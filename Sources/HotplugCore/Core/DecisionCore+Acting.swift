@@ -123,6 +123,22 @@ extension DecisionCore {
         return daxRAM.contains { $0.contains(start) }
     }
 
+    /// Failed devices whose time has come are tried again, each said with when the next try is.
+    mutating func retryFailed() {
+        let due = retries.filter { $0.value.at <= now }.keys.sorted()
+        for id in due {
+            guard let record = records[id], record.state == .failed, record.managed else {
+                retries[id] = nil
+                continue
+            }
+            records[id]?.machine = DeviceMachine(state: .offline)
+            log(
+                .info, "trying again to online a device that failed",
+                ["device": id.name, "next_wait": "\(retries[id]!.next)"])
+        }
+        if !due.isEmpty { act(on: due) }
+    }
+
     /// Carries out one decision: the write, or the reason the device stays offline.
     mutating func online(_ id: DeviceID, _ decision: PolicyDecision) {
         guard let value = decision.onlineValue else {

@@ -97,6 +97,12 @@ extension DecisionCore {
         update(id) { applied = $0.machine.apply(input) }
         // `update` made the record if there was none.
         guard let transition = applied, var record = records[id] else { return nil }
+        if transition.to == .failed {
+            let wait = retries[id]?.next ?? options.firstRetry
+            retries[id] = (at: now + wait, next: min(wait * 2, options.lastRetry))
+        } else if transition.to != .onlining && transition.to != .offline {
+            retries[id] = nil  // Online, removed, or not to be tried again (blocked).
+        }
         if transition.to == .removed {
             // Whatever comes back under this name is a new device: the daemon's, with no intent.
             waiting[id] = nil

@@ -25,6 +25,12 @@ public struct DecisionCore: Sendable {
         public var memoryGroupWait: Duration = .milliseconds(250)
         /// How often waiting blocks are looked at again: the links appear without a uevent.
         public var memoryGroupPoll: Duration = .milliseconds(5)
+        /// A device whose online write failed is tried again after `firstRetry`, then after
+        /// twice as long each time, at most every `lastRetry`, until it is online, removed or
+        /// taken offline by somebody: memory pressure (ENOMEM) passes, and hot-added memory
+        /// must not stay offline because it came at a bad moment.
+        public var firstRetry: Duration = .seconds(1)
+        public var lastRetry: Duration = .seconds(300)
         /// How long a block waits for its node link when a node rule needs it. The kernel links
         /// every block of a NUMA kernel right after its add: this bounds a wait for a fact, it
         /// is not a decision by the clock.
@@ -55,6 +61,8 @@ public struct DecisionCore: Sendable {
     var pendingIntent: [DeviceID: OperatorIntent.Entry?] = [:]
     /// Memory blocks waiting for their node or DIMM link, since when.
     var waiting: [DeviceID: Instant] = [:]
+    /// Failed devices: when each is tried again, and the wait before the try after that.
+    var retries: [DeviceID: (at: Instant, next: Duration)] = [:]
     /// Online movable memory per node, in pages, kept in step with `records` by `update(_:_:)`,
     /// so that a decision never walks every block.
     var movablePages: [Int: Int] = [:]
@@ -164,14 +172,16 @@ public struct DecisionCore: Sendable {
     /// looked at again, and decided once ready or once they have waited long enough.
     public mutating func tick(now: Instant) -> [Effect] {
         begin(now)
+        retryFailed()
         act(on: Array(waiting.keys))
         return finish()
     }
 
     /// When `tick` should next run, if anything is waiting.
     public var nextDeadline: Instant? {
-        guard let earliest = waiting.values.min() else { return nil }
-        return (lastMemoryCheck ?? earliest) + options.memoryGroupPoll
+        let poll = waiting.values.min().map { (lastMemoryCheck ?? $0) + options.memoryGroupPoll }
+        let retry = retries.values.map(\.at).min()
+        return [poll, retry].compactMap { $0 }.min()
     }
 
     /// A new configuration. Devices are not decided again until something happens to them, except
