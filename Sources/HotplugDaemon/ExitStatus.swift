@@ -12,4 +12,8 @@ public enum ExitStatus: Int32, Sendable {
     /// EX_CONFIG: the configuration file is invalid, or missing when named explicitly. The unit
     /// lists it in RestartPreventExitStatus=: restarting cannot fix a file.
     case config = 78
+    /// 128 + the signal, as a shell reports it: `offline`/`online` stopped by SIGINT or SIGTERM
+    /// at the device it was on, and put back what it had changed.
+    case interrupted = 130
+    case terminated = 143
 }

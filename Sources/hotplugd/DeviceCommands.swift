@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import HotplugCore
 import HotplugDaemon
 import HotplugSystem
@@ -127,6 +128,7 @@ struct DeviceCommandOptions: ParsableArguments {
                 hasOnlineAttribute: device.kind == .memory || context.sysfs.has(id, "online"), zone: device.zone)
         }
         let operations = DeviceOperations(sysfs: context.sysfs, timeout: .seconds(timeout))
+        StopSignals.trap()
         let outcome: DeviceOperations.Outcome
         if offline {
             let (plan, refusals) = OfflinePlan.offline(selected, present: present, force: force)
@@ -138,14 +140,14 @@ struct DeviceCommandOptions: ParsableArguments {
             for id in plan { if let device = present[id] { restore[id] = OfflinePlan.restoreValue(for: device) } }
             // Recorded first, so the daemon knows the offline events it is about to see are intended.
             recordIntent(for: plan, offline: true, in: context.store)
-            outcome = operations.offline(plan, restore: restore)
+            outcome = operations.offline(plan, restore: restore) { StopSignals.stop }
             recordIntent(for: plan.filter { !outcome.changed.contains($0) }, offline: false, in: context.store)
         } else {
             let todo = selected.filter { present[$0]?.online == false }
             var values = context.engine.onlineValues(for: todo).mapValues(\.sysfsValue)
             if let type { for id in todo where id.kind == .memory { values[id] = type } }
             recordIntent(for: selected, offline: false, in: context.store)
-            outcome = operations.online(todo, values: values)
+            outcome = operations.online(todo, values: values) { StopSignals.stop }
         }
         report(outcome, offline: offline)
         if outcome.status != .ok { throw outcome.status.code }
@@ -168,9 +170,15 @@ struct DeviceCommandOptions: ParsableArguments {
 
     private func report(_ outcome: DeviceOperations.Outcome, offline: Bool) {
         let done = offline ? "offline" : "online"
-        for id in outcome.changed where outcome.failure == nil { print("\(id): \(done)") }
-        guard let failure = outcome.failure else { return }
-        printError("\(failure.device) refused to go \(done): \(failure)")
+        for id in outcome.changed where outcome.failure == nil && outcome.stoppedBy == nil { print("\(id): \(done)") }
+        if let signal = outcome.stoppedBy {
+            let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
+            printError("stopped by \(name) before \(outcome.stoppedAt.map(\.name) ?? "the next device")")
+        } else if let failure = outcome.failure {
+            printError("\(failure.device) refused to go \(done): \(failure)")
+        } else {
+            return
+        }
         if !outcome.restored.isEmpty {
             printError("put back: \(outcome.restored.map(\.name).joined(separator: " "))")
         }

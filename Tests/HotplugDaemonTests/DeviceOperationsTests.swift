@@ -36,6 +36,23 @@ import Testing
         #expect((32..<36).allSatisfy { tree.state("memory\($0)") == "offline" })
     }
 
+    @Test(arguments: [(SIGINT, HotplugDaemon.ExitStatus.interrupted), (SIGTERM, .terminated)])
+    func aStopPutsBackWhatWasTakenOffline(signal: Int32, status: HotplugDaemon.ExitStatus) {
+        // The signal arrives while the second block goes offline: the third is not started.
+        let outcome = operations().offline(Self.dimm, restore: Self.restore) {
+            kernel.writes.count >= 2 ? signal : nil
+        }
+        #expect(outcome.status == status && status.rawValue == 128 + signal)
+        #expect(outcome.stoppedAt == DeviceID(name: "memory33"))
+        #expect(outcome.restored == Self.ids("memory34", "memory35"))
+        #expect(outcome.changed.isEmpty)
+        #expect(
+            kernel.writes == [
+                "memory35=offline", "memory34=offline", "memory34=online_movable", "memory35=online_movable",
+            ])
+        #expect((32..<36).allSatisfy { tree.state("memory\($0)") == "online" })
+    }
+
     @Test func aRefusingBlockPutsTheOthersBack() {
         kernel.inject([.resourceBusy, .resourceBusy, .resourceBusy], into: "memory33")
         let outcome = operations().offline(Self.dimm, restore: Self.restore)
