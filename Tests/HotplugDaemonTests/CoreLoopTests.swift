@@ -20,4 +20,37 @@ extension CoreDriverTests {
         #expect(changes.map { "\($0.device) \($0.event)" } == ["cpu2 online"])
         #expect(operations.map(\.device.name) == ["cpu2"])
     }
+
+    /// A DIMM whose onlining takes long (here 300 blocks of 10 ms each) keeps the heartbeat
+    /// alive at every step, and a stop ends it at the block it is on, not at the DIMM's end.
+    @Test func aLongDIMMKeepsTheHeartbeatAndStopsOnTime() async throws {
+        for index in 100..<400 {
+            try tree.addMemory(index, dimm: "PNP0C80:00")
+            kernel.delay("memory\(index)", by: .milliseconds(10))
+        }
+        let driver = engine { $0.memory.onlineType = .onlineMovable }
+        let heartbeat = Heartbeat()
+        driver.heartbeat = heartbeat
+        let queue = InputQueue(capacity: 1024)
+        driver.shouldStop = { queue.isStopped }
+        let (_, publish) = AsyncStream<CoreLoop.Publication>.makeStream()
+        let loop = CoreLoop(driver: driver, queue: queue, metrics: nil, logger: log.logger(), publish: publish) { _ in }
+        let thread = try DedicatedThread { loop.run() }
+        queue.push(.events((100..<400).map { Self.event("add", "memory\($0)") }))
+        var sampled = 0
+        var alive = true
+        let until = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < until {
+            alive = alive && heartbeat.isAlive(limit: .milliseconds(250))
+            sampled += 1
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let stopped = ContinuousClock.now
+        queue.stop()
+        thread.join()
+        #expect(ContinuousClock.now - stopped < .milliseconds(500))
+        #expect(alive && sampled > 10)
+        let online = (100..<400).filter { tree.state("memory\($0)") == "online" }.count
+        #expect(online > 10 && online < 300, "stopped part-way: \(online) online")
+    }
 }

@@ -73,7 +73,8 @@ public final class FakeKernel: SysfsAccess {
         }
         let path = "\(root)\(device.devpath)/\(attribute)"
         if let delay {
-            var request = timespec(tv_sec: Int(delay.components.seconds), tv_nsec: 0)
+            var request = timespec(
+                tv_sec: Int(delay.components.seconds), tv_nsec: Int(delay.components.attoseconds / 1_000_000_000))
             if nanosleep(&request, nil) != 0 && interruptible {
                 throw SysfsError(path: path, operation: "write", errno: .interrupted)
             }
