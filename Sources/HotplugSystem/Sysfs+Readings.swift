@@ -1,4 +1,7 @@
+import Glibc
 import HotplugCore
+
+import struct SystemPackage.Errno
 
 /// The reads the decision core asks for (`ReadRequest.What`), answered from sysfs.
 extension SysfsAccess {
@@ -113,7 +116,8 @@ extension SysfsAccess {
                 let node: Int? = if state == .absent { nil } else if let nodes { nodes[id] } else { try node(of: id) }
                 readings.devices[id] = DeviceReading(state: state, node: node)
             }
-        } catch  where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory || error.errno == Errno(rawValue: ENODEV) {
+            // ENODEV: the device went away between the open and the read of an attribute.
             readings.devices[id] = .absent
         } catch {
             readings.failures[id] = "\(error)"

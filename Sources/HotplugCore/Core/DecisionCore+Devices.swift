@@ -69,6 +69,7 @@ extension DecisionCore {
 
     /// Stores a fresh reading of a block.
     mutating func setBlock(_ id: DeviceID, _ block: MemoryBlock) {
+        if block.node != nil { blocksHaveNodes = true }
         update(id) { $0.block = block }
     }
 

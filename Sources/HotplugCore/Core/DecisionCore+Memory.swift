@@ -34,13 +34,20 @@ extension DecisionCore {
         var ready = Set<DeviceID>()
         var withoutNode: [DeviceID] = []
         var withoutDIMM: [DeviceID] = []
+        // The node is a fact to wait for where a decision depends on it: node rules, and
+        // hotplugd's own auto-movable per node; only on a kernel whose blocks have nodes at all.
+        let needsNode =
+            blocksHaveNodes
+            && (!config.memory.nodes.isEmpty
+                || (config.memory.onlineType == .autoMovable && config.memory.autoMovableNUMAAware
+                    && !memoryOnlining.kernelPicksZones))
         for id in pass.blocks.sorted() {
             guard let record = records[id], record.managed, record.machine.canRequestOnline else {
                 waiting[id] = nil
                 continue
             }
             let unread = !pass.read.contains(id)
-            if !config.memory.nodes.isEmpty && record.node == nil {
+            if record.node == nil && needsNode {
                 if unread {
                     toRead.append(id)
                     continue

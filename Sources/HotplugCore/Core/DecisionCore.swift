@@ -61,6 +61,9 @@ public struct DecisionCore: Sendable {
     var pendingIntent: [DeviceID: OperatorIntent.Entry?] = [:]
     /// Memory blocks waiting for their node or DIMM link, since when.
     var waiting: [DeviceID: Instant] = [:]
+    /// Whether any block was read with a NUMA node: a kernel built with NUMA links every block
+    /// to one, so a block without one yet is waiting for it.
+    var blocksHaveNodes = false
     /// Failed devices: when each is tried again, and the wait before the try after that.
     var retries: [DeviceID: (at: Instant, next: Duration)] = [:]
     /// Online movable memory per node, in pages, kept in step with `records` by `update(_:_:)`,
