@@ -67,6 +67,9 @@ public struct Config: Sendable, Equatable {
         public var coldplug: ColdplugMode = .auto
         /// Re-online memory that somebody else took offline (see `OperatorIntent`).
         public var enforce = false
+        /// Let the kernel online new blocks inside the add whenever its settings can say this
+        /// policy (see `MemoryOnlining`).
+        public var kernelOnline = true
         public var nodes: [NodeRule] = []
         public init() {}
 

@@ -45,12 +45,14 @@ struct ConfigFile: Decodable {
         var autoMovableNUMAAware: Bool?
         var coldplug: String?
         var enforce: Bool?
+        var kernelOnline: Bool?
         var node: [Node]?
         enum CodingKeys: String, CodingKey {
             case autoOnline = "auto_online"
             case onlineType = "online_type"
             case autoMovableRatio = "auto_movable_ratio"
             case autoMovableNUMAAware = "auto_movable_numa_aware"
+            case kernelOnline = "kernel_online"
             case coldplug, enforce, node
         }
     }
@@ -91,7 +93,7 @@ struct ConfigFile: Decodable {
     static func expectedType(of key: String) -> String {
         switch key {
         case "receive_buffer_bytes", "auto_movable_ratio", "node", "timeout_seconds": "an integer"
-        case "auto_online", "auto_movable_numa_aware", "enforce": "true or false"
+        case "auto_online", "auto_movable_numa_aware", "enforce", "kernel_online": "true or false"
         case "source", "include", "exclude", "coldplug", "online_type", "textfile", "name", "devices": "a string"
         case "command", "on": "an array of strings"
         default: "a table"
@@ -130,6 +132,7 @@ struct ConfigFile: Decodable {
                 config.memory.coldplug = try Self.choice(text, at: ["memory", "coldplug"])
             }
             if let value = memory.enforce { config.memory.enforce = value }
+            if let value = memory.kernelOnline { config.memory.kernelOnline = value }
             for (index, node) in (memory.node ?? []).enumerated() {
                 let path: [TOMLPath.Component] = [.key("memory"), .key("node"), .index(index)]
                 guard let id = node.node else {

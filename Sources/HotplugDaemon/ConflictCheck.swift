@@ -14,7 +14,19 @@ public struct ConflictCheck: Sendable {
 
     public init() {}
 
-    public func warn(sysfs: any SysfsAccess, logger: Logger) {
+    /// `onlining`: who onlines memory now. In kernel mode auto_online_blocks is hotplugd's own
+    /// setting, not a conflict.
+    public func warn(sysfs: any SysfsAccess, onlining: MemoryOnlining, logger: Logger) {
+        if !onlining.isKernel { warnAboutAutoOnline(sysfs: sysfs, logger: logger) }
+        for (path, kinds) in conflictingRules() {
+            let name = String(path.split(separator: "/").last!)
+            logger.warning(
+                "a udev rule onlines \(kinds.map(\.rawValue).sorted().joined(separator: " and ")) devices too and races hotplugd",
+                metadata: ["rule": "\(path)", "fix": "mask it: ln -s /dev/null /etc/udev/rules.d/\(name)"])
+        }
+    }
+
+    private func warnAboutAutoOnline(sysfs: any SysfsAccess, logger: Logger) {
         let autoOnline: String?
         do {
             autoOnline = try sysfs.autoOnlineBlocks()
@@ -26,18 +38,12 @@ public struct ConflictCheck: Sendable {
         }
         if let blocks = autoOnline, blocks != "offline" {
             logger.warning(
-                "the kernel onlines new memory itself: hotplugd's memory policy only applies to blocks it finds offline",
+                "the kernel onlines new memory itself, and not by hotplugd's policy: it applies only to blocks found offline",
                 metadata: [
                     "auto_online_blocks": "\(blocks)",
                     "fix":
                         "boot with memhp_default_state=offline, or echo offline > /sys/devices/system/memory/auto_online_blocks",
                 ])
-        }
-        for (path, kinds) in conflictingRules() {
-            let name = String(path.split(separator: "/").last!)
-            logger.warning(
-                "a udev rule onlines \(kinds.map(\.rawValue).sorted().joined(separator: " and ")) devices too and races hotplugd",
-                metadata: ["rule": "\(path)", "fix": "mask it: ln -s /dev/null /etc/udev/rules.d/\(name)"])
         }
     }
 

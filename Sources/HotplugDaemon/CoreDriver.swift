@@ -21,6 +21,9 @@ public final class CoreDriver {
     var shouldStop: @Sendable () -> Bool = { false }
     /// Told when an effect starts and when the work is done, for the watchdog.
     var heartbeat: Heartbeat?
+    /// The kernel's onlining settings, set from each configuration; nil leaves them alone (and
+    /// the core onlines memory itself).
+    private(set) var kernelOnline: KernelOnlineControl?
     /// Device changes and online writes since the last `take…()`.
     private var changes: [DeviceChange] = []
     private var operations: [OnlineOperation] = []
@@ -69,13 +72,26 @@ public final class CoreDriver {
     /// Rescans sysfs after events were lost and onlines whatever the policy wants online.
     public func eventsLost(now: ContinuousClock.Instant = .now) {
         run { $0.eventsLost(now: now) }
+        kernelOnline?.verify()
     }
 
     public func tick(now: ContinuousClock.Instant = .now) {
         run { $0.tick(now: now) }
     }
 
+    /// From now on the kernel's onlining settings follow the configuration: set now, and again
+    /// at each `update(config:)`, checked after each rescan.
+    public func manageKernelOnline(with control: KernelOnlineControl) {
+        kernelOnline = control
+        core.memoryOnlining = control.apply(core.config.memory)
+    }
+
+    /// A new configuration: the kernel's settings first, so that the core knows who onlines.
     public func update(config: Config, now: ContinuousClock.Instant = .now) {
+        if let kernelOnline {
+            kernelOnline.verify()
+            core.memoryOnlining = kernelOnline.apply(config.memory)
+        }
         run { $0.reconfigure(config, now: now) }
     }
 
@@ -142,7 +158,8 @@ public final class CoreDriver {
             if shouldStop() { return nil }
             let result = actuator.online(id, value: value.sysfsValue)
             return core.written(
-                id, value, outcome: result.outcome, attempts: result.attempts, endedAt: .now, now: now)
+                id, value, outcome: result.outcome, attempts: result.attempts, alreadyThere: result.alreadyThere,
+                endedAt: .now, now: now)
         case .loadIntent:
             guard let intentStore else { return nil }
             do {

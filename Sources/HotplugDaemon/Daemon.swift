@@ -28,6 +28,9 @@ public final class Daemon: Service {
         /// For the `maxcpus=` rule of CPU coldplug; nil reads nothing (a test tree is not this machine).
         public var kernelCommandLinePath: String? = "/proc/cmdline"
         public var conflicts: ConflictCheck? = ConflictCheck()
+        /// Whether the kernel's memory onlining settings may be set (see `KernelOnlineControl`);
+        /// never in a dry run.
+        public var setsKernelOnline = true
         public var core = DecisionCore.Options()
         public var retry = Actuator.Retry()
         public var hooks = HookRunner.Options()
@@ -78,6 +81,7 @@ public final class Daemon: Service {
 
         let baseline = options.runtimeDirectory.map { BootBaseline(directory: $0) }
         let driver = try makeDriver(baseline: baseline)
+        let kernelOnline = try makeKernelOnline(driver)
         let heartbeat = Heartbeat()
         driver.heartbeat = heartbeat
         driver.shouldStop = { queue.isStopped }
@@ -88,12 +92,20 @@ public final class Daemon: Service {
         ) { [self] driver in
             keep(driver.core, in: baseline)
             logPresentDevices(driver.core)
-            options.conflicts?.warn(sysfs: driver.sysfs, logger: logger)
+            options.conflicts?.warn(sysfs: driver.sysfs, onlining: driver.core.memoryOnlining, logger: logger)
         }
-        let thread = try DedicatedThread { loop.run() }
+        let thread: DedicatedThread
+        do {
+            thread = try DedicatedThread { loop.run() }
+        } catch {
+            kernelOnline?.restore()
+            throw error
+        }
         defer {
             queue.stop()
             thread.join()
+            // Any orderly exit: a stopped hotplugd leaves onlining as it found it.
+            kernelOnline?.restore()
         }
 
         var iterator = publications.makeAsyncIterator()
@@ -251,6 +263,24 @@ public final class Daemon: Service {
         return CoreDriver(
             config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: coreOptions,
             retry: options.retry, intentStore: options.intentStore, logger: logger)
+    }
+
+    /// Sets the kernel's onlining settings from the configuration, or in a dry run says what it would set.
+    private func makeKernelOnline(_ driver: CoreDriver) throws -> KernelOnlineControl? {
+        guard let sysfs = driver.sysfs as? Sysfs else { return nil }
+        if options.dryRun || !options.setsKernelOnline {
+            let plan = MemoryOnlining.plan(options.config.memory, kernel: sysfs.kernelOnlineSupport())
+            logger.notice(
+                "memory onlining: the kernel's settings are left as they are; hotplugd onlines new blocks itself",
+                metadata: [
+                    "mode": "userspace", "reason": "\(options.dryRun ? "dry run" : "not asked to set them")",
+                    "plan": "\(plan.summary)", "kind": "\(LogKind.memoryOnlining.rawValue)",
+                ])
+            return nil
+        }
+        let control = KernelOnlineControl(sysfs: sysfs, runtimeDirectory: options.runtimeDirectory, logger: logger)
+        driver.manageKernelOnline(with: control)
+        return control
     }
 
     /// Stores the baseline counted at this start, unless it came from the store already.

@@ -62,6 +62,15 @@ public final class DaemonMetrics: Sendable {
     public func record(_ operations: [OnlineOperation]) {
         for operation in operations {
             let kind = operation.device.kind.rawValue
+            if operation.byKernel {
+                registry.makeCounter(
+                    descriptor: name(
+                        "kernel_onlined", "total",
+                        "Memory blocks the kernel onlined inside their add, with hotplugd's policy (kernel_online)."),
+                    labels: [("kind", kind)]
+                ).increment()
+                continue
+            }
             let result =
                 switch operation.outcome {
                 case .succeeded: "succeeded"

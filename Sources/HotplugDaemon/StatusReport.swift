@@ -9,6 +9,8 @@ public struct StatusReport: Sendable, Equatable, Codable {
     public var schemaVersion: Int
     public var cpus: [DeviceStatus]
     public var memory: Memory
+    /// Who onlines new memory; nil when not looked at.
+    public var memoryOnlining: MemoryOnliningStatus?
 
     public struct Memory: Sendable, Equatable, Codable {
         public var blockSizeBytes: Int
@@ -108,7 +110,7 @@ public struct StatusReport: Sendable, Equatable, Codable {
             Memory block size:  \(Self.size(memory.blockSizeBytes))
             Total online memory:  \(Self.size(totals.onlineBytes))\(zones.isEmpty ? "" : " (\(zones.joined(separator: ", ")); \(nodes.joined(separator: ", ")))")
             Total offline memory: \(Self.size(totals.offlineBytes))
-            """,
+            """ + (memoryOnlining.map { "\n" + $0.text } ?? ""),
         ].joined(separator: "\n\n")
     }
 

@@ -37,10 +37,14 @@ public struct Actuator: Sendable {
     public struct Result: Sendable, Equatable {
         public var outcome: OnlineOutcome
         public var attempts: Int
+        /// The kernel refused the write because the device was in that state already (a read-back
+        /// confirmed it): somebody else, or the kernel itself, got there first.
+        public var alreadyThere: Bool
 
-        public init(outcome: OnlineOutcome, attempts: Int) {
+        public init(outcome: OnlineOutcome, attempts: Int, alreadyThere: Bool = false) {
             self.outcome = outcome
             self.attempts = attempts
+            self.alreadyThere = alreadyThere
         }
     }
 
@@ -79,7 +83,7 @@ public struct Actuator: Sendable {
             let retriable = [.resourceBusy, .resourceTemporarilyUnavailable, .noMemory].contains(error)
             switch error {
             case .invalidArgument where confirms(device, goal):
-                return Result(outcome: .succeeded, attempts: attempt)
+                return Result(outcome: .succeeded, attempts: attempt, alreadyThere: true)
             case .interrupted where attempt < retry.attempts:
                 attempt += 1
             case _ where retriable && attempt < retry.attempts:

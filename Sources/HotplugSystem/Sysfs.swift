@@ -15,9 +15,12 @@ import struct SystemPackage.FileDescriptor
 /// The root is configurable so that tests can run against a tree in a temporary directory.
 public final class Sysfs: SysfsAccess {
     public let root: String
-    private let kindDirectories: [DeviceKind: FileDescriptor]
+    let kindDirectories: [DeviceKind: FileDescriptor]
     /// `devices/system/node`, absent on kernels built without NUMA.
     private let nodeDirectory: FileDescriptor?
+    /// `module/memory_hotplug/parameters`: the kernel's onlining policy (see `MemoryOnlining`);
+    /// absent before Linux 5.12 and in test trees that leave it out.
+    let memoryHotplugParameters: FileDescriptor?
     /// Whether openat2(2) with RESOLVE_BENEATH works here (Linux 5.6 and later, and allowed by
     /// the seccomp filter): one system call per attribute instead of a walk of three.
     private let resolvesBeneath: Bool
@@ -26,6 +29,7 @@ public final class Sysfs: SysfsAccess {
         self.root = root
         var directories: [DeviceKind: FileDescriptor] = [:]
         var nodeDirectory: FileDescriptor?
+        var parameters: FileDescriptor?
         do throws(Errno) {
             let rootFD = try Self.openAt(FileDescriptor(rawValue: AT_FDCWD), root, flags: chotplug_O_PATH | O_DIRECTORY)
             defer { rootFD.closeAfterUse() }
@@ -40,12 +44,20 @@ public final class Sysfs: SysfsAccess {
                 // A kernel built without NUMA has no node directory: devices then have no node.
                 nodeDirectory = nil
             }
+            do throws(Errno) {
+                parameters = try Self.openPath(
+                    from: rootFD, ["module", "memory_hotplug", "parameters"], flags: chotplug_O_PATH | O_DIRECTORY)
+            } catch  where error == .noSuchFileOrDirectory {
+                parameters = nil
+            }
         } catch {
             for fd in directories.values { fd.closeAfterUse() }
+            nodeDirectory?.closeAfterUse()
             throw SysfsError(path: "\(root)/devices/system", operation: "open", errno: error)
         }
         self.kindDirectories = directories
         self.nodeDirectory = nodeDirectory
+        self.memoryHotplugParameters = parameters
         let probe = chotplug_openat_beneath(directories[.cpu]!.rawValue, ".", chotplug_O_PATH | O_DIRECTORY)
         if probe >= 0 { Glibc.close(probe) }
         self.resolvesBeneath = probe >= 0
@@ -54,6 +66,7 @@ public final class Sysfs: SysfsAccess {
     deinit {
         for fd in kindDirectories.values { fd.closeAfterUse() }
         nodeDirectory?.closeAfterUse()
+        memoryHotplugParameters?.closeAfterUse()
     }
 
     /// The devices of one kind present now, in no particular order.
@@ -84,16 +97,7 @@ public final class Sysfs: SysfsAccess {
         do throws(Errno) {
             let fd = try openAttribute(device, attribute, flags: O_WRONLY | O_TRUNC)
             defer { fd.closeAfterUse() }
-            // One write() call: sysfs takes an attribute value in a single store.
-            let written = try value.utf8CString.withUnsafeBytes { bytes in
-                Result { () throws(Errno) in
-                    let once = { () throws(Errno) in
-                        try Self.valueOrErrno(Glibc.write(fd.rawValue, bytes.baseAddress, bytes.count - 1))
-                    }
-                    return interruptible ? try once() : try Self.retryingOnInterrupt(once)
-                }
-            }.get()
-            if written != value.utf8.count { throw Errno.ioError }
+            try Self.store(value, in: fd, interruptible: interruptible)
         } catch {
             throw SysfsError(path: "\(root)\(device.devpath)/\(attribute)", operation: "write", errno: error)
         }
@@ -245,6 +249,19 @@ public final class Sysfs: SysfsAccess {
             current = next
         }
         return current
+    }
+
+    /// One write() call: sysfs takes an attribute value in a single store.
+    static func store(_ value: String, in fd: FileDescriptor, interruptible: Bool = false) throws(Errno) {
+        let written = try value.utf8CString.withUnsafeBytes { bytes in
+            Result { () throws(Errno) in
+                let once = { () throws(Errno) in
+                    try Self.valueOrErrno(Glibc.write(fd.rawValue, bytes.baseAddress, bytes.count - 1))
+                }
+                return interruptible ? try once() : try Self.retryingOnInterrupt(once)
+            }
+        }.get()
+        if written != value.utf8.count { throw Errno.ioError }
     }
 
     static func readFile(at directory: FileDescriptor, _ name: String) throws(Errno) -> String {

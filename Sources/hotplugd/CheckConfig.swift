@@ -1,6 +1,7 @@
 import ArgumentParser
 import HotplugCore
 import HotplugDaemon
+import HotplugSystem
 
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,10 +29,19 @@ struct CheckConfig: ParsableCommand {
         print("memory.auto_movable_ratio = \(config.memory.autoMovableRatio)")
         print("memory.auto_movable_numa_aware = \(config.memory.autoMovableNUMAAware)")
         print("memory.coldplug = \(config.memory.coldplug.rawValue)")
+        print("memory.kernel_online = \(config.memory.kernelOnline)")
         for rule in config.memory.nodes {
             let type = rule.onlineType?.rawValue ?? "(inherited)"
             let auto = rule.autoOnline.map { "\($0)" } ?? "(inherited)"
             print("memory.node \(rule.node): auto_online = \(auto), online_type = \(type)")
+        }
+        // On this machine's kernel: a file checked elsewhere says what it would do there.
+        do {
+            let sysfs = try Sysfs()
+            let plan = MemoryOnlining.plan(config.memory, kernel: sysfs.kernelOnlineSupport())
+            print("memory onlining on this kernel: \(plan.summary)")
+        } catch {
+            print("memory onlining on this kernel: unknown (\(error))")
         }
     }
 }

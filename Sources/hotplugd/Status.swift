@@ -14,8 +14,12 @@ struct Status: ParsableCommand {
     @OptionGroup var machine: MachineOptions
 
     func run() throws {
-        let engine = try CommandContext(machine).engine
-        let report = StatusReport(devices: engine.status(), blockSizeBytes: engine.blockSizeBytes)
+        let context = try CommandContext(machine)
+        let engine = context.engine
+        var report = StatusReport(devices: engine.status(), blockSizeBytes: engine.blockSizeBytes)
+        report.memoryOnlining = MemoryOnliningStatus(
+            plan: MemoryOnlining.plan(context.config.memory, kernel: context.sysfs.kernelOnlineSupport()),
+            sysfs: context.sysfs)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -69,6 +69,17 @@ public final class FakeSysfsTree {
             to: "../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:00/\(dimm)")
     }
 
+    /// `module/memory_hotplug/parameters` as Linux 5.16 and later have it, at the kernel's defaults.
+    public func addMemoryHotplugParameters() throws {
+        try FileManager.default.createDirectory(
+            atPath: "\(root)/module/memory_hotplug/parameters", withIntermediateDirectories: true)
+        for (name, value) in [
+            ("online_policy", "contig-zones"), ("auto_movable_ratio", "301"), ("auto_movable_numa_aware", "Y"),
+        ] {
+            try write("module/memory_hotplug/parameters/\(name)", value)
+        }
+    }
+
     /// Removes the device and its link under its node, as the kernel does when it unregisters it.
     public func remove(_ device: String) throws {
         let kind = device.hasPrefix("cpu") ? "cpu" : "memory"

@@ -28,7 +28,8 @@ extension DecisionCore {
             default:
                 break
             }
-            if apply(.event(event.action), to: id, cause: .event(event.action))?.input == .event(.add) {
+            let by: Onliner? = event.action == .online && kernelOnlines(id) ? .kernel : nil
+            if apply(.event(event.action), to: id, cause: .event(event.action), by: by)?.input == .event(.add) {
                 added.append(id)
             }
             touched.append(id)
@@ -125,7 +126,9 @@ extension DecisionCore {
     /// blocks are in sysfs. Taking them in now writes a DIMM in one run of writes instead of one
     /// wake-up per block; their uevents, read later, change nothing.
     func followingBlock(after id: DeviceID, value: OnlineValue) -> DeviceID? {
-        guard id.kind == .memory, value != .cpu, onlineType(forNode: records[id]?.node) != .autoMovable,
+        // In kernel mode the kernel onlines the rest of the DIMM itself.
+        guard id.kind == .memory, value != .cpu, !memoryOnlining.isKernel,
+            onlineType(forNode: records[id]?.node) != .autoMovable,
             let next = DeviceID(kind: .memory, index: id.index + 1)
         else { return nil }
         if let known = records[next], known.isPresent { return nil }

@@ -19,6 +19,20 @@ extension DecisionCore {
         }
     }
 
+    /// Who brought a block online, said on its transition line (`by=`) in kernel mode.
+    enum Onliner: String, Sendable, Equatable {
+        /// Inside its add, as hotplugd set it to (see `MemoryOnlining`).
+        case kernel
+        /// The kernel left it offline and hotplugd wrote it.
+        case hotplugd
+    }
+
+    /// Whether, in kernel mode, the kernel is the one to online this device: a memory block
+    /// added in this run (the kernel onlines only inside the add).
+    func kernelOnlines(_ id: DeviceID) -> Bool {
+        memoryOnlining.isKernel && id.kind == .memory && records[id]?.addedAt != nil
+    }
+
     /// Takes in a whole scan: every device read, and those no longer there marked removed.
     mutating func learn(_ readings: Readings, cause: Cause) {
         if let size = readings.blockSizeBytes { pagesPerBlock = max(1, size / 4096) }
@@ -40,7 +54,7 @@ extension DecisionCore {
     }
 
     /// Applies one reading of a device.
-    mutating func take(_ reading: DeviceReading, of id: DeviceID, cause: Cause) {
+    mutating func take(_ reading: DeviceReading, of id: DeviceID, cause: Cause, by: Onliner? = nil) {
         if reading.state == .absent {
             if records[id] != nil { apply(.observed(.absent), to: id, cause: cause) }
             return
@@ -50,7 +64,7 @@ extension DecisionCore {
         } else if id.kind == .cpu, records[id]?.cpuNode == nil {
             records[id, default: DeviceRecord()].cpuNode = reading.node
         }
-        apply(.observed(reading.state), to: id, cause: cause)
+        apply(.observed(reading.state), to: id, cause: cause, by: by)
     }
 
     /// Stores a fresh reading of a block.
@@ -76,7 +90,8 @@ extension DecisionCore {
     /// Feeds one input to the device's machine and reports the transition, if any.
     @discardableResult
     mutating func apply(
-        _ input: DeviceInput, to id: DeviceID, cause: Cause, value: OnlineValue? = nil, attempts: Int? = nil
+        _ input: DeviceInput, to id: DeviceID, cause: Cause, value: OnlineValue? = nil, attempts: Int? = nil,
+        by: Onliner? = nil
     ) -> Transition? {
         var applied: Transition?
         update(id) { applied = $0.machine.apply(input) }
@@ -90,12 +105,20 @@ extension DecisionCore {
         }
         // Also for blocks of a DIMM found before their own `add` uevent was read.
         if transition.input == .event(.add) { record.addedAt = now }
+        if by == .kernel, transition.to == .online, cause != .write {
+            // Counted as the kernel's onlining; a write's end is counted by `written`.
+            effects.append(
+                .finished(
+                    OnlineOperation(
+                        device: id, outcome: .succeeded, sinceAdded: record.addedAt.map { now - $0 }, byKernel: true)))
+            record.addedAt = nil
+        }
         records[id] = record
         if let event = HookEvent(transition) {
             effects.append(
                 .changed(DeviceChange(device: id, event: event, zone: record.zone?.rawValue, node: record.node)))
         }
-        logTransition(id, transition, cause: cause, record: record, value: value, attempts: attempts)
+        logTransition(id, transition, cause: cause, record: record, value: value, attempts: attempts, by: by)
         return transition
     }
 
@@ -104,7 +127,7 @@ extension DecisionCore {
     /// scan's first sight of a device and the start of a write (its outcome follows) are debug.
     private mutating func logTransition(
         _ id: DeviceID, _ transition: Transition, cause: Cause, record: DeviceRecord, value: OnlineValue?,
-        attempts: Int?
+        attempts: Int?, by: Onliner?
     ) {
         let quiet = (transition.from == .absent && transition.input != .event(.add)) || transition.to == .onlining
         var level: LogRecord.Level = quiet ? .debug : .info
@@ -128,6 +151,7 @@ extension DecisionCore {
         if let node = record.node { metadata["node"] = "\(node)" }
         if let value { metadata["value"] = value.rawValue }
         if let attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
+        if let by, transition.to == .online { metadata["by"] = by.rawValue }
         log(level, "\(id) \(transition)", metadata, kind: LogKind(transition))
     }
 }

@@ -11,8 +11,20 @@ extension DecisionCore {
     /// blocks never get a node link). An explicit online type is written at once: the kernel holds
     /// the device hotplug lock until the whole DIMM is added, so the write waits for the block to be
     /// complete and starts the moment it is.
+    ///
+    /// In kernel mode none of that: the kernel decided inside the add (with its memory groups), and
+    /// a block still offline is written the kernel's own type, so that the kernel picks its zone
+    /// as it would have. The write also waits for an add in progress (see `written`).
     mutating func decideMemory(_ pass: MemoryPass) {
         lastMemoryCheck = now
+        if let value = memoryOnlining.kernelValue {
+            for id in pass.blocks.sorted() {
+                waiting[id] = nil
+                guard let record = records[id], record.managed, record.machine.canRequestOnline else { continue }
+                online(id, .online(value))
+            }
+            return
+        }
         var toRead: [DeviceID] = []
         var zonesWithoutNode: [DeviceID] = []
         var ready = Set<DeviceID>()

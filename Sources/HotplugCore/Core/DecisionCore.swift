@@ -35,6 +35,10 @@ public struct DecisionCore: Sendable {
 
     public internal(set) var config: Config
     public let options: Options
+    /// Who onlines new memory blocks. The owner sets it before `start` and after each
+    /// `reconfigure`, once the kernel's settings are in place (see `MemoryOnlining`); in kernel
+    /// mode the core onlines only what the kernel left offline, with the kernel's own type.
+    public var memoryOnlining = MemoryOnlining.userspace(reason: "the kernel's onlining settings were not set")
     public internal(set) var records: [DeviceID: DeviceRecord] = [:]
     public internal(set) var pagesPerBlock = 32768
     /// Kernel-zone memory present at boot per node, in pages: the auto-movable ratio's base.
@@ -118,16 +122,24 @@ public struct DecisionCore: Sendable {
         // Events about devices never seen (other than add and remove): read what they are first.
         // Only a device's first event in the burst counts: one that follows its `add` (a CPU's
         // `bind`, the kernel's own `online`) finds it added, not unknown.
-        var unknown: [DeviceID] = []
+        var unknown = Set<DeviceID>()
         var seen = Set<DeviceID>()
         for event in events where records[event.device] == nil && seen.insert(event.device).inserted {
-            if event.action != .add && event.action != .remove { unknown.append(event.device) }
+            if event.action != .add && event.action != .remove { unknown.insert(event.device) }
         }
-        if unknown.isEmpty && !reloadIntent {
+        // A block somebody else onlined (the kernel inside the add, an operator): its zone and node
+        // are read before its line is logged. hotplugd's own writes are online before their
+        // events arrive, and need no read.
+        let onlinedElsewhere = events.filter {
+            $0.action == .online && $0.device.kind == .memory && records[$0.device]?.state != .online
+        }.map(\.device)
+        if unknown.isEmpty && onlinedElsewhere.isEmpty && !reloadIntent {
             apply(events)
         } else {
             // The events wait for the answers (a read of no device is answered at once).
-            effects.append(.read(ReadRequest(.devices(unknown, zonesWithoutNode: false), for: .discover(events))))
+            let ids = unknown.union(onlinedElsewhere).sorted()
+            effects.append(
+                .read(ReadRequest(.devices(ids, zonesWithoutNode: false), for: .discover(events, unknown: unknown))))
         }
         return finish()
     }
@@ -185,14 +197,20 @@ public struct DecisionCore: Sendable {
                 log(.info, "retrying after rescan", ["device": id.name])
             }
             act(on: Array(records.keys))
-        case .discover(let events):
+        case .discover(let events, let unknown):
             for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
-                take(reading, of: id, cause: .discover)
+                if unknown.contains(id) {
+                    take(reading, of: id, cause: .discover)
+                } else if let block = reading.block, reading.state == .online {
+                    // Only where it went: its `online` event, applied next, is the transition.
+                    setBlock(id, block)
+                }
             }
             apply(events)
         case .added(let touched):
             for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
-                take(reading, of: id, cause: .event(.add))
+                let byKernel = reading.state == .online && kernelOnlines(id)
+                take(reading, of: id, cause: .event(.add), by: byKernel ? .kernel : nil)
             }
             flushIntent()
             act(on: touched)
@@ -215,16 +233,25 @@ public struct DecisionCore: Sendable {
     }
 
     /// The end of an `Effect.write`; `endedAt` dates it for the time-to-online metric.
+    ///
+    /// `alreadyThere`: the kernel refused the write and a read-back found the device online
+    /// already. In kernel mode that is the kernel's onlining inside the add, which the write waited
+    /// for (both hold the device hotplug lock): how hotplugd tells, without a timeout, that the
+    /// kernel is done with a block it read offline.
     public mutating func written(
-        _ id: DeviceID, _ value: OnlineValue, outcome: OnlineOutcome, attempts: Int, endedAt: Instant, now: Instant
+        _ id: DeviceID, _ value: OnlineValue, outcome: OnlineOutcome, attempts: Int, alreadyThere: Bool = false,
+        endedAt: Instant, now: Instant
     ) -> [Effect] {
         begin(now)
         guard records[id] != nil else { return finish() }
+        let by: Onliner? = kernelOnlines(id) ? (alreadyThere ? .kernel : .hotplugd) : nil
         effects.append(
             .finished(
-                OnlineOperation(device: id, outcome: outcome, sinceAdded: records[id]?.addedAt.map { endedAt - $0 })))
+                OnlineOperation(
+                    device: id, outcome: outcome, sinceAdded: records[id]?.addedAt.map { endedAt - $0 },
+                    byKernel: by == .kernel)))
         records[id]?.addedAt = nil
-        let finish = WriteResult(value: value, outcome: outcome, attempts: attempts)
+        let finish = WriteResult(value: value, outcome: outcome, attempts: attempts, by: by)
         if outcome == .succeeded, id.kind == .memory || records[id]?.node == nil {
             // The zone and node first, so the transition's line says where the device went. A block
             // written before its node link appeared: the write waited for the add, so the link is
@@ -241,7 +268,15 @@ public struct DecisionCore: Sendable {
 
     /// Applies a write's outcome; after a memory block with an explicit type, looks at the next block.
     mutating func finishWrite(_ id: DeviceID, _ result: WriteResult) {
-        apply(.onlineFinished(result.outcome), to: id, cause: .write, value: result.value, attempts: result.attempts)
+        let transition = apply(
+            .onlineFinished(result.outcome), to: id, cause: .write, value: result.value, attempts: result.attempts,
+            by: result.by)
+        if result.by == .hotplugd, result.outcome == .succeeded, transition != nil {
+            // "Auto-onlining can fail. The kernel won't retry." (memory-hotplug.rst)
+            log(
+                .notice, "the kernel left a new block offline; hotplugd onlined it", ["device": id.name],
+                kind: .memoryOnlining)
+        }
         if result.outcome == .succeeded, records[id]?.state == .online,
             let next = followingBlock(after: id, value: result.value)
         {

@@ -34,10 +34,13 @@ public struct OnlineOperation: Sendable, Equatable {
     public var outcome: OnlineOutcome
     /// From the device's `add` event to the end of the write; nil for devices found by a scan.
     public var sinceAdded: Duration?
+    /// The kernel onlined the block inside its add (see `MemoryOnlining`): no write of hotplugd's.
+    public var byKernel: Bool
 
-    public init(device: DeviceID, outcome: OnlineOutcome, sinceAdded: Duration?) {
+    public init(device: DeviceID, outcome: OnlineOutcome, sinceAdded: Duration?, byKernel: Bool = false) {
         self.device = device
         self.outcome = outcome
         self.sinceAdded = sinceAdded
+        self.byKernel = byKernel
     }
 }

@@ -98,8 +98,9 @@ enum ReadPurpose: Sendable, Equatable {
     case start(act: Bool)
     /// Events were lost: everything is read again and reconciled.
     case rescan
-    /// Devices named by events but never seen: read before the events are applied.
-    case discover([Uevent])
+    /// Devices named by events but never seen (`unknown`), and memory blocks whose `online` event
+    /// is to be logged with the zone and node they went to: read before the events are applied.
+    case discover([Uevent], unknown: Set<DeviceID>)
     /// Devices just added, read once their events are applied; then `touched` are acted on.
     case added(touched: [DeviceID])
     /// Memory blocks being decided that lacked a node, DIMM or zones.
@@ -115,6 +116,8 @@ struct WriteResult: Sendable, Equatable {
     var value: OnlineValue
     var outcome: OnlineOutcome
     var attempts: Int
+    /// In kernel mode, for a block added in this run: who onlined it (see `DecisionCore.Onliner`).
+    var by: DecisionCore.Onliner?
 }
 
 /// Memory blocks on their way to a decision, and what was read for them on the way.

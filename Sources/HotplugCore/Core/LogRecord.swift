@@ -34,6 +34,9 @@ public enum LogKind: String, Sendable, CaseIterable {
     case intent
     case enforce
     case hook
+    /// Who onlines new memory (the kernel or hotplugd), at start and reload, and changes to the
+    /// kernel's onlining settings.
+    case memoryOnlining = "memory-onlining"
 
     public var messageID: String {
         switch self {
@@ -49,6 +52,7 @@ public enum LogKind: String, Sendable, CaseIterable {
         case .intent: "ce2495ad249e4870bca8040432fda683"
         case .enforce: "8c198d98aaeb4ee0a2dbade88da32190"
         case .hook: "83c7698c440246dead7c02ad295d3dcf"
+        case .memoryOnlining: "97f5e4c656164f0f81761ac8654f8c8e"
         }
     }
 

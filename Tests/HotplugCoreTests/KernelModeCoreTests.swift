@@ -1,0 +1,143 @@
+import HotplugFixtures
+import Testing
+
+@testable import HotplugCore
+
+/// The core when the kernel onlines memory inside the add (see `MemoryOnlining`): it watches,
+/// logs where each block went, and onlines only what the kernel left offline, with the kernel's type.
+@Suite struct KernelModeCoreTests {
+    typealias Machine = DecisionCoreTests.Machine
+    static let start = DecisionCoreTests.start
+    static let autoMovable = MemoryOnlining.kernel(
+        KernelOnlineSettings([.autoOnlineBlocks: "online", .onlinePolicy: "auto-movable"]))
+
+    /// Runs effects as `CoreDriver` does; each write ends as `write` says: the kernel onlined the
+    /// block first (`alreadyThere`), or the write onlines it.
+    @discardableResult
+    static func run(
+        _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect],
+        alreadyThere: (DeviceID) -> Bool = { _ in false }
+    ) -> [Effect] {
+        var seen: [Effect] = []
+        var stack = [effects[...]]
+        while !stack.isEmpty {
+            guard let effect = stack[stack.count - 1].popFirst() else {
+                stack.removeLast()
+                continue
+            }
+            seen.append(effect)
+            switch effect {
+            case .read(let request):
+                stack.append(core.answer(request, machine.answer(request.what), now: start)[...])
+            case .write(let id, let value):
+                let already = alreadyThere(id)
+                machine.devices[id]?.state = .online
+                machine.devices[id]?.block?.validZones = [.movable]
+                stack.append(
+                    core.written(
+                        id, value, outcome: .succeeded, attempts: 1, alreadyThere: already, endedAt: start, now: start)[
+                            ...])
+            default:
+                break
+            }
+        }
+        return seen
+    }
+
+    static func started(_ machine: inout Machine) -> DecisionCore {
+        var core = DecisionCore(config: Config(), now: start)
+        core.memoryOnlining = autoMovable
+        run(&core, &machine, core.start(act: true, now: start))
+        return core
+    }
+
+    static func transitions(_ effects: [Effect]) -> [[String: String]] {
+        effects.compactMap {
+            if case .log(let record) = $0, record.metadata["to"] != nil { record.metadata } else { nil }
+        }
+    }
+
+    static func writes(_ effects: [Effect]) -> [String] { DecisionCoreTests.writes(effects) }
+
+    @Test func blocksTheKernelOnlinedAreLoggedWithZoneNodeAndWhoNotWritten() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(&machine)
+        // The kernel onlined the DIMM before its add events were read.
+        for index in 64..<66 { machine.add(memory: index, zones: ["Movable"], dimm: "PNP0C80:00", online: true) }
+        let events = (64..<66).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+        let effects = Self.run(&core, &machine, core.receive(events, now: Self.start))
+        #expect(Self.writes(effects).isEmpty)
+        let online = Self.transitions(effects).filter { $0["to"] == "online" }
+        #expect(online.map { $0["device"] } == ["memory64", "memory65"])
+        #expect(online.allSatisfy { $0["by"] == "kernel" && $0["zone"] == "Movable" && $0["node"] == "0" })
+        let operations = effects.compactMap { if case .finished(let operation) = $0 { operation } else { nil } }
+        #expect(operations.count == 2 && operations.allSatisfy(\.byKernel))
+    }
+
+    @Test func anOnlineEventInTheSameBurstIsLoggedWithTheZoneItWentTo() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(&machine)
+        machine.add(memory: 64, zones: ["Movable"], dimm: "PNP0C80:00", online: true)
+        let events = [
+            FakeSysfsTree.event("add", "memory64", seqnum: 1), FakeSysfsTree.event("online", "memory64", seqnum: 2),
+        ]
+        let effects = Self.run(&core, &machine, core.receive(events, now: Self.start))
+        #expect(Self.writes(effects).isEmpty)
+        let online = Self.transitions(effects).filter { $0["to"] == "online" }
+        #expect(online.count == 1)
+        #expect(
+            online.first?["zone"] == "Movable" && online.first?["by"] == "kernel" && online.first?["action"] == "online"
+        )
+    }
+
+    @Test func aBlockReadOfflineWhileTheKernelAddsIsWrittenAndFoundOnline() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(&machine)
+        machine.add(memory: 64, dimm: "PNP0C80:00")  // Read before the kernel reached it.
+        let effects = Self.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start),
+            alreadyThere: { _ in true })
+        // The kernel's own type, no waiting for the DIMM, no walk to its other blocks.
+        #expect(Self.writes(effects) == ["memory64=online"])
+        #expect(Self.transitions(effects).last?["by"] == "kernel")
+        #expect(!effects.contains { if case .log(let record) = $0 { record.message.contains("left") } else { false } })
+    }
+
+    @Test func aBlockTheKernelLeftOfflineIsOnlinedAndSaidSo() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(&machine)
+        machine.add(memory: 64, dimm: "PNP0C80:00")
+        let effects = Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(Self.writes(effects) == ["memory64=online"])
+        #expect(Self.transitions(effects).last?["by"] == "hotplugd")
+        #expect(
+            effects.contains {
+                if case .log(let record) = $0 {
+                    record.message == "the kernel left a new block offline; hotplugd onlined it"
+                        && record.metadata["kind"] == "memory-onlining"
+                } else {
+                    false
+                }
+            })
+    }
+
+    @Test func coldplugWritesTheKernelsTypeAndSaysNothingOfTheKernel() {
+        var machine = DecisionCoreTests.bootMachine()
+        machine.add(memory: 64, dimm: "PNP0C80:00")
+        var core = DecisionCore(config: Config(), now: Self.start)
+        core.memoryOnlining = .kernel(KernelOnlineSettings([.autoOnlineBlocks: "online_movable"]))
+        let effects = Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        #expect(Self.writes(effects) == ["memory64=online_movable"])
+        #expect(Self.transitions(effects).allSatisfy { $0["by"] == nil })
+    }
+
+    @Test func userspaceModeSaysNothingOfWho() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = DecisionCore(config: Config(), now: Self.start)
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.add(memory: 64, dimm: "PNP0C80:00")
+        let effects = Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(Self.writes(effects) == ["memory64=online_movable"])
+        #expect(Self.transitions(effects).allSatisfy { $0["by"] == nil })
+    }
+}
