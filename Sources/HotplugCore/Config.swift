@@ -17,6 +17,14 @@ public enum MemoryOnlineType: String, Sendable, CaseIterable, Codable {
     case autoMovable = "auto-movable"
 }
 
+/// What hotplugd does with dax/kmem memory (`daxctl reconfigure-device --mode=system-ram`).
+public enum DaxMemoryMode: String, Sendable, CaseIterable, Codable {
+    /// daxctl onlines it (its default); hotplugd leaves it alone rather than race it.
+    case leave
+    /// hotplugd onlines it by the memory policy, as any other memory (for `daxctl --no-online`).
+    case online
+}
+
 /// Whether devices already present and offline when the daemon starts are onlined.
 public enum ColdplugMode: String, Sendable, CaseIterable, Codable {
     /// As `always`, except for CPUs when the kernel was booted with `maxcpus=`: those CPUs
@@ -70,6 +78,7 @@ public struct Config: Sendable, Equatable {
         /// Let the kernel online new blocks inside the add whenever its settings can say this
         /// policy (see `MemoryOnlining`).
         public var kernelOnline = true
+        public var dax: DaxMemoryMode = .leave
         public var nodes: [NodeRule] = []
         public init() {}
 

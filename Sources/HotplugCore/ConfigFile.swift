@@ -46,6 +46,7 @@ struct ConfigFile: Decodable {
         var coldplug: String?
         var enforce: Bool?
         var kernelOnline: Bool?
+        var dax: String?
         var node: [Node]?
         enum CodingKeys: String, CodingKey {
             case autoOnline = "auto_online"
@@ -53,7 +54,7 @@ struct ConfigFile: Decodable {
             case autoMovableRatio = "auto_movable_ratio"
             case autoMovableNUMAAware = "auto_movable_numa_aware"
             case kernelOnline = "kernel_online"
-            case coldplug, enforce, node
+            case coldplug, enforce, dax, node
         }
     }
 
@@ -94,7 +95,7 @@ struct ConfigFile: Decodable {
         switch key {
         case "receive_buffer_bytes", "auto_movable_ratio", "node", "timeout_seconds": "an integer"
         case "auto_online", "auto_movable_numa_aware", "enforce", "kernel_online": "true or false"
-        case "source", "include", "exclude", "coldplug", "online_type", "textfile", "name", "devices": "a string"
+        case "source", "include", "exclude", "coldplug", "online_type", "textfile", "name", "devices", "dax": "a string"
         case "command", "on": "an array of strings"
         default: "a table"
         }
@@ -133,6 +134,7 @@ struct ConfigFile: Decodable {
             }
             if let value = memory.enforce { config.memory.enforce = value }
             if let value = memory.kernelOnline { config.memory.kernelOnline = value }
+            if let text = memory.dax { config.memory.dax = try Self.choice(text, at: ["memory", "dax"]) }
             for (index, node) in (memory.node ?? []).enumerated() {
                 let path: [TOMLPath.Component] = [.key("memory"), .key("node"), .index(index)]
                 guard let id = node.node else {

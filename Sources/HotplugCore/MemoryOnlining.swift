@@ -9,22 +9,31 @@
 /// what they cannot say.
 public enum MemoryOnlining: Sendable, Equatable {
     case kernel(KernelOnlineSettings)
-    case userspace(reason: String)
+    /// hotplugd writes each block's `state`. With `zones` (the kernel's auto-movable settings, on
+    /// Linux 5.16 and later), a block whose rule is auto-movable is written `online` and the kernel
+    /// picks its zone by its own policy, memory groups included, once the add is complete (the
+    /// write waits for it): no waiting for a DIMM's link, no accounting in userspace. Without,
+    /// hotplugd decides auto-movable zones itself (`MemoryPolicy`).
+    case userspace(reason: String, zones: KernelOnlineSettings? = nil)
 
     /// The kernel's settings the policy needs, or why the kernel cannot carry it out.
     public static func plan(_ memory: Config.Memory, kernel: KernelOnlineSupport) -> MemoryOnlining {
         guard memory.kernelOnline else { return .userspace(reason: "memory.kernel_online is false") }
-        guard memory.autoOnline else { return .userspace(reason: "memory.auto_online is false: nothing to online") }
+        let zones = kernel.onlinePolicy ? autoMovableSettings(memory) : nil
+        guard memory.autoOnline else {
+            return .userspace(reason: "memory.auto_online is false: the kernel onlines nothing", zones: zones)
+        }
         // The kernel has one setting for every node.
         for rule in memory.nodes {
             if rule.autoOnline == false || (rule.onlineType.map { $0 != memory.onlineType } ?? false) {
                 return .userspace(
                     reason: "the memory.node rule for node \(rule.node) differs from [memory]; "
-                        + "the kernel has one setting for every node")
+                        + "the kernel has one setting for every node",
+                    zones: zones)
             }
         }
         guard kernel.autoOnlineBlocks else {
-            return .userspace(reason: "this kernel has no memory/auto_online_blocks")
+            return .userspace(reason: "this kernel has no memory/auto_online_blocks", zones: zones)
         }
         var settings = KernelOnlineSettings()
         switch memory.onlineType {
@@ -49,6 +58,29 @@ public enum MemoryOnlining: Sendable, Equatable {
         return .kernel(settings)
     }
 
+    /// The kernel's auto-movable settings, when any rule of `memory` is auto-movable.
+    static func autoMovableSettings(_ memory: Config.Memory) -> KernelOnlineSettings? {
+        let types = [memory.onlineType] + memory.nodes.compactMap(\.onlineType)
+        guard types.contains(.autoMovable) else { return nil }
+        return KernelOnlineSettings([
+            .onlinePolicy: "auto-movable", .autoMovableRatio: "\(memory.autoMovableRatio)",
+            .autoMovableNUMAAware: memory.autoMovableNUMAAware ? "Y" : "N",
+        ])
+    }
+
+    /// The settings hotplugd puts in the kernel for this mode (none for plain userspace onlining).
+    public var settings: KernelOnlineSettings {
+        switch self {
+        case .kernel(let settings): settings
+        case .userspace(_, let zones): zones ?? KernelOnlineSettings()
+        }
+    }
+
+    /// In userspace mode: whether the kernel picks auto-movable zones (see `userspace`).
+    public var kernelPicksZones: Bool {
+        if case .userspace(_, let zones) = self { zones != nil } else { false }
+    }
+
     /// The value hotplugd writes to a block's `state` when it onlines one itself (coldplug, or a
     /// block the kernel left offline): in kernel mode the kernel's own type, so that the kernel
     /// decides the zone exactly as it would have inside the add (`online` follows its online_policy).
@@ -63,7 +95,8 @@ public enum MemoryOnlining: Sendable, Equatable {
     public var summary: String {
         switch self {
         case .kernel(let settings): "kernel (\(settings))"
-        case .userspace(let reason): "userspace (\(reason))"
+        case .userspace(let reason, nil): "userspace (\(reason))"
+        case .userspace(let reason, let zones?): "userspace (\(reason)); auto-movable zones by the kernel (\(zones))"
         }
     }
 }

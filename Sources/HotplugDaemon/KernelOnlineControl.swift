@@ -45,8 +45,7 @@ public final class KernelOnlineControl {
     /// refuses, or whose found values cannot be recorded, becomes the userspace path, with why.
     @discardableResult
     public func apply(_ plan: MemoryOnlining) -> MemoryOnlining {
-        var desired = KernelOnlineSettings()
-        if case .kernel(let settings) = plan { desired = settings }
+        let desired = plan.settings
         do {
             // Back first, newest first (auto_online_blocks before the policy it follows)...
             for setting in Setting.writeOrder.reversed() where desired[setting] == nil {
@@ -222,9 +221,12 @@ public final class KernelOnlineControl {
             logger.notice(
                 "memory onlining: the kernel onlines new blocks inside the add, as hotplugd's policy says",
                 metadata: metadata)
-        case .userspace(let reason):
+        case .userspace(let reason, let zones):
             metadata["mode"] = "userspace"
             metadata["reason"] = "\(reason)"
+            for setting in Setting.allCases {
+                if let value = zones?[setting] { metadata[setting.rawValue] = "\(value)" }
+            }
             logger.notice("memory onlining: hotplugd onlines new blocks itself", metadata: metadata)
         }
     }

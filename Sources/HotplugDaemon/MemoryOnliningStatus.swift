@@ -32,12 +32,19 @@ public struct MemoryOnliningStatus: Sendable, Equatable, Codable {
             for setting in wanted.settings where settings[setting.rawValue] != wanted[setting] {
                 differing[setting.rawValue] = wanted[setting]
             }
-        case .userspace(let reason):
+        case .userspace(let reason, let zones):
             mode = "userspace"
             self.reason = reason
+            differing = [:]
+            for setting in zones?.settings ?? [] where settings[setting.rawValue] != zones?[setting] {
+                differing[setting.rawValue] = zones?[setting]
+            }
             // Userspace onlining wants the kernel to leave new blocks offline.
-            let autoOnline = settings[KernelOnlineSettings.Setting.autoOnlineBlocks.rawValue]
-            differing = autoOnline.map { $0 == "offline" ? [:] : ["auto_online_blocks": "offline"] } ?? [:]
+            if let autoOnline = settings[KernelOnlineSettings.Setting.autoOnlineBlocks.rawValue],
+                autoOnline != "offline"
+            {
+                differing["auto_online_blocks"] = "offline"
+            }
         }
     }
 
@@ -46,17 +53,15 @@ public struct MemoryOnliningStatus: Sendable, Equatable, Codable {
         let now = KernelOnlineSettings.Setting.allCases.compactMap { setting in
             settings[setting.rawValue].map { "\(setting.rawValue)=\($0)" }
         }.joined(separator: " ")
-        let wanted = differing.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        switch (mode, differing.isEmpty) {
-        case ("kernel", true):
-            return "Memory onlining: by the kernel inside the add, as hotplugd set it (\(now))"
-        case ("kernel", false):
-            return "Memory onlining: by the kernel inside the add once hotplugd runs and sets \(wanted) (now: \(now))"
-        case (_, true):
-            return "Memory onlining: by hotplugd, because \(reason ?? "")"
-        default:
-            return "Memory onlining: by hotplugd, because \(reason ?? ""); but the kernel onlines new memory "
-                + "itself too, not by this policy (now: \(now))"
-        }
+        var toSet = differing
+        let foreignAutoOnline = mode == "userspace" ? toSet.removeValue(forKey: "auto_online_blocks") : nil
+        let wanted = toSet.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        var line =
+            mode == "kernel"
+            ? "Memory onlining: by the kernel inside the add"
+            : "Memory onlining: by hotplugd, because \(reason ?? "")"
+        if !wanted.isEmpty { line += "; hotplugd sets \(wanted) when it runs" }
+        if foreignAutoOnline != nil { line += "; but the kernel onlines new memory itself too, not by this policy" }
+        return now.isEmpty ? line : line + " (now: \(now))"
     }
 }

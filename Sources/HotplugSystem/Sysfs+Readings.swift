@@ -14,6 +14,7 @@ extension SysfsAccess {
         case .devices(let ids, let zonesWithoutNode):
             var readings = Readings()
             for id in ids { readDevice(id, zonesWithoutNode: zonesWithoutNode, nodes: nil, into: &readings) }
+            if ids.contains(where: { $0.kind == .memory }) { readDaxRAM(into: &readings) }
             return readings
         case .states(let ids):
             var readings = Readings()
@@ -32,6 +33,29 @@ extension SysfsAccess {
             return readings
         case .onlined(let id, let hint, let zone):
             return readOnlined(id, nodeHint: hint, zone: zone)
+        case .firmwareRAM:
+            var readings = Readings()
+            readFirmwareRAM(into: &readings)
+            return readings
+        }
+    }
+
+    /// The dax devices' ranges; unreadable, the last ones read stand.
+    private func readDaxRAM(into readings: inout Readings) {
+        do {
+            readings.daxRAM = try daxRAM()
+        } catch {
+            readings.daxRAM = nil
+        }
+    }
+
+    /// The firmware's memory map. Without it (or unreadable, said as a failure of no device)
+    /// no memory counts as a driver's.
+    private func readFirmwareRAM(into readings: inout Readings) {
+        do {
+            readings.firmwareRAM = try firmwareRAM()
+        } catch {
+            readings.firmwareRAM = nil
         }
     }
 
@@ -53,6 +77,8 @@ extension SysfsAccess {
         } catch {
             nodes = nil
         }
+        readFirmwareRAM(into: &readings)
+        readDaxRAM(into: &readings)
         var count = 0
         for kind in DeviceKind.allCases {
             let ids: [DeviceID]

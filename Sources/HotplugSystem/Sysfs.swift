@@ -21,6 +21,10 @@ public final class Sysfs: SysfsAccess {
     /// `module/memory_hotplug/parameters`: the kernel's onlining policy (see `MemoryOnlining`);
     /// absent before Linux 5.12 and in test trees that leave it out.
     let memoryHotplugParameters: FileDescriptor?
+    /// `firmware/memmap`, absent on kernels built without CONFIG_FIRMWARE_MEMMAP.
+    private let firmwareMemoryMap: FileDescriptor?
+    /// The mount point itself, for what may appear after the start (`bus/dax`, once its module loads).
+    let rootDirectory: FileDescriptor
     /// Whether openat2(2) with RESOLVE_BENEATH works here (Linux 5.6 and later, and allowed by
     /// the seccomp filter): one system call per attribute instead of a walk of three.
     private let resolvesBeneath: Bool
@@ -30,9 +34,10 @@ public final class Sysfs: SysfsAccess {
         var directories: [DeviceKind: FileDescriptor] = [:]
         var nodeDirectory: FileDescriptor?
         var parameters: FileDescriptor?
+        var memoryMap: FileDescriptor?
+        var rootFD = FileDescriptor(rawValue: -1)
         do throws(Errno) {
-            let rootFD = try Self.openAt(FileDescriptor(rawValue: AT_FDCWD), root, flags: chotplug_O_PATH | O_DIRECTORY)
-            defer { rootFD.closeAfterUse() }
+            rootFD = try Self.openAt(FileDescriptor(rawValue: AT_FDCWD), root, flags: chotplug_O_PATH | O_DIRECTORY)
             for kind in DeviceKind.allCases {
                 directories[kind] = try Self.openPath(
                     from: rootFD, ["devices", "system", kind.directoryName], flags: chotplug_O_PATH | O_DIRECTORY)
@@ -50,14 +55,24 @@ public final class Sysfs: SysfsAccess {
             } catch  where error == .noSuchFileOrDirectory {
                 parameters = nil
             }
+            do throws(Errno) {
+                memoryMap = try Self.openPath(
+                    from: rootFD, ["firmware", "memmap"], flags: chotplug_O_PATH | O_DIRECTORY)
+            } catch  where error == .noSuchFileOrDirectory {
+                memoryMap = nil
+            }
         } catch {
             for fd in directories.values { fd.closeAfterUse() }
             nodeDirectory?.closeAfterUse()
+            parameters?.closeAfterUse()
+            if rootFD.rawValue >= 0 { rootFD.closeAfterUse() }
             throw SysfsError(path: "\(root)/devices/system", operation: "open", errno: error)
         }
         self.kindDirectories = directories
         self.nodeDirectory = nodeDirectory
         self.memoryHotplugParameters = parameters
+        self.firmwareMemoryMap = memoryMap
+        self.rootDirectory = rootFD
         let probe = chotplug_openat_beneath(directories[.cpu]!.rawValue, ".", chotplug_O_PATH | O_DIRECTORY)
         if probe >= 0 { Glibc.close(probe) }
         self.resolvesBeneath = probe >= 0
@@ -67,6 +82,8 @@ public final class Sysfs: SysfsAccess {
         for fd in kindDirectories.values { fd.closeAfterUse() }
         nodeDirectory?.closeAfterUse()
         memoryHotplugParameters?.closeAfterUse()
+        firmwareMemoryMap?.closeAfterUse()
+        rootDirectory.closeAfterUse()
     }
 
     /// The devices of one kind present now, in no particular order.
@@ -172,6 +189,76 @@ public final class Sysfs: SysfsAccess {
             }
         }
         return membership
+    }
+
+    public func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]? {
+        guard let firmwareMemoryMap else { return nil }
+        let path = "\(root)/firmware/memmap"
+        var ranges: [ClosedRange<Int>] = []
+        for name in try entries(in: firmwareMemoryMap, path: path) {
+            do throws(Errno) {
+                let entry = try Self.openAt(firmwareMemoryMap, name, flags: chotplug_O_PATH | O_DIRECTORY)
+                defer { entry.closeAfterUse() }
+                guard try Self.readFile(at: entry, "type") == "System RAM" else { continue }
+                let bounds = try ["start", "end"].map { field throws(Errno) in
+                    let text = try Self.readFile(at: entry, field)
+                    guard text.hasPrefix("0x"), let value = Int(text.dropFirst(2), radix: 16) else {
+                        throw Errno.invalidArgument
+                    }
+                    return value
+                }
+                if bounds[0] <= bounds[1] { ranges.append(bounds[0]...bounds[1]) }
+            } catch {
+                throw SysfsError(path: "\(path)/\(name)", operation: "read", errno: error)
+            }
+        }
+        return ranges
+    }
+
+    /// The address ranges of the dax devices (`bus/dax/devices/daxX.Y`: `resource`, `size`), as
+    /// libdaxctl finds which memory blocks are a device's. Each entry there is a link into
+    /// `devices/`: its target is read, not followed, and opened from the root one component at a
+    /// time without following links.
+    public func daxRAM() throws(SysfsError) -> [ClosedRange<Int>] {
+        let path = "\(root)/bus/dax/devices"
+        let list: FileDescriptor
+        do throws(Errno) {
+            list = try Self.openPath(
+                from: rootDirectory, ["bus", "dax", "devices"], flags: chotplug_O_PATH | O_DIRECTORY)
+        } catch  where error == .noSuchFileOrDirectory {
+            return []  // No dax driver loaded: no dax memory.
+        } catch {
+            throw SysfsError(path: path, operation: "open", errno: error)
+        }
+        defer { list.closeAfterUse() }
+        var ranges: [ClosedRange<Int>] = []
+        for name in try entries(in: list, path: path) where name.hasPrefix("dax") {
+            do throws(Errno) {
+                var buffer = [CChar](repeating: 0, count: 4096)
+                let count = try Self.valueOrErrno(readlinkat(list.rawValue, name, &buffer, buffer.count - 1))
+                let target = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                // Relative to bus/dax/devices; resolved by hand, and only to somewhere below devices/.
+                var components = ["bus", "dax", "devices"]
+                for component in target.split(separator: "/") {
+                    if component == ".." {
+                        guard components.popLast() != nil else { throw Errno.invalidArgument }
+                    } else if component != "." {
+                        components.append(String(component))
+                    }
+                }
+                guard components.first == "devices", components.count > 1 else { throw Errno.invalidArgument }
+                let device = try Self.openPath(from: rootDirectory, components, flags: chotplug_O_PATH | O_DIRECTORY)
+                defer { device.closeAfterUse() }
+                let start = try Self.readFile(at: device, "resource")
+                guard start.hasPrefix("0x"), let base = Int(start.dropFirst(2), radix: 16),
+                    let size = Int(try Self.readFile(at: device, "size")), size > 0
+                else { throw Errno.invalidArgument }
+                ranges.append(base...(base + size - 1))
+            } catch {
+                throw SysfsError(path: "\(path)/\(name)", operation: "read", errno: error)
+            }
+        }
+        return ranges
     }
 
     /// Reads an attribute of the subsystem's directory, e.g. `memory/block_size_bytes` or `cpu/smt/control`.

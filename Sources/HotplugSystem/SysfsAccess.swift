@@ -23,6 +23,11 @@ public protocol SysfsAccess: Sendable {
     /// Every CPU and memory block linked under `devices/system/node/nodeN`, with its node: one
     /// directory listing per node instead of one per device. Empty without NUMA support.
     func nodeMembership() throws(SysfsError) -> [DeviceID: Int]
+    /// The "System RAM" ranges of `/sys/firmware/memmap` (inclusive byte addresses); nil on
+    /// kernels without it.
+    func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]?
+    /// The address ranges of the dax devices; empty when there are none.
+    func daxRAM() throws(SysfsError) -> [ClosedRange<Int>]
 }
 
 extension SysfsAccess {

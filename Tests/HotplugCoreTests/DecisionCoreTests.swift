@@ -11,6 +11,10 @@ import Testing
     /// A machine described by its readings; reads are answered from it.
     struct Machine {
         var devices: [DeviceID: DeviceReading] = [:]
+        /// The firmware's memory map; nil: the machine has none.
+        var firmwareRAM: [ClosedRange<Int>]?
+        /// The dax devices' ranges.
+        var daxRAM: [ClosedRange<Int>]?
 
         mutating func add(
             memory index: Int, node: Int? = 0, zones: [Zone] = ["Normal", "Movable"], dimm: String? = nil,
@@ -29,8 +33,11 @@ import Testing
         func answer(_ what: ReadRequest.What) -> Readings {
             switch what {
             case .everything:
-                return Readings(devices: devices, blockSizeBytes: 128 << 20)
-            case .devices(let ids, _), .states(let ids):
+                return Readings(devices: devices, blockSizeBytes: 128 << 20, firmwareRAM: firmwareRAM, daxRAM: daxRAM)
+            case .devices(let ids, _):
+                return Readings(
+                    devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }), daxRAM: daxRAM)
+            case .states(let ids):
                 return Readings(devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }))
             case .dimm(let firmwareNode, _, _):
                 return Readings(devices: devices.filter { $0.value.block?.firmwareNode == firmwareNode })
@@ -39,15 +46,19 @@ import Testing
                 if let zone { reading.block?.validZones = [zone] }
                 reading.state = .online
                 return Readings(devices: [id: reading])
+            case .firmwareRAM:
+                return Readings(firmwareRAM: firmwareRAM)
             }
         }
     }
 
     /// Runs effects depth-first as `CoreDriver` does, succeeding every write and recording it in
-    /// `machine`; returns every effect seen, answers included, in order.
+    /// `machine`; returns every effect seen, answers included, in order. `alreadyThere`: the
+    /// writes the kernel refuses because it onlined the block first (the actuator's read-back).
     @discardableResult
     static func run(
-        _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect], now: ContinuousClock.Instant = start
+        _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect], now: ContinuousClock.Instant = start,
+        alreadyThere: (DeviceID) -> Bool = { _ in false }
     )
         -> [Effect]
     {
@@ -67,7 +78,9 @@ import Testing
                 if value == .onlineMovable { machine.devices[id]?.block?.validZones = [.movable] }
                 if value == .onlineKernel { machine.devices[id]?.block?.validZones = [.normal] }
                 stack.append(
-                    core.written(id, value, outcome: .succeeded, attempts: 1, endedAt: now, now: now)[...])
+                    core.written(
+                        id, value, outcome: .succeeded, attempts: 1, alreadyThere: alreadyThere(id), endedAt: now,
+                        now: now)[...])
             default:
                 break
             }

@@ -11,37 +11,12 @@ import Testing
     static let autoMovable = MemoryOnlining.kernel(
         KernelOnlineSettings([.autoOnlineBlocks: "online", .onlinePolicy: "auto-movable"]))
 
-    /// Runs effects as `CoreDriver` does; each write ends as `write` says: the kernel onlined the
-    /// block first (`alreadyThere`), or the write onlines it.
     @discardableResult
     static func run(
         _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect],
         alreadyThere: (DeviceID) -> Bool = { _ in false }
     ) -> [Effect] {
-        var seen: [Effect] = []
-        var stack = [effects[...]]
-        while !stack.isEmpty {
-            guard let effect = stack[stack.count - 1].popFirst() else {
-                stack.removeLast()
-                continue
-            }
-            seen.append(effect)
-            switch effect {
-            case .read(let request):
-                stack.append(core.answer(request, machine.answer(request.what), now: start)[...])
-            case .write(let id, let value):
-                let already = alreadyThere(id)
-                machine.devices[id]?.state = .online
-                machine.devices[id]?.block?.validZones = [.movable]
-                stack.append(
-                    core.written(
-                        id, value, outcome: .succeeded, attempts: 1, alreadyThere: already, endedAt: start, now: start)[
-                            ...])
-            default:
-                break
-            }
-        }
-        return seen
+        DecisionCoreTests.run(&core, &machine, effects, now: core.now, alreadyThere: alreadyThere)
     }
 
     static func started(_ machine: inout Machine) -> DecisionCore {
@@ -129,6 +104,77 @@ import Testing
         let effects = Self.run(&core, &machine, core.start(act: true, now: Self.start))
         #expect(Self.writes(effects) == ["memory64=online_movable"])
         #expect(Self.transitions(effects).allSatisfy { $0["by"] == nil })
+    }
+
+    @Test func whenTheKernelPicksZonesAnAutoMovableBlockIsWrittenOnlineAtOnce() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = DecisionCore(config: Config(), now: Self.start)
+        core.memoryOnlining = .userspace(
+            reason: "a node rule", zones: KernelOnlineSettings([.onlinePolicy: "auto-movable"]))
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.add(memory: 64)  // No DIMM link, and none will come: nothing to wait for.
+        let effects = Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(Self.writes(effects) == ["memory64=online"])
+        #expect(core.nextDeadline == nil)
+    }
+
+    @Test func aNodeRuleWaitsForTheNodeLinkNotForTheClock() {
+        var config = Config()
+        config.memory.onlineType = .onlineKernel
+        config.memory.nodes = [.init(node: 1, onlineType: .onlineMovable)]
+        var machine = DecisionCoreTests.bootMachine()
+        var core = DecisionCore(config: config, now: Self.start)
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.add(memory: 64, node: nil)
+        let first = Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(Self.writes(first).isEmpty)
+        // Long past the old 250 ms: still waiting, since the link is sure to come.
+        let later = Self.start + .milliseconds(900)
+        #expect(Self.writes(Self.run(&core, &machine, core.tick(now: later))).isEmpty)
+        machine.add(memory: 64, node: 1)
+        let linked = Self.run(&core, &machine, core.tick(now: later + .milliseconds(5)))
+        #expect(Self.writes(linked) == ["memory64=online_movable"])
+    }
+
+    @Test func aNodeLinkThatNeverComesIsGivenUpOnAndSaidSo() {
+        var config = Config()
+        config.memory.onlineType = .onlineKernel
+        config.memory.nodes = [.init(node: 1, onlineType: .onlineMovable)]
+        var machine = DecisionCoreTests.bootMachine()
+        var core = DecisionCore(config: config, now: Self.start)
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.add(memory: 64, node: nil)
+        Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        let late = Self.start + .seconds(2) + .milliseconds(10)
+        let effects = Self.run(&core, &machine, core.tick(now: late))
+        #expect(Self.writes(effects) == ["memory64=online_kernel"])
+        #expect(
+            effects.contains {
+                if case .log(let record) = $0 {
+                    record.message.hasPrefix("decided without a NUMA node") && record.metadata["devices"] == "memory64"
+                } else {
+                    false
+                }
+            })
+    }
+
+    @Test func aBlockDecidedWithoutItsDIMMIsSaidSo() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = DecisionCore(config: Config(), now: Self.start)
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.add(memory: 64)
+        Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        let late = Self.start + .milliseconds(300)
+        let effects = Self.run(&core, &machine, core.tick(now: late))
+        #expect(Self.writes(effects) == ["memory64=online_movable"])
+        #expect(
+            effects.contains {
+                if case .log(let record) = $0 {
+                    record.message == "decided as memory devices of their own: no DIMM (firmware_node) link"
+                } else {
+                    false
+                }
+            })
     }
 
     @Test func userspaceModeSaysNothingOfWho() {

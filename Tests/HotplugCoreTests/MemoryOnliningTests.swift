@@ -72,7 +72,7 @@ import Testing
         ]
         for (memory, kernel, reason) in cases {
             let plan = MemoryOnlining.plan(memory, kernel: kernel)
-            guard case .userspace(let said) = plan else {
+            guard case .userspace(let said, _) = plan else {
                 Issue.record("\(memory) gave \(plan)")
                 continue
             }

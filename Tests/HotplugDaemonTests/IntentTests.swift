@@ -122,6 +122,8 @@ extension CoreDriverTests {
                 try kernel.read(kind, path: path)
             }
             func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try kernel.nodeMembership() }
+            func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]? { try kernel.firmwareRAM() }
+            func daxRAM() throws(SysfsError) -> [ClosedRange<Int>] { try kernel.daxRAM() }
         }
         try tree.addCPU(2, online: false)
         try store.update { $0[DeviceID(name: "memory3")!] = OperatorIntent.Entry(origin: .command, since: 5) }

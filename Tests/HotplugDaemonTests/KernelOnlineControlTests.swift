@@ -90,11 +90,16 @@ import Testing
         var memory = Config.Memory()
         memory.nodes = [.init(node: 1, onlineType: .onlineKernel)]
         let mode = control.apply(memory)
-        guard case .userspace(let reason) = mode else {
+        guard case .userspace(let reason, let zones) = mode else {
             Issue.record("\(mode)")
             return
         }
         #expect(reason.contains("node 1"))
+        // auto_online_blocks back as found; the kernel still picks auto-movable zones for `online`.
+        #expect(zones?[.onlinePolicy] == "auto-movable")
+        #expect(settings() == ["offline", "auto-movable", "301", "Y"])
+        #expect(record?.contains("auto_online_blocks") == false)
+        control.restore()
         #expect(settings() == ["offline", "contig-zones", "301", "Y"])
         #expect(record == nil)
         #expect(
@@ -140,12 +145,12 @@ import Testing
         #expect(before.mode == "kernel")
         #expect(before.differing == ["auto_online_blocks": "online", "online_policy": "auto-movable"])
         #expect(
-            before.text.contains("once hotplugd runs and sets auto_online_blocks=online online_policy=auto-movable"))
+            before.text.contains("hotplugd sets auto_online_blocks=online online_policy=auto-movable when it runs"))
         try control().apply(Config.Memory())
         let running = MemoryOnliningStatus(plan: plan, sysfs: sysfs)
         #expect(running.differing.isEmpty)
         #expect(running.settings["auto_online_blocks"] == "online")
-        #expect(running.text.hasPrefix("Memory onlining: by the kernel inside the add, as hotplugd set it"))
+        #expect(running.text.hasPrefix("Memory onlining: by the kernel inside the add (now: auto_online_blocks=online"))
 
         var memory = Config.Memory()
         memory.kernelOnline = false

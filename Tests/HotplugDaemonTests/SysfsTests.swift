@@ -51,3 +51,35 @@ import Testing
         }
     }
 }
+
+@Suite struct FirmwareMemoryMapTests {
+    @Test func systemRAMRangesAreReadAndOtherTypesLeftOut() throws {
+        let tree = try FakeSysfsTree()
+        let sysfs = try Sysfs(root: tree.root)
+        #expect(try sysfs.firmwareRAM() == nil)
+        try tree.addFirmwareMemoryMap([
+            (0, 0x9_fbff, "System RAM"), (0x10_0000, 0x7ffd_ffff, "System RAM"), (0xfeff_c000, 0xfeff_ffff, "Reserved"),
+            (0x1_0000_0000, 0x1_3fff_ffff, "System RAM"),
+        ])
+        let ranges = try #require(try Sysfs(root: tree.root).firmwareRAM())
+        #expect(
+            ranges.sorted { $0.lowerBound < $1.lowerBound } == [
+                0...0x9_fbff, 0x10_0000...0x7ffd_ffff, 0x1_0000_0000...0x1_3fff_ffff,
+            ])
+    }
+}
+
+@Suite struct DaxRangesTests {
+    @Test func daxDevicesAreFoundThroughTheirLinksWithoutFollowingThem() throws {
+        let tree = try FakeSysfsTree()
+        #expect(try Sysfs(root: tree.root).daxRAM().isEmpty)
+        try tree.addDaxDevice("dax0.0", start: 0x2_0000_0000, size: 1 << 30)
+        #expect(try Sysfs(root: tree.root).daxRAM() == [0x2_0000_0000...(0x2_0000_0000 + (1 << 30) - 1)])
+    }
+
+    @Test func aLinkThatLeadsOutOfDevicesIsRefused() throws {
+        let tree = try FakeSysfsTree()
+        try tree.addDaxDevice("dax0.0", start: 0x2_0000_0000, size: 1 << 30, target: "../../../../../../tmp")
+        #expect(throws: SysfsError.self) { try Sysfs(root: tree.root).daxRAM() }
+    }
+}

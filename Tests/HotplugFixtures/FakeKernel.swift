@@ -53,6 +53,8 @@ public final class FakeKernel: SysfsAccess {
     public func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
     public func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
     public func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try sysfs.nodeMembership() }
+    public func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]? { try sysfs.firmwareRAM() }
+    public func daxRAM() throws(SysfsError) -> [ClosedRange<Int>] { try sysfs.daxRAM() }
 
     /// Writes to `device` take this long, as a memory offline migrating pages does; a signal ends
     /// the wait with EINTR when the write is interruptible.

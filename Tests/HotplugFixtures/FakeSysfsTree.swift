@@ -80,6 +80,28 @@ public final class FakeSysfsTree {
         }
     }
 
+    /// `firmware/memmap` with one entry per range, as `N/start`, `N/end` (inclusive, `0x…`) and `N/type`.
+    public func addFirmwareMemoryMap(_ entries: [(start: Int, end: Int, type: String)]) throws {
+        for (index, entry) in entries.enumerated() {
+            let path = "firmware/memmap/\(index)"
+            try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
+            try write("\(path)/start", "0x" + String(entry.start, radix: 16))
+            try write("\(path)/end", "0x" + String(entry.end, radix: 16))
+            try write("\(path)/type", entry.type)
+        }
+    }
+
+    /// A dax device as the kernel lays it out: the device under `devices/`, and a link to it in
+    /// `bus/dax/devices` (`target` overrides the link, for links that lead elsewhere).
+    public func addDaxDevice(_ name: String, start: Int, size: Int, target: String? = nil) throws {
+        let device = "devices/platform/hmem.0/\(name)"
+        try FileManager.default.createDirectory(atPath: "\(root)/\(device)", withIntermediateDirectories: true)
+        try write("\(device)/resource", "0x" + String(start, radix: 16))
+        try write("\(device)/size", "\(size)")
+        try FileManager.default.createDirectory(atPath: "\(root)/bus/dax/devices", withIntermediateDirectories: true)
+        try link("bus/dax/devices/\(name)", to: target ?? "../../../\(device)")
+    }
+
     /// Removes the device and its link under its node, as the kernel does when it unregisters it.
     public func remove(_ device: String) throws {
         let kind = device.hasPrefix("cpu") ? "cpu" : "memory"

@@ -56,6 +56,20 @@ def test_unit_verifies_and_is_hardened(service):
     assert service.sh(f"cat /proc/{pid}/oom_score_adj") == "-900"
     assert "cannot lock" not in service.sh("journalctl -u hotplugd --no-pager")
 
+    # The sandbox lets it set the kernel's memory onlining, and not poison pages:
+    # the kernel onlines new memory with hotplugd's policy, and a stop puts the settings back.
+    mode = [e for e in journal(service) if e.get("HOTPLUG_KIND") == "memory-onlining"]
+    assert mode and mode[0].get("HOTPLUG_MODE") == "kernel", mode
+    assert service.sh("cat /sys/devices/system/memory/auto_online_blocks") == "online"
+    assert service.sh("cat /sys/module/memory_hotplug/parameters/online_policy") == "auto-movable"
+    assert "auto_online_blocks offline" in service.sh("cat /run/hotplugd/kernel-online")
+    assert "Read-only file system" in service.sh(
+        f"nsenter -t {pid} -m sh -c 'echo 0 > /sys/devices/system/memory/hard_offline_page' 2>&1", check=False)
+    service.sh("systemctl stop hotplugd")
+    assert service.sh("cat /sys/devices/system/memory/auto_online_blocks") == "offline"
+    assert service.sh("cat /sys/module/memory_hotplug/parameters/online_policy") == "contig-zones"
+    assert service.sh("test -e /run/hotplugd/kernel-online && echo left || echo gone") == "gone"
+
 
 def test_service_onlines_logs_to_the_journal_reloads_and_survives_its_watchdog(service):
     status = service.sh("systemctl show -p StatusText --value hotplugd")

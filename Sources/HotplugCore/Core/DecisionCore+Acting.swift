@@ -34,6 +34,16 @@ extension DecisionCore {
             }
             touched.append(id)
         }
+        sayTakenBackByDriver()
+        let removedByDriver = events.filter { $0.action == .remove && driverManaged($0.device) }.map(\.device)
+        if !removedByDriver.isEmpty {
+            log(
+                .info, "memory removed by the driver that added it",
+                [
+                    "blocks": "memory\(CPUList(Set(removedByDriver).map { $0.index...$0.index }))",
+                    "count": "\(Set(removedByDriver).count)",
+                ], kind: .removed)
+        }
         // New devices: read their attributes. Not for a late `add` of a device already taken in
         // (a DIMM's blocks are found before their events are read), nor for online/offline events,
         // whose action is the truth even when the attribute does not show it yet (the kernel sends first).
@@ -78,15 +88,29 @@ extension DecisionCore {
     mutating func act(on ids: [DeviceID]) {
         var cpus: [DeviceID] = []
         var blocks = Set<DeviceID>()
-        for id in Set(ids) {
+        for id in Set(ids).sorted() {
             guard let record = records[id], record.managed, record.machine.canRequestOnline else { continue }
-            if id.kind == .cpu { cpus.append(id) } else { blocks.insert(id) }
+            if id.kind == .cpu {
+                cpus.append(id)
+            } else if config.memory.dax == .leave && isDax(id) {
+                online(id, .leave(reason: "dax/kmem memory, which daxctl onlines (memory.dax = \"leave\")"))
+            } else {
+                blocks.insert(id)
+            }
         }
         let cpuPolicy = CPUPolicy(config: config.cpu)
         for id in cpus.sorted() {
             online(id, cpuPolicy.decide(cpu: id.index))
         }
         if !blocks.isEmpty { decideMemory(MemoryPass(blocks: blocks)) }
+    }
+
+    /// Whether the block is a dax device's memory (`daxctl reconfigure-device --mode=system-ram`):
+    /// its range lies in a dax device's, as libdaxctl tells a device's blocks.
+    func isDax(_ id: DeviceID) -> Bool {
+        guard id.kind == .memory else { return false }
+        let start = id.index * blockSizeBytes
+        return daxRAM.contains { $0.contains(start) }
     }
 
     /// Carries out one decision: the write, or the reason the device stays offline.

@@ -129,7 +129,10 @@ extension DecisionCore {
         _ id: DeviceID, _ transition: Transition, cause: Cause, record: DeviceRecord, value: OnlineValue?,
         attempts: Int?, by: Onliner?
     ) {
-        let quiet = (transition.from == .absent && transition.input != .event(.add)) || transition.to == .onlining
+        // A driver's own memory going away is said once per burst (`sayTakenBackByDriver`).
+        let drivers = driverManaged(id) && (transition.to == .removed || transition.from == .online)
+        let quiet =
+            (transition.from == .absent && transition.input != .event(.add)) || transition.to == .onlining || drivers
         var level: LogRecord.Level = quiet ? .debug : .info
         var metadata = [
             "device": id.name, "action": cause.label, "from": transition.from.rawValue, "to": transition.to.rawValue,

@@ -63,6 +63,13 @@ extension DecisionCore {
 
     /// An `offline` hotplugd did not cause, for a device it had online.
     mutating func takenOffline(_ id: DeviceID) {
+        if driverManaged(id) {
+            // The driver that added it takes it back (a virtio-mem shrink, `daxctl offline-memory`):
+            // left to it, neither onlined again nor kept as anybody's intent.
+            records[id]?.managed = false
+            takenBackByDriver.append(id)
+            return
+        }
         if let entry = intent[id], honours(entry, of: id) {
             records[id]?.managed = false
             return
@@ -79,6 +86,27 @@ extension DecisionCore {
         log(
             .notice, "taken offline by somebody else: kept offline until somebody onlines it",
             ["device": id.name, "intent": entry.origin.rawValue], kind: .intent)
+    }
+
+    /// Whether a memory block is memory a driver added and manages itself: its range is in no
+    /// "System RAM" range of the firmware's memory map, which lists boot memory and ACPI hot-added
+    /// DIMMs but never memory added with `add_memory_driver_managed` (virtio-mem, dax/kmem). Unknown
+    /// (no memory map) counts as not.
+    func driverManaged(_ id: DeviceID) -> Bool {
+        guard id.kind == .memory, let firmwareRAM else { return false }
+        let start = id.index * blockSizeBytes
+        let range = start...(start + blockSizeBytes - 1)
+        return !firmwareRAM.contains { $0.overlaps(range) }
+    }
+
+    /// One line for the blocks drivers took back in this input, however many.
+    mutating func sayTakenBackByDriver() {
+        guard !takenBackByDriver.isEmpty else { return }
+        let blocks = CPUList(takenBackByDriver.map { $0.index...$0.index })
+        log(
+            .info, "memory taken back by the driver that added it (virtio-mem, dax/kmem): not operator intent",
+            ["blocks": "memory\(blocks)", "count": "\(takenBackByDriver.count)"], kind: .offline)
+        takenBackByDriver = []
     }
 
     /// Drops the entry of a device that went online, was added anew or removed.

@@ -3,14 +3,18 @@ extension DecisionCore {
     /// Decides the blocks of `pass` that are ready, asking for reads first where a block lacks
     /// what its decision needs.
     ///
-    /// Rules per node need the node. Under `auto-movable` a block also needs its node (until then
-    /// the kernel cannot say which zones it may go to, see `Sysfs.memoryBlock`) and its
+    /// Rules per node need the node: the kernel links it right after the `add` events, and every
+    /// block of a NUMA kernel gets one, so a block waits for it, re-read every `memoryGroupPoll`,
+    /// and is decided without it (and said so) only after `nodeWait`. Under `auto-movable`, when
+    /// the kernel picks the zone (`MemoryOnlining.kernelPicksZones`) the block is written `online`
+    /// at once. Otherwise hotplugd decides the zone itself and a block also needs its node (until
+    /// then the kernel cannot say which zones it may go to, see `Sysfs.memoryBlock`) and its
     /// `firmware_node` link: the kernel binds that once all blocks of the DIMM exist, and a DIMM
-    /// must be decided as a whole. A block still not ready `memoryGroupWait` after the last memory
-    /// `add` is decided as it is (no ACPI memory device behind it, or a kernel without NUMA, whose
-    /// blocks never get a node link). An explicit online type is written at once: the kernel holds
-    /// the device hotplug lock until the whole DIMM is added, so the write waits for the block to be
-    /// complete and starts the moment it is.
+    /// must be decided as a whole. Whether a link is still to come sysfs cannot say (memory of
+    /// virtio-mem, dax/kmem or a balloon never gets one), so a block still without it
+    /// `memoryGroupWait` after the last memory `add` is decided on its own, and said so. An
+    /// explicit online type is written at once: the kernel holds the device hotplug lock until the
+    /// whole DIMM is added, so the write waits for the block to be complete and starts the moment it is.
     ///
     /// In kernel mode none of that: the kernel decided inside the add (with its memory groups), and
     /// a block still offline is written the kernel's own type, so that the kernel picks its zone
@@ -28,22 +32,32 @@ extension DecisionCore {
         var toRead: [DeviceID] = []
         var zonesWithoutNode: [DeviceID] = []
         var ready = Set<DeviceID>()
+        var withoutNode: [DeviceID] = []
+        var withoutDIMM: [DeviceID] = []
         for id in pass.blocks.sorted() {
             guard let record = records[id], record.managed, record.machine.canRequestOnline else {
                 waiting[id] = nil
                 continue
             }
             let unread = !pass.read.contains(id)
-            if !config.memory.nodes.isEmpty && record.node == nil && unread {
-                toRead.append(id)
-                continue
+            if !config.memory.nodes.isEmpty && record.node == nil {
+                if unread {
+                    toRead.append(id)
+                    continue
+                }
+                let since = waiting[id] ?? now
+                waiting[id] = since
+                if now < since + options.nodeWait { continue }
+                withoutNode.append(id)
             }
-            guard onlineType(forNode: record.node) == .autoMovable else {
+            guard onlineType(forNode: record.node) == .autoMovable, !memoryOnlining.kernelPicksZones else {
                 waiting[id] = nil
                 ready.insert(id)
                 continue
             }
-            let incomplete = record.block?.firmwareNode == nil || record.block?.validZones.isEmpty != false
+            // A dax device's memory is a device of its own: no DIMM link will come.
+            let incomplete =
+                (record.block?.firmwareNode == nil && !isDax(id)) || record.block?.validZones.isEmpty != false
             if incomplete && unread {
                 toRead.append(id)
                 continue
@@ -57,6 +71,7 @@ extension DecisionCore {
                     zonesWithoutNode.append(id)
                     continue
                 }
+                if record.block?.firmwareNode == nil && !isDax(id) { withoutDIMM.append(id) }
             }
             waiting[id] = nil
             ready.insert(id)
@@ -71,6 +86,19 @@ extension DecisionCore {
         if !toRead.isEmpty {
             effects.append(.read(ReadRequest(.devices(toRead, zonesWithoutNode: false), for: .decide(pass))))
             return
+        }
+        if !withoutNode.isEmpty {
+            log(
+                .notice, "decided without a NUMA node: the kernel gave the blocks no node link in time",
+                ["devices": withoutNode.map(\.name).joined(separator: " "), "waited": "\(options.nodeWait)"])
+        }
+        if !withoutDIMM.isEmpty {
+            log(
+                .info, "decided as memory devices of their own: no DIMM (firmware_node) link",
+                [
+                    "devices": withoutDIMM.map(\.name).joined(separator: " "),
+                    "waited": "\(options.memoryGroupWait) after the last memory add",
+                ])
         }
         // A DIMM's other blocks tell the policy its size and zone; sysfs may have some that no
         // event announced yet.
@@ -90,7 +118,8 @@ extension DecisionCore {
                         for: .decide(next))))
             return
         }
-        let decisions = memoryPolicyDecisions(for: ready)
+        var decisions = memoryPolicyDecisions(for: ready.filter { !kernelPicksZone($0) })
+        for id in ready where kernelPicksZone(id) { decisions[id] = .online(.online) }
         for (id, decision) in decisions.sorted(by: { $0.key < $1.key }) {
             online(id, decision)
         }
@@ -162,6 +191,11 @@ extension DecisionCore {
     /// Movable memory now and kernel memory at boot, per node.
     func accounting() -> MemoryAccounting {
         MemoryAccounting(earlyKernelPages: bootKernelPages, movablePages: movablePages.filter { $0.value != 0 })
+    }
+
+    /// Whether the block is written `online` for the kernel to pick its auto-movable zone.
+    func kernelPicksZone(_ id: DeviceID) -> Bool {
+        memoryOnlining.kernelPicksZones && onlineType(forNode: records[id]?.node) == .autoMovable
     }
 
     func onlineType(forNode node: Int?) -> MemoryOnlineType {

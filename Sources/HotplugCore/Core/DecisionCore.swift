@@ -25,6 +25,10 @@ public struct DecisionCore: Sendable {
         public var memoryGroupWait: Duration = .milliseconds(250)
         /// How often waiting blocks are looked at again: the links appear without a uevent.
         public var memoryGroupPoll: Duration = .milliseconds(5)
+        /// How long a block waits for its node link when a node rule needs it. The kernel links
+        /// every block of a NUMA kernel right after its add: this bounds a wait for a fact, it
+        /// is not a decision by the clock.
+        public var nodeWait: Duration = .seconds(2)
         /// Kernel-zone memory present at boot per node, in pages, when known from an earlier start.
         public var bootKernelPages: [Int: Int]?
         /// Whether debug lines are wanted; a scan's first sight of every device is one, and not
@@ -55,6 +59,12 @@ public struct DecisionCore: Sendable {
     var lastMemoryAdd: Instant?
     /// When waiting memory blocks were last looked at.
     var lastMemoryCheck: Instant?
+    /// The firmware's "System RAM" ranges, as last read (see `driverManaged`).
+    var firmwareRAM: [ClosedRange<Int>]?
+    /// The dax devices' ranges, as last read (see `isDax`).
+    var daxRAM: [ClosedRange<Int>] = []
+    /// Memory blocks a driver took back in the input being handled: said in one line.
+    var takenBackByDriver: [DeviceID] = []
     /// Events refused by the decoder so far, for the metrics.
     public internal(set) var rejectedEvents = 0
     /// Refused input is logged, but not without bound.
@@ -119,6 +129,12 @@ public struct DecisionCore: Sendable {
         // intent file before it writes sysfs, so read it first to know whose offline it is.
         let reloadIntent = events.contains { $0.action == .offline && records[$0.device]?.state == .online }
         if reloadIntent { effects.append(.loadIntent) }
+        // And whose memory it is: a driver taking back its own (virtio-mem, dax/kmem) is no operator.
+        if events.contains(where: {
+            $0.action == .offline && $0.device.kind == .memory && records[$0.device]?.state == .online
+        }) {
+            effects.append(.read(ReadRequest(.firmwareRAM, for: .firmwareRAM)))
+        }
         // Events about devices never seen (other than add and remove): read what they are first.
         // Only a device's first event in the burst counts: one that follows its `add` (a CPU's
         // `bind`, the kernel's own `online`) finds it added, not unknown.
@@ -155,8 +171,7 @@ public struct DecisionCore: Sendable {
     /// When `tick` should next run, if anything is waiting.
     public var nextDeadline: Instant? {
         guard let earliest = waiting.values.min() else { return nil }
-        let giveUp = max(earliest, lastMemoryAdd ?? earliest) + options.memoryGroupWait
-        return min(giveUp, (lastMemoryCheck ?? earliest) + options.memoryGroupPoll)
+        return (lastMemoryCheck ?? earliest) + options.memoryGroupPoll
     }
 
     /// A new configuration. Devices are not decided again until something happens to them, except
@@ -178,7 +193,11 @@ public struct DecisionCore: Sendable {
                 .error, "cannot read device; it is read again at its next event or rescan",
                 ["device": id.name, "error": reason])
         }
+        if request.what == .everything || request.what == .firmwareRAM { firmwareRAM = readings.firmwareRAM }
+        if let ranges = readings.daxRAM { daxRAM = ranges }
         switch request.purpose {
+        case .firmwareRAM:
+            break
         case .start(let act):
             learn(readings, cause: .scan)
             loadBaseline()
@@ -191,6 +210,7 @@ public struct DecisionCore: Sendable {
         case .rescan:
             if let error = readings.scanError { log(.error, "rescan failed", ["error": error]) }
             learn(readings, cause: .rescan)
+            sayTakenBackByDriver()
             // A failed device gets one more chance after a rescan; blocked ones never do.
             for (id, record) in records.sorted(by: { $0.key < $1.key }) where record.state == .failed {
                 records[id]?.machine = DeviceMachine(state: .offline)

@@ -39,6 +39,8 @@ public struct ReadRequest: Sendable, Equatable {
         /// The node and zone of a device just onlined; `nodeHint` is tried before listing its
         /// directory, and a `zone` the write determined (`online_movable`) is not read.
         case onlined(DeviceID, nodeHint: Int?, zone: Zone?)
+        /// The firmware's memory map (`Readings.firmwareRAM`), to tell memory a driver manages.
+        case firmwareRAM
     }
 
     public let what: What
@@ -58,15 +60,25 @@ public struct Readings: Sendable, Equatable {
     /// With `.everything`: the memory block size, and the error that ended the scan early, if any.
     public var blockSizeBytes: Int?
     public var scanError: String?
+    /// With `.everything` and `.firmwareRAM`: the "System RAM" ranges of the firmware's memory map
+    /// (`/sys/firmware/memmap`), nil where there is none. Boot memory and ACPI hot-added DIMMs are
+    /// in it; memory a driver adds and manages itself (virtio-mem, dax/kmem) never is
+    /// (mm/memory_hotplug.c adds only plain "System RAM" resources to it).
+    public var firmwareRAM: [ClosedRange<Int>]?
+    /// With `.everything` and reads of memory blocks: the dax devices' ranges (dax/kmem memory),
+    /// nil when not read or unreadable.
+    public var daxRAM: [ClosedRange<Int>]?
 
     public init(
         devices: [DeviceID: DeviceReading] = [:], failures: [DeviceID: String] = [:], blockSizeBytes: Int? = nil,
-        scanError: String? = nil
+        scanError: String? = nil, firmwareRAM: [ClosedRange<Int>]? = nil, daxRAM: [ClosedRange<Int>]? = nil
     ) {
+        self.daxRAM = daxRAM
         self.devices = devices
         self.failures = failures
         self.blockSizeBytes = blockSizeBytes
         self.scanError = scanError
+        self.firmwareRAM = firmwareRAM
     }
 }
 
@@ -109,6 +121,8 @@ enum ReadPurpose: Sendable, Equatable {
     case onlined(WriteResult)
     /// The block after one onlined with an explicit type, which may be part of the same DIMM.
     case following
+    /// Which memory is the firmware's, before offlines are judged (see `DecisionCore.driverManaged`).
+    case firmwareRAM
 }
 
 /// How a write ended, held while the device's new zone and node are read.

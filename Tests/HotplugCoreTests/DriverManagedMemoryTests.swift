@@ -1,0 +1,107 @@
+import HotplugFixtures
+import Testing
+
+@testable import HotplugCore
+
+/// Memory a driver added and manages itself (virtio-mem, dax/kmem), told from the firmware's
+/// memory map: when its driver takes it back, that is nobody's intent.
+@Suite struct DriverManagedMemoryTests {
+    typealias Machine = DecisionCoreTests.Machine
+    static let start = DecisionCoreTests.start
+    static let block = 128 << 20
+
+    /// Boot memory (blocks 0-7) and a DIMM (blocks 32-39) in the memory map; virtio-mem's
+    /// blocks 64-71 are not. All online.
+    static func machine() -> Machine {
+        var machine = DecisionCoreTests.bootMachine()
+        machine.firmwareRAM = [0...(8 * block - 1), (32 * block)...(40 * block - 1)]
+        for index in 32..<40 { machine.add(memory: index, zones: ["Movable"], dimm: "PNP0C80:00", online: true) }
+        for index in 64..<72 { machine.add(memory: index, zones: ["Movable"], online: true) }
+        return machine
+    }
+
+    static func lines(_ effects: [Effect]) -> [LogRecord] {
+        effects.compactMap { if case .log(let record) = $0, record.level > .debug { record } else { nil } }
+    }
+
+    @Test func aDriverTakingBackItsMemoryIsOneLineAndNoIntent() {
+        var machine = Self.machine()
+        var core = DecisionCore(config: Config(), now: Self.start)
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        for index in 64..<72 { machine.devices[DeviceID(kind: .memory, index: index)!]?.state = .offline }
+        let offline = (64..<72).map { FakeSysfsTree.event("offline", "memory\($0)", seqnum: $0) }
+        let effects = DecisionCoreTests.run(&core, &machine, core.receive(offline, now: Self.start))
+        #expect(!effects.contains { if case .persistIntent = $0 { true } else { false } })
+        #expect(core.intent.entries.isEmpty)
+        #expect(DecisionCoreTests.writes(effects).isEmpty)
+        let said = Self.lines(effects)
+        #expect(said.count == 1, "\(said)")
+        #expect(said.first?.metadata["blocks"] == "memory64-71" && said.first?.metadata["count"] == "8")
+
+        for index in 64..<72 { machine.devices[DeviceID(kind: .memory, index: index)!] = .absent }
+        let remove = (64..<72).map { FakeSysfsTree.event("remove", "memory\($0)", seqnum: 100 + $0) }
+        let removed = Self.lines(DecisionCoreTests.run(&core, &machine, core.receive(remove, now: Self.start)))
+        #expect(removed.map(\.message) == ["memory removed by the driver that added it"], "\(removed)")
+    }
+
+    @Test func aDIMMsOfflineIsStillSomebodysIntent() {
+        var machine = Self.machine()
+        var core = DecisionCore(config: Config(), now: Self.start)
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.devices[DeviceID(kind: .memory, index: 33)!]?.state = .offline
+        let effects = DecisionCoreTests.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("offline", "memory33")], now: Self.start))
+        #expect(core.intent[DeviceID(kind: .memory, index: 33)!]?.origin == .observed)
+        #expect(Self.lines(effects).contains { $0.message.hasPrefix("taken offline by somebody else") })
+    }
+
+    @Test func withoutAMemoryMapEveryOfflineIsSomebodys() {
+        var machine = Self.machine()
+        machine.firmwareRAM = nil
+        var core = DecisionCore(config: Config(), now: Self.start)
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.devices[DeviceID(kind: .memory, index: 64)!]?.state = .offline
+        DecisionCoreTests.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("offline", "memory64")], now: Self.start))
+        #expect(core.intent[DeviceID(kind: .memory, index: 64)!]?.origin == .observed)
+    }
+
+    @Test func daxMemoryIsLeftToDaxctlUnlessConfiguredOtherwise() {
+        for mode in DaxMemoryMode.allCases {
+            var machine = DecisionCoreTests.bootMachine()
+            machine.daxRAM = [(64 * Self.block)...(66 * Self.block - 1)]
+            var config = Config()
+            config.memory.dax = mode
+            config.memory.onlineType = .onlineMovable
+            var core = DecisionCore(config: config, now: Self.start)
+            DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+            machine.add(memory: 64, zones: ["Normal", "Movable"])
+            machine.add(memory: 70, zones: ["Normal", "Movable"])  // Not the dax device's.
+            let events = [64, 70].map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+            let effects = DecisionCoreTests.run(&core, &machine, core.receive(events, now: Self.start))
+            let written = DecisionCoreTests.writes(effects).map { String($0.prefix { $0 != "=" }) }
+            #expect(written == (mode == .leave ? ["memory70"] : ["memory64", "memory70"]), "\(mode)")
+            if mode == .leave {
+                #expect(
+                    Self.lines(effects).contains {
+                        $0.message == "left offline" && $0.metadata["device"] == "memory64"
+                            && $0.metadata["reason"]?.contains("daxctl") == true
+                    })
+            }
+        }
+    }
+
+    @Test func daxMemoryOnlinedByThePolicyWaitsForNoDIMM() {
+        var machine = DecisionCoreTests.bootMachine()
+        machine.daxRAM = [(64 * Self.block)...(66 * Self.block - 1)]
+        var config = Config()
+        config.memory.dax = .online
+        var core = DecisionCore(config: config, now: Self.start)
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        machine.add(memory: 64)
+        let effects = DecisionCoreTests.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(DecisionCoreTests.writes(effects) == ["memory64=online_movable"])
+        #expect(core.nextDeadline == nil)
+    }
+}
