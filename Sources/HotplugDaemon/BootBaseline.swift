@@ -33,7 +33,7 @@ public struct BootBaseline: Sendable {
         guard let bootID else { return nil }
         let text: String
         do {
-            text = try TextFile.read(path)
+            text = try TextFile.readOwn(path)
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return nil
         }

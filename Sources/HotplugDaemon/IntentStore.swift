@@ -24,7 +24,7 @@ public struct IntentStore: Sendable {
     /// The entries on disk, and the lines that are not entries. No file means no intent.
     public func load() throws -> (intent: OperatorIntent, badLines: [OperatorIntent.BadLine]) {
         do {
-            return OperatorIntent.parse(try TextFile.read(path))
+            return OperatorIntent.parse(try TextFile.readOwn(path))
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return (OperatorIntent(), [])
         }

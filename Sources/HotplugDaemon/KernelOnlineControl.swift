@@ -182,7 +182,7 @@ public final class KernelOnlineControl {
         guard let recordPath else { return }
         let text: String
         do {
-            text = try TextFile.read(recordPath)
+            text = try TextFile.readOwn(recordPath)
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return
         } catch {

@@ -28,28 +28,76 @@ public enum TextFile {
         return bytes
     }
 
-    /// Replaces a file atomically: write a temporary file beside it, then rename it over.
-    /// The mode is set explicitly: the service's `UMask=0077` must not hide a file that others
-    /// (node_exporter, an operator's `hotplugd status`) read.
-    public static func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
-        let temporary = "\(path).tmp"
+    /// Reads one of hotplugd's own files (intent, boot baseline, records): never through a link
+    /// (O_NOFOLLOW), never blocking on something planted in its place (O_NONBLOCK), and only a
+    /// regular file. Errors are swift-system's `Errno` (ELOOP for a link, EINVAL for a non-file).
+    public static func readOwn(_ path: String, limit: Int = 1 << 20) throws -> String {
         let fd = try FileDescriptor.open(
-            FilePath(temporary), .writeOnly, options: [.create, .truncate, .closeOnExec, .noFollow],
-            permissions: FilePermissions(rawValue: mode))
+            FilePath(path), .readOnly, options: [.closeOnExec, .noFollow, .nonBlocking])
+        defer { _ = Glibc.close(fd.rawValue) }  // Read only: see `FileDescriptor.closeAfterUse`.
+        try requireRegularFile(fd)
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
+            if count == 0 { break }
+            bytes += chunk[..<count]
+            if bytes.count > limit { throw Errno.fileTooLarge }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Replaces a file atomically and durably, without trusting anything already in the directory.
+    ///
+    /// The directory is opened without following a link; the new contents go to a file of a random
+    /// name created there exclusively (O_EXCL|O_NOFOLLOW|O_NONBLOCK: a planted link, FIFO or hard
+    /// link is never opened, so nothing outside is truncated or chmod'ed and nothing blocks), which
+    /// is checked to be a regular file, synced, renamed over the name, and the directory synced:
+    /// after a power cut the file is the old one or the new one, whole. The mode is set
+    /// explicitly: the service's `UMask=0077` must not hide a file that others (node_exporter, an
+    /// operator's `hotplugd status`) read.
+    public static func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+        let slash = path.lastIndex(of: "/")
+        let directoryPath = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard !name.isEmpty, name != ".", name != ".." else { throw Errno.invalidArgument }
+        let directory = try FileDescriptor.open(
+            FilePath(directoryPath), .readOnly, options: [.directory, .noFollow, .closeOnExec])
+        defer { _ = Glibc.close(directory.rawValue) }  // Synced below; see `FileDescriptor.closeAfterUse`.
+        var temporary = ""
+        var fd: Int32 = -1
+        for _ in 0..<16 {
+            // Unpredictable enough that it cannot be planted in advance.
+            temporary = ".\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+            fd = openat(
+                directory.rawValue, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode)
+            if fd >= 0 || errno != EEXIST { break }
+        }
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        let file = FileDescriptor(rawValue: fd)
         do {
-            if fchmod(fd.rawValue, mode) != 0 { throw Errno(rawValue: errno) }
-            _ = try Array(text.utf8).withUnsafeBytes { try fd.writeAll($0) }
-            try fd.close()
+            try requireRegularFile(file)
+            if fchmod(fd, mode) != 0 { throw Errno(rawValue: errno) }
+            _ = try Array(text.utf8).withUnsafeBytes { try file.writeAll($0) }
+            if fsync(fd) != 0 { throw Errno(rawValue: errno) }
+            try file.close()
         } catch {
             // The write already failed; that error is the one to report, and the file goes.
-            _ = Glibc.close(fd.rawValue)
-            unlink(temporary)
+            _ = Glibc.close(fd)
+            unlinkat(directory.rawValue, temporary, 0)
             throw error
         }
-        guard rename(temporary, path) == 0 else {
+        guard renameat(directory.rawValue, temporary, directory.rawValue, name) == 0 else {
             let error = Errno(rawValue: errno)
-            unlink(temporary)
+            unlinkat(directory.rawValue, temporary, 0)
             throw error
         }
+        if fsync(directory.rawValue) != 0 { throw Errno(rawValue: errno) }
+    }
+
+    private static func requireRegularFile(_ fd: FileDescriptor) throws {
+        var status = stat()
+        guard fstat(fd.rawValue, &status) == 0 else { throw Errno(rawValue: errno) }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }
     }
 }

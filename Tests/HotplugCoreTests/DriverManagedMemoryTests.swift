@@ -104,4 +104,22 @@ import Testing
         #expect(DecisionCoreTests.writes(effects) == ["memory64=online_movable"])
         #expect(core.nextDeadline == nil)
     }
+
+    @Test func aDIMMWhoseMemoryMapEntryIsGoneIsStillNoDriversMemory() {
+        var machine = Self.machine()
+        var core = DecisionCore(config: Config(), now: Self.start)
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        // The kernel removes the DIMM: its memory map entry goes before its offlines are read.
+        machine.firmwareRAM = [0...(8 * Self.block - 1)]
+        for index in 32..<40 { machine.devices[DeviceID(kind: .memory, index: index)!]?.state = .offline }
+        let offline = (32..<40).map { FakeSysfsTree.event("offline", "memory\($0)", seqnum: $0) }
+        let effects = DecisionCoreTests.run(&core, &machine, core.receive(offline, now: Self.start))
+        #expect(!Self.lines(effects).contains { $0.message.hasPrefix("memory taken back") })
+        #expect(Self.lines(effects).filter { $0.metadata["to"] == "offline" }.count == 8)
+        for index in 32..<40 { machine.devices[DeviceID(kind: .memory, index: index)!] = .absent }
+        let remove = (32..<40).map { FakeSysfsTree.event("remove", "memory\($0)", seqnum: 100 + $0) }
+        let removed = Self.lines(DecisionCoreTests.run(&core, &machine, core.receive(remove, now: Self.start)))
+        #expect(removed.filter { $0.metadata["to"] == "removed" }.count == 8)
+        #expect(!removed.contains { $0.message == "memory removed by the driver that added it" })
+    }
 }

@@ -22,6 +22,7 @@ extension DecisionCore {
             case .add:
                 forgetIntent(id, because: .event(.add))
                 records[id, default: DeviceRecord()].managed = true
+                records[id]?.takenByDriver = false
                 if id.kind == .memory { lastMemoryAdd = now }
             case .remove:
                 forgetIntent(id, because: .event(.remove))
@@ -35,7 +36,8 @@ extension DecisionCore {
             touched.append(id)
         }
         sayTakenBackByDriver()
-        let removedByDriver = events.filter { $0.action == .remove && driverManaged($0.device) }.map(\.device)
+        let removedByDriver = events.filter { $0.action == .remove && records[$0.device]?.takenByDriver == true }
+            .map(\.device)
         if !removedByDriver.isEmpty {
             log(
                 .info, "memory removed by the driver that added it",

@@ -130,7 +130,7 @@ extension DecisionCore {
         attempts: Int?, by: Onliner?
     ) {
         // A driver's own memory going away is said once per burst (`sayTakenBackByDriver`).
-        let drivers = driverManaged(id) && (transition.to == .removed || transition.from == .online)
+        let drivers = record.takenByDriver && (transition.to == .removed || transition.from == .online)
         let quiet =
             (transition.from == .absent && transition.input != .event(.add)) || transition.to == .onlining || drivers
         var level: LogRecord.Level = quiet ? .debug : .info

@@ -67,6 +67,7 @@ extension DecisionCore {
             // The driver that added it takes it back (a virtio-mem shrink, `daxctl offline-memory`):
             // left to it, neither onlined again nor kept as anybody's intent.
             records[id]?.managed = false
+            records[id]?.takenByDriver = true
             takenBackByDriver.append(id)
             return
         }
@@ -88,12 +89,14 @@ extension DecisionCore {
             ["device": id.name, "intent": entry.origin.rawValue], kind: .intent)
     }
 
-    /// Whether a memory block is memory a driver added and manages itself: its range is in no
-    /// "System RAM" range of the firmware's memory map, which lists boot memory and ACPI hot-added
-    /// DIMMs but never memory added with `add_memory_driver_managed` (virtio-mem, dax/kmem). Unknown
-    /// (no memory map) counts as not.
+    /// Whether a memory block is memory a driver added and manages itself: no DIMM of its own
+    /// (`firmware_node`), and its range in no "System RAM" range of the firmware's memory map,
+    /// which lists boot memory and ACPI hot-added DIMMs but never memory added with
+    /// `add_memory_driver_managed` (virtio-mem, dax/kmem). The DIMM link comes first because the
+    /// kernel drops a DIMM's memory map entry while it removes the DIMM, perhaps before its
+    /// offlines are read. Unknown (no memory map) counts as not.
     func driverManaged(_ id: DeviceID) -> Bool {
-        guard id.kind == .memory, let firmwareRAM else { return false }
+        guard id.kind == .memory, records[id]?.block?.firmwareNode == nil, let firmwareRAM else { return false }
         let start = id.index * blockSizeBytes
         let range = start...(start + blockSizeBytes - 1)
         return !firmwareRAM.contains { $0.overlaps(range) }

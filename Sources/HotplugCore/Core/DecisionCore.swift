@@ -130,11 +130,10 @@ public struct DecisionCore: Sendable {
         let reloadIntent = events.contains { $0.action == .offline && records[$0.device]?.state == .online }
         if reloadIntent { effects.append(.loadIntent) }
         // And whose memory it is: a driver taking back its own (virtio-mem, dax/kmem) is no operator.
-        if events.contains(where: {
+        let offlinedMemory = events.filter {
             $0.action == .offline && $0.device.kind == .memory && records[$0.device]?.state == .online
-        }) {
-            effects.append(.read(ReadRequest(.firmwareRAM, for: .firmwareRAM)))
-        }
+        }.map(\.device)
+        if !offlinedMemory.isEmpty { effects.append(.read(ReadRequest(.firmwareRAM, for: .firmwareRAM))) }
         // Events about devices never seen (other than add and remove): read what they are first.
         // Only a device's first event in the burst counts: one that follows its `add` (a CPU's
         // `bind`, the kernel's own `online`) finds it added, not unknown.
@@ -153,7 +152,7 @@ public struct DecisionCore: Sendable {
             apply(events)
         } else {
             // The events wait for the answers (a read of no device is answered at once).
-            let ids = unknown.union(onlinedElsewhere).sorted()
+            let ids = unknown.union(onlinedElsewhere).union(offlinedMemory).sorted()
             effects.append(
                 .read(ReadRequest(.devices(ids, zonesWithoutNode: false), for: .discover(events, unknown: unknown))))
         }
@@ -224,6 +223,9 @@ public struct DecisionCore: Sendable {
                 } else if let block = reading.block, reading.state == .online {
                     // Only where it went: its `online` event, applied next, is the transition.
                     setBlock(id, block)
+                } else if let link = reading.block?.firmwareNode {
+                    // Going offline: only its DIMM, which says whose memory it is.
+                    update(id) { $0.block?.firmwareNode = link }
                 }
             }
             apply(events)

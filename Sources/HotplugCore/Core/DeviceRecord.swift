@@ -14,6 +14,9 @@ public struct DeviceRecord: Sendable, Equatable {
     public internal(set) var managed: Bool
     /// When its `add` event came, for the time-to-online metric.
     var addedAt: ContinuousClock.Instant?
+    /// A memory block whose driver took it back (see `DecisionCore.driverManaged`): its offline
+    /// and removal are said once per burst, not per block.
+    var takenByDriver = false
 
     init(state: DeviceState = .absent, managed: Bool = true) {
         self.machine = DeviceMachine(state: state)
