@@ -219,6 +219,8 @@ def test_hot_remove_of_a_movable_dimm(boot):
 
     guest.del_dimm("dimm1")
     guest.sh("e2e wait-count 4 1 60")
+    # The blocks are gone from sysfs before the daemon has necessarily read every event.
+    guest.sh("e2e wait-log-count ' offline -> removed' 8 30")
     log = guest.daemon_log()
     for block in dimm_blocks:
         assert f"{block} online -> offline" in log, f"the kernel's offline of {block} is not logged"
