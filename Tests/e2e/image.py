@@ -12,6 +12,8 @@ import pathlib
 import shutil
 import subprocess
 
+from vm import VIRTIO_MEM_MODULES
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "e2e"
 GUEST = pathlib.Path(__file__).resolve().parent / "guest"
@@ -60,6 +62,11 @@ def kernel():
     return next((tree / "boot").glob("vmlinuz-*"))
 
 
+def kernel_module(name):
+    """A module (uncompressed .ko) of the kernel package."""
+    return next((kernel().parent.parent / "lib/modules").rglob(f"{name}.ko"))
+
+
 def hotplugd():
     """hotplugd built in release mode with the Swift runtime linked in."""
     run(SWIFT, "build", "-c", "release", "--static-swift-stdlib", "--product", "hotplugd", cwd=ROOT)
@@ -94,7 +101,9 @@ def initramfs():
     binary = hotplugd()
     udevadm, udev_library_path = udevd()
     busybox = pathlib.Path("/bin/busybox")
-    digest = digest_of([pathlib.Path(__file__), binary, busybox, udevadm, *sorted(GUEST.iterdir())])
+    # The virtio-mem driver, loaded by guests that have a virtio-mem device (vm.Guest(virtio_mem=...)).
+    modules = [kernel_module(name) for name in VIRTIO_MEM_MODULES]
+    digest = digest_of([pathlib.Path(__file__), binary, busybox, udevadm, *modules, *sorted(GUEST.iterdir())])
     image = CACHE / f"initramfs-{digest}.cpio.gz"
     if image.exists():
         return image
@@ -110,6 +119,9 @@ def initramfs():
     for name in ["init", "channel"]:
         shutil.copy2(GUEST / name, staging / name)
     shutil.copy2(GUEST / "e2e", staging / "usr/bin/e2e")
+    (staging / "lib/modules").mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        shutil.copy2(module, staging / "lib/modules" / module.name)
     shutil.copy2(udevadm, staging / "usr/bin/udevadm")
     (staging / "usr/sbin/systemd-udevd").symlink_to("/usr/bin/udevadm")
     libraries = shared_libraries(binary) | shared_libraries(udevadm, udev_library_path)
@@ -204,10 +216,9 @@ def systemd_guest():
     shutil.copy2("/bin/busybox", boot / "bin/busybox")
     (boot / "bin/sh").symlink_to("busybox")
     shutil.copy2(SYSTEMD_GUEST / "init", boot / "init")
-    modules = kernel().parent.parent / "lib/modules"
     for module in ["virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
                    "virtio_blk"]:
-        shutil.copy2(next(modules.rglob(f"{module}.ko")), boot / f"lib/modules/{module}.ko")
+        shutil.copy2(kernel_module(module), boot / f"lib/modules/{module}.ko")
     pack_cpio(boot, initrd)
     shutil.rmtree(boot)
     return initrd, disk

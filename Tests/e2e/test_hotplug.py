@@ -6,7 +6,9 @@ transition. Run one alone with: make e2e E2E_ARGS="-k coldplug"
 """
 
 import json
-import time
+import re
+
+import pytest
 
 from conftest import Timer
 from vm import GIB, MIB
@@ -18,11 +20,48 @@ DIMM_SEQUENCE = [1 * GIB, 1 * GIB, 512 * MIB]
 EXPECTED_ZONES = ["Movable", "Normal", "Movable"]
 
 
+# The kernel's onlining settings as the guest boots (no memhp_default_state, no online_policy).
+BOOT_SETTINGS = {"auto_online_blocks": "offline", "online_policy": "contig-zones"}
+SETTINGS_PATHS = {
+    "auto_online_blocks": "/sys/devices/system/memory/auto_online_blocks",
+    "online_policy": "/sys/module/memory_hotplug/parameters/online_policy",
+    "auto_movable_ratio": "/sys/module/memory_hotplug/parameters/auto_movable_ratio",
+    "auto_movable_numa_aware": "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware",
+}
+KERNEL_MODE_LINE = "memory onlining: the kernel onlines new blocks inside the add, as hotplugd's policy says"
+USERSPACE_MODE_LINE = "memory onlining: hotplugd onlines new blocks itself"
+RESTORED_LINE = "earlier memory onlining settings restored"
+RECORD = "/run/hotplugd/kernel-online"
+
+
+def userspace(config=""):
+    """`config` with memory.kernel_online = false: hotplugd onlines memory itself, block by block."""
+    if re.search(r"^\[memory\]$", config, re.M):
+        return re.sub(r"^\[memory\]$", "[memory]\nkernel_online = false", config, count=1, flags=re.M)
+    return "[memory]\nkernel_online = false\n" + config
+
+
+def kernel_settings(guest):
+    """The kernel's onlining settings as the guest reads them now."""
+    values = guest.sh("cat " + " ".join(SETTINGS_PATHS.values())).splitlines()
+    return dict(zip(SETTINGS_PATHS, values))
+
+
+def mode_line(guest, log=None):
+    """The daemon's last `memory onlining:` line."""
+    log = log if log is not None else guest.daemon_log()
+    lines = [line for line in log.splitlines() if "memory onlining: " in line and "mode=" in line]
+    assert lines, f"no memory onlining line in the log:\n{log}"
+    return lines[-1]
+
+
 def start_daemon(guest, *args, config=None):
     if config is not None:
         guest.sh(f"cat > /etc/hotplugd/hotplugd.toml <<'EOF'\n{config}\nEOF")
+    # The log may have an earlier start's lines: wait for one more.
+    started = int(guest.sh("cat /var/log/hotplugd.log 2>/dev/null | grep -c 'memory devices present' || true"))
     guest.sh("e2e start " + " ".join(args))
-    guest.sh("e2e wait-log 'memory devices present' 30")
+    guest.sh(f"e2e wait-log-count 'memory devices present' {started + 1} 30")
 
 
 def stop_daemon(guest):
@@ -61,10 +100,29 @@ def add_dimms_in_sequence(guest, label, sizes=DIMM_SEQUENCE):
     return zones
 
 
-def assert_logged_online(guest, devices, log=None):
+def onlined_by(log, device):
+    """Who onlined `device` as the log says: the line's `by=` ("kernel" for a block the kernel
+    onlined inside the add, "hotplugd" for one it left offline that hotplugd onlined), or, with
+    no `by=` (userspace mode, CPUs), "hotplugd" for its own write (`onlining -> online`); None if
+    no online of it is logged."""
+    for line in log.splitlines():
+        if re.search(rf"(^|\s){device} (onlining|offline) -> online\b", line):
+            found = re.search(r"\bby=(\w+)", line)
+            if found:
+                return found.group(1)
+            return "hotplugd" if f"{device} onlining -> online" in line else "?"
+    return None
+
+
+def assert_logged_online(guest, devices, log=None, by=None):
+    """Every device's online is logged, by hotplugd or (memory in kernel mode) by the kernel;
+    `by` names the one that must have done it."""
     log = log if log is not None else guest.daemon_log()
     for device in devices:
-        assert f"{device} onlining -> online" in log, f"no online of {device} in the log"
+        who = onlined_by(log, device)
+        assert who in ("hotplugd", "kernel"), f"no online of {device} in the log:\n{log}"
+        if by is not None:
+            assert who == by, f"{device} onlined by {who}, not {by}:\n{log}"
     assert " error " not in log and "-> failed" not in log, log
 
 
@@ -83,32 +141,48 @@ def test_cpus_one_by_one_and_several_at_once(boot):
     assert_logged_online(guest, ["cpu1", "cpu2", "cpu3"])
 
 
-def test_auto_movable_matches_the_kernels_own_policy(boot):
-    kernel_guest = boot(append=AUTO_MOVABLE_KERNEL)
-    by_kernel = add_dimms_in_sequence(kernel_guest, "kernel auto-online (auto-movable)")
-    kernel_blocks = hot_blocks(kernel_guest)
-    kernel_guest.stop()
+KERNEL_ALONE = {}
+
+
+def kernel_alone(boot, label, run, **options):
+    """What `run(guest)` gives in a guest (vm.Guest `options`) where the kernel alone onlines
+    (auto-movable, no daemon), once per test run: the kernel gives the same every time."""
+    if label not in KERNEL_ALONE:
+        guest = boot(append=AUTO_MOVABLE_KERNEL, **options)
+        KERNEL_ALONE[label] = run(guest)
+        guest.stop()
+    return KERNEL_ALONE[label]
+
+
+@pytest.mark.parametrize("kernel_online", [True, False], ids=["kernel-mode", "userspace-mode"])
+def test_auto_movable_matches_the_kernels_own_policy(boot, kernel_online):
+    def sequence(guest):
+        return add_dimms_in_sequence(guest, "kernel auto-online (auto-movable)"), hot_blocks(guest)
+
+    by_kernel, kernel_blocks = kernel_alone(boot, "DIMM_SEQUENCE", sequence)
 
     guest = boot()
-    start_daemon(guest)
-    by_daemon = add_dimms_in_sequence(guest, "hotplugd (auto-movable)")
+    start_daemon(guest, config=None if kernel_online else userspace())
+    assert f"mode={'kernel' if kernel_online else 'userspace'}" in mode_line(guest)
+    mode = "kernel mode" if kernel_online else "userspace mode"
+    by_daemon = add_dimms_in_sequence(guest, f"hotplugd {mode} (auto-movable)")
     daemon_blocks = hot_blocks(guest)
 
     assert [name for name, _ in daemon_blocks] == [name for name, _ in kernel_blocks]
     assert {name: value[1] for name, value in daemon_blocks} == {name: value[1] for name, value in kernel_blocks}
     assert by_daemon == by_kernel
     assert [zones for _, zones in sorted(by_daemon.items())] == [{zone} for zone in EXPECTED_ZONES]
-    assert_logged_online(guest, [name for name, _ in daemon_blocks])
+    assert_logged_online(guest, [name for name, _ in daemon_blocks], by="kernel" if kernel_online else "hotplugd")
 
 
 def test_explicit_online_types_and_node_rules(boot):
     guest = boot()
-    start_daemon(guest, config='[memory]\nonline_type = "online_kernel"')
+    start_daemon(guest, config=userspace('[memory]\nonline_type = "online_kernel"'))
     zones = add_dimms_in_sequence(guest, "online_kernel", sizes=[1 * GIB])
     assert list(zones.values()) == [{"Normal"}]
     stop_daemon(guest)
-    start_daemon(guest, config='[memory]\nonline_type = "online_kernel"\n[[memory.node]]\nnode = 0\n'
-                               'online_type = "online_movable"')
+    start_daemon(guest, config=userspace('[memory]\nonline_type = "online_kernel"\n[[memory.node]]\nnode = 0\n'
+                                         'online_type = "online_movable"'))
     zones = add_dimms_in_sequence(guest, "node 0 rule: online_movable", sizes=[2 * GIB])
     assert sorted(zones.values(), key=sorted) == [{"Movable"}, {"Normal"}]
     assert "value=online_movable" in guest.daemon_log()
@@ -123,7 +197,7 @@ def test_coldplug_onlines_what_was_added_before_the_start(boot):
     assert devices["cpu1"][0] == "offline"
     assert all(state == "offline" for _, (state, _, _) in hot_blocks(guest))
     timer = Timer("coldplug: daemon start to all online")
-    start_daemon(guest)
+    start_daemon(guest, config=userspace())
     guest.sh("e2e wait-online 60")
     timer.done()
     blocks = hot_blocks(guest)
@@ -133,7 +207,7 @@ def test_coldplug_onlines_what_was_added_before_the_start(boot):
 
 def test_hot_remove_of_a_movable_dimm(boot):
     guest = boot()
-    start_daemon(guest)
+    start_daemon(guest, config=userspace())
     add_dimms_in_sequence(guest, "hot-remove: add", sizes=[1 * GIB])
     before = json.loads(guest.sh("hotplugd status --json"))
     blocks = before["memory"]["blocks"]
@@ -145,6 +219,8 @@ def test_hot_remove_of_a_movable_dimm(boot):
 
     guest.del_dimm("dimm1")
     guest.sh("e2e wait-count 4 1 60")
+    # The blocks are gone from sysfs before the daemon has necessarily read every event.
+    guest.sh("e2e wait-log-count ' offline -> removed' 8 30")
     log = guest.daemon_log()
     for block in dimm_blocks:
         assert f"{block} online -> offline" in log, f"the kernel's offline of {block} is not logged"
@@ -159,7 +235,7 @@ def test_hot_remove_of_a_movable_dimm(boot):
 
 def test_lost_events_are_recovered(boot):
     guest = boot()
-    start_daemon(guest, config="[monitor]\nreceive_buffer_bytes = 65536")
+    start_daemon(guest, config=userspace("[monitor]\nreceive_buffer_bytes = 65536"))
     guest.sh("e2e signal STOP")
     timer = Timer("lost events: 2 GiB DIMM while stopped")
     guest.add_dimm(2 * GIB)
@@ -208,13 +284,39 @@ def test_smt_forbidden_thread_is_blocked_not_retried(boot):
     assert {c["device"]: c["state"] for c in status["cpus"]}["cpu1"] == "offline"
 
 
-def test_kernel_auto_online_already_on(boot):
+@pytest.mark.parametrize("kernel_online", [True, False], ids=["kernel-mode", "userspace-mode"])
+def test_kernel_auto_online_already_on(boot, kernel_online):
+    """Somebody else had the kernel online new memory (memhp_default_state=online: the kernel's
+    default zone, contig-zones). In kernel mode hotplugd takes the settings over for its policy,
+    and gives back what it found when it stops; with kernel_online = false it leaves them, and
+    warns that its policy applies only to blocks found offline."""
     guest = boot(append="memhp_default_state=online")
-    start_daemon(guest)
-    add_dimms_in_sequence(guest, "kernel auto-online on, daemon running", sizes=[1 * GIB])
+    assert kernel_settings(guest)["auto_online_blocks"] == "online"
+    start_daemon(guest, config=None if kernel_online else userspace())
+    zones = add_dimms_in_sequence(guest, "kernel auto-online on, daemon running", sizes=[1 * GIB])
     log = guest.daemon_log()
-    assert "auto_online_blocks=online" in log
-    assert " error " not in log and "-> failed" not in log, log
+    warning = "the kernel onlines new memory itself"
+    if kernel_online:
+        assert "mode=kernel" in mode_line(guest, log)
+        assert warning not in log, "in kernel mode auto_online_blocks is hotplugd's own setting"
+        assert kernel_settings(guest)["online_policy"] == "auto-movable"
+        # hotplugd's policy, carried out by the kernel: 1 GiB is within the ratio.
+        assert list(zones.values()) == [{"Movable"}]
+        assert_logged_online(guest, [name for name, _ in hot_blocks(guest)], log, by="kernel")
+        # Only what hotplugd changed is recorded and put back.
+        assert guest.sh(f"cat {RECORD}").splitlines()[1:] == ["online_policy contig-zones"]
+        guest.sh(f"e2e signal TERM; e2e wait-log '{RESTORED_LINE}' 10")
+        assert kernel_settings(guest)["auto_online_blocks"] == "online"
+        assert kernel_settings(guest)["online_policy"] == "contig-zones"
+        assert guest.sh(f"test -e {RECORD}; echo $?") == "1"
+    else:
+        line = mode_line(guest, log)
+        assert "mode=userspace" in line and "memory.kernel_online is false" in line, line
+        assert any(warning in entry and "auto_online_blocks=online" in entry for entry in log.splitlines()), log
+        # The kernel onlined the DIMM before hotplugd saw it, in its own default zone.
+        assert list(zones.values()) == [{"Normal"}]
+        assert " error " not in log and "-> failed" not in log, log
+        assert kernel_settings(guest)["auto_online_blocks"] == "online"
 
 
 def test_a_racing_udev_rule(boot):
@@ -222,7 +324,7 @@ def test_a_racing_udev_rule(boot):
     guest.sh("mkdir -p /run/udev /etc/udev/rules.d && echo 'SUBSYSTEM==\"memory\", ACTION==\"add\", "
              "ATTR{state}==\"offline\", ATTR{state}=\"online_movable\"' > /etc/udev/rules.d/40-hotadd.rules")
     guest.sh("systemd-udevd --daemon")
-    start_daemon(guest, "--source", "kernel")
+    start_daemon(guest, "--source", "kernel", config=userspace())
     add_dimms_in_sequence(guest, "udev rule racing the daemon", sizes=[1 * GIB])
     log = guest.daemon_log()
     assert " error " not in log and "-> failed" not in log, log
@@ -237,13 +339,13 @@ def test_udev_source_gives_the_same_results(boot):
     zones = add_dimms_in_sequence(guest, "hotplugd --source udev")
     assert [zones for _, zones in sorted(zones.items())] == [{zone} for zone in EXPECTED_ZONES]
     guest.add_cpu(1)
-    guest.sh("e2e wait-count 20 2 120; e2e wait-online 120")
+    guest.sh("e2e wait-count 24 2 120 && e2e wait-online 120")
     assert_logged_online(guest, ["cpu1"] + [name for name, _ in hot_blocks(guest)])
 
 
 def test_restart_mid_hot_add(boot):
     guest = boot()
-    start_daemon(guest)
+    start_daemon(guest, config=userspace())
     timer = Timer("restart: 4 GiB DIMM, daemon killed and restarted")
     guest.add_dimm(4 * GIB)
     guest.sh("e2e wait-log 'onlining -> online' 60")

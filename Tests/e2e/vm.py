@@ -14,6 +14,10 @@ import time
 QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
 MIB = 1 << 20
 GIB = 1 << 30
+# The virtio-mem driver and what it needs, in load order (the initramfs has them in /lib/modules).
+VIRTIO_MEM_MODULES = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
+                      "virtio_mem"]
+VIRTIO_MEM = "vm0"
 
 
 class GuestError(Exception):
@@ -22,7 +26,10 @@ class GuestError(Exception):
 
 class Guest:
     def __init__(self, kernel, initrd, append="", smp="1,maxcpus=4", memory="512M,slots=8,maxmem=32G",
-                 cpu="qemu64,+rdrand", disk=None, accel="tcg"):
+                 cpu="qemu64,+rdrand", disk=None, accel="tcg", numa=None, virtio_mem=None):
+        """numa: the boot memory of each NUMA node in MiB (their sum must be the -m size), e.g.
+        [256, 256]; all CPUs are on node 0. virtio_mem: (node, bytes) adds a virtio-mem-pci device
+        (id vm0) of that size with nothing plugged (requested-size 0), and loads its driver."""
         self.kernel = kernel
         self.initrd = initrd
         self.append = append
@@ -31,6 +38,8 @@ class Guest:
         self.cpu = cpu
         self.disk = disk
         self.accel = accel
+        self.numa = numa
+        self.virtio_mem = virtio_mem
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hotplugd-e2e-"))
         self.console = self.workdir / "console.log"
         self.process = None
@@ -53,6 +62,13 @@ class Guest:
             "-serial", "chardev:channel",
             "-qmp", f"unix:{qmp_path},server=on,wait=off",
         ]
+        for node, mib in enumerate(self.numa or []):
+            args += ["-object", f"memory-backend-ram,id=ram{node},size={mib}M",
+                     "-numa", f"node,nodeid={node},memdev=ram{node}" + (f",cpus=0-{self._maxcpus() - 1}" if node == 0 else "")]
+        if self.virtio_mem:
+            node, size = self.virtio_mem
+            args += ["-object", f"memory-backend-ram,id=mem-{VIRTIO_MEM},size={size}",
+                     "-device", f"virtio-mem-pci,id={VIRTIO_MEM},memdev=mem-{VIRTIO_MEM},node={node},requested-size=0"]
         if self.disk:
             # snapshot=on: the guest's writes go to a temporary overlay, the image stays as built.
             args += ["-drive", f"file={self.disk},format=raw,if=virtio,snapshot=on"]
@@ -77,7 +93,13 @@ class Guest:
                 line = self.channel_file.readline()
         except (OSError, GuestError) as error:
             raise GuestError(f"guest did not come up: {error}\n{self.diagnostics()}") from None
+        if self.virtio_mem:
+            self.sh("; ".join(f"insmod /lib/modules/{module}.ko" for module in VIRTIO_MEM_MODULES))
         return self
+
+    def _maxcpus(self):
+        fields = dict(part.split("=", 1) for part in self.smp.split(",") if "=" in part)
+        return int(fields.get("maxcpus", self.smp.split(",")[0]))
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -132,21 +154,40 @@ class Guest:
         self.qmp("device_add", driver="qemu64-x86_64-cpu", id=f"cpu-{socket_id}-{core}-{thread}",
                  **{"socket-id": socket_id, "core-id": core, "thread-id": thread})
 
-    def add_dimm(self, size, name=None, reserve=True):
-        """Hot-adds a DIMM of `size` bytes; returns its id. reserve=False maps the backing memory
-        without reserving it (MAP_NORESERVE), for DIMMs larger than the host's memory: the guest
-        touches only what it uses."""
+    def add_dimm(self, size, name=None, reserve=True, node=None):
+        """Hot-adds a DIMM of `size` bytes (on NUMA node `node`); returns its id. reserve=False maps
+        the backing memory without reserving it (MAP_NORESERVE), for DIMMs larger than the host's
+        memory: the guest touches only what it uses."""
         self.dimms += 1
         name = name or f"dimm{self.dimms}"
         backend = {"qom-type": "memory-backend-ram", "id": f"mem-{name}", "size": size}
         if not reserve:
             backend["reserve"] = False
         self.qmp("object-add", **backend)
-        self.qmp("device_add", driver="pc-dimm", id=name, memdev=f"mem-{name}")
+        device = {"driver": "pc-dimm", "id": name, "memdev": f"mem-{name}"}
+        if node is not None:
+            device["node"] = node
+        self.qmp("device_add", **device)
         return name
 
     def del_dimm(self, name):
         self.qmp("device_del", id=name)
+
+    def request_virtio_mem(self, size):
+        """Asks the guest's virtio-mem driver to plug (or unplug) memory until `size` bytes are plugged."""
+        self.qmp("qom-set", path=f"/machine/peripheral/{VIRTIO_MEM}", property="requested-size", value=size)
+
+    def virtio_mem_size(self):
+        """The bytes the guest has plugged, as the device reports them."""
+        return self.qmp("qom-get", path=f"/machine/peripheral/{VIRTIO_MEM}", property="size")
+
+    def wait_virtio_mem(self, size, timeout=120):
+        """Waits until the device reports `size` bytes plugged."""
+        deadline = time.monotonic() + timeout
+        while (plugged := self.virtio_mem_size()) != size:
+            if time.monotonic() > deadline:
+                raise GuestError(f"virtio-mem plugged {plugged} bytes, not {size}, after {timeout} s")
+            time.sleep(0.1)
 
     # The command channel
 
