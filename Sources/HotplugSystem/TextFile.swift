@@ -17,15 +17,7 @@ public enum TextFile {
     public static func readBytes(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
         defer { _ = Glibc.close(fd.rawValue) }  // Read only: see `FileDescriptor.closeAfterUse`.
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
-            if count == 0 { break }
-            bytes += chunk[..<count]
-            if bytes.count > limit { throw Errno.fileTooLarge }
-        }
-        return bytes
+        return try readAll(fd, limit: limit)
     }
 
     /// Reads one of hotplugd's own files (intent, boot baseline, records): never through a link
@@ -36,6 +28,10 @@ public enum TextFile {
             FilePath(path), .readOnly, options: [.closeOnExec, .noFollow, .nonBlocking])
         defer { _ = Glibc.close(fd.rawValue) }  // Read only: see `FileDescriptor.closeAfterUse`.
         try requireRegularFile(fd)
+        return String(decoding: try readAll(fd, limit: limit), as: UTF8.self)
+    }
+
+    private static func readAll(_ fd: FileDescriptor, limit: Int) throws -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -44,7 +40,7 @@ public enum TextFile {
             bytes += chunk[..<count]
             if bytes.count > limit { throw Errno.fileTooLarge }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// Replaces a file atomically and durably, without trusting anything already in the directory.
