@@ -65,13 +65,28 @@ import Testing
         )
     }
 
-    @Test func aBlockReadOfflineWhileTheKernelAddsIsWrittenAndFoundOnline() {
+    @Test func aBlockReadOfflineWhileTheKernelAddsWaitsForItsOnlineEvent() {
         var machine = DecisionCoreTests.bootMachine()
         var core = Self.started(&machine)
         machine.add(memory: 64, dimm: "PNP0C80:00")  // Read before the kernel reached it.
-        let effects = Self.run(
-            &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start),
-            alreadyThere: { _ in true })
+        let added = Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(Self.writes(added).isEmpty, "no write competes with the kernel's add")
+        #expect(core.nextDeadline == Self.start + .seconds(1))
+        machine.add(memory: 64, zones: ["Movable"], dimm: "PNP0C80:00", online: true)
+        let onlined = Self.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("online", "memory64")], now: Self.start))
+        #expect(Self.transitions(onlined).last?["by"] == "kernel")
+        #expect(core.nextDeadline == nil)
+    }
+
+    @Test func aBlockStillOfflineAfterTheAddIsWrittenAndFoundOnline() {
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(&machine)
+        machine.add(memory: 64, dimm: "PNP0C80:00")
+        Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        // The online event was lost, say: the quiet deadline looks again, and the write tells.
+        let late = Self.start + .seconds(1)
+        let effects = Self.run(&core, &machine, core.tick(now: late), alreadyThere: { _ in true })
         // The kernel's own type, no waiting for the DIMM, no walk to its other blocks.
         #expect(Self.writes(effects) == ["memory64=online"])
         #expect(Self.transitions(effects).last?["by"] == "kernel")
@@ -82,7 +97,8 @@ import Testing
         var machine = DecisionCoreTests.bootMachine()
         var core = Self.started(&machine)
         machine.add(memory: 64, dimm: "PNP0C80:00")
-        let effects = Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        let effects = Self.run(&core, &machine, core.tick(now: Self.start + .seconds(1)))
         #expect(Self.writes(effects) == ["memory64=online"])
         #expect(Self.transitions(effects).last?["by"] == "hotplugd")
         #expect(

@@ -16,6 +16,7 @@ extension DecisionCore {
                 // hotplugd never offlines: somebody else did, and that is their intent.
                 takenOffline(id)
             case .online:
+                if id.kind == .memory { lastMemoryActivity = now }
                 forgetIntent(id, because: .event(.online))
                 // Online again: whoever took it offline is done with it, and it is ours again.
                 records[id, default: DeviceRecord()].managed = true
@@ -23,7 +24,10 @@ extension DecisionCore {
                 forgetIntent(id, because: .event(.add))
                 records[id, default: DeviceRecord()].managed = true
                 records[id]?.takenByDriver = false
-                if id.kind == .memory { lastMemoryAdd = now }
+                if id.kind == .memory {
+                    lastMemoryAdd = now
+                    lastMemoryActivity = now
+                }
             case .remove:
                 forgetIntent(id, because: .event(.remove))
             default:

@@ -104,6 +104,7 @@ extension DecisionCore {
         } else if transition.to != .onlining && transition.to != .offline {
             retries[id] = nil  // Online, removed, or not to be tried again (blocked).
         }
+        if transition.to != .offline { kernelPending[id] = nil }  // The kernel, or somebody, got there.
         if transition.to == .removed {
             // Whatever comes back under this name is a new device: the daemon's, with no intent.
             waiting[id] = nil

@@ -16,15 +16,28 @@ extension DecisionCore {
     /// explicit online type is written at once: the kernel holds the device hotplug lock until the
     /// whole DIMM is added, so the write waits for the block to be complete and starts the moment it is.
     ///
-    /// In kernel mode none of that: the kernel decided inside the add (with its memory groups), and
-    /// a block still offline is written the kernel's own type, so that the kernel picks its zone
-    /// as it would have. The write also waits for an add in progress (see `written`).
+    /// In kernel mode none of that: the kernel decides inside the add (with its memory groups). A
+    /// block added in this run and still offline is most likely one the kernel is still onlining:
+    /// it is looked at again once memory events have been quiet for `kernelOnlineGrace`, and only
+    /// then written, the kernel's own type, so that the kernel picks its zone as it would have.
+    /// When to look is a matter of time, who onlined it is not: the write waits for any add in
+    /// progress and tells (see `written`). Writing at once would have the write wait on the device
+    /// hotplug lock during the add, which slows the add itself (a virtio-mem device adds and
+    /// onlines one block after the other). Blocks found offline at start are written at once.
     mutating func decideMemory(_ pass: MemoryPass) {
         lastMemoryCheck = now
         if let value = memoryOnlining.kernelValue {
             for id in pass.blocks.sorted() {
                 waiting[id] = nil
-                guard let record = records[id], record.managed, record.machine.canRequestOnline else { continue }
+                guard let record = records[id], record.managed, record.machine.canRequestOnline else {
+                    kernelPending[id] = nil
+                    continue
+                }
+                if record.addedAt != nil && now < (lastMemoryActivity ?? now) + options.kernelOnlineGrace {
+                    kernelPending[id] = now
+                    continue
+                }
+                kernelPending[id] = nil
                 online(id, .online(value))
             }
             return

@@ -31,6 +31,9 @@ public struct DecisionCore: Sendable {
         /// must not stay offline because it came at a bad moment.
         public var firstRetry: Duration = .seconds(1)
         public var lastRetry: Duration = .seconds(300)
+        /// In kernel mode, how long memory events must have been quiet before a block added
+        /// offline is taken for one the kernel left offline and written (see `decideMemory`).
+        public var kernelOnlineGrace: Duration = .seconds(1)
         /// How long a block waits for its node link when a node rule needs it. The kernel links
         /// every block of a NUMA kernel right after its add: this bounds a wait for a fact, it
         /// is not a decision by the clock.
@@ -70,6 +73,11 @@ public struct DecisionCore: Sendable {
     /// so that a decision never walks every block.
     var movablePages: [Int: Int] = [:]
     var lastMemoryAdd: Instant?
+    /// The last memory `add` or `online` event: in kernel mode, the kernel is at work until these
+    /// have been quiet for a while.
+    var lastMemoryActivity: Instant?
+    /// In kernel mode: blocks added offline, waiting for the kernel's `online` (see `decideMemory`).
+    var kernelPending: [DeviceID: Instant] = [:]
     /// When waiting memory blocks were last looked at.
     var lastMemoryCheck: Instant?
     /// The firmware's "System RAM" ranges, as last read (see `classify`), and whether they were
@@ -176,7 +184,7 @@ public struct DecisionCore: Sendable {
     public mutating func tick(now: Instant) -> [Effect] {
         begin(now)
         retryFailed()
-        act(on: Array(waiting.keys))
+        act(on: Array(waiting.keys) + Array(kernelPending.keys))
         return finish()
     }
 
@@ -184,7 +192,8 @@ public struct DecisionCore: Sendable {
     public var nextDeadline: Instant? {
         let poll = waiting.values.min().map { (lastMemoryCheck ?? $0) + options.memoryGroupPoll }
         let retry = retries.values.map(\.at).min()
-        return [poll, retry].compactMap { $0 }.min()
+        let quiet = kernelPending.values.min().map { (lastMemoryActivity ?? $0) + options.kernelOnlineGrace }
+        return [poll, retry, quiet].compactMap { $0 }.min()
     }
 
     /// A new configuration. Devices are not decided again until something happens to them, except
