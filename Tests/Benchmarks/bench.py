@@ -195,10 +195,15 @@ def monitor_stamps(guest):
 
 
 def block_states(guest):
-    """{block: (state, zone)} for every memory block."""
-    lines = guest.sh("cd /sys/devices/system/memory && for b in memory*; do "
-                     "echo \"$b $(cat $b/state) $(cat $b/valid_zones | tr ' ' ,)\"; done")
-    return {name: (state, zones) for name, state, zones in (line.split() for line in lines.splitlines())}
+    """{block: (state, zone)} for every memory block, read by one grep (a process per block
+    would take seconds in a TCG guest)."""
+    lines = guest.sh("cd /sys/devices/system/memory && grep -H . memory*/state memory*/valid_zones")
+    states, zones = {}, {}
+    for line in lines.splitlines():
+        path, _, value = line.partition(":")
+        block, _, attribute = path.partition("/")
+        (states if attribute == "state" else zones)[block] = value.strip().replace(" ", ",")
+    return {block: (state, zones.get(block, "-")) for block, state in states.items()}
 
 
 def zone_counts(states, blocks):
@@ -308,9 +313,9 @@ def pressure_attempt(mode, memmap_on_memory, size, artifacts):
             result["daemon_log"] = [line.strip()[:300] for line in log.splitlines()
                                     if re.search(r"\b(warning|error|critical)\b|-> failed|left offline", line, re.I)][:10]
         result["dmesg"] = [line for line in guest.sh("dmesg").splitlines() if OOM_PATTERN.search(line)][:20]
-    except vm.GuestError as error:
+    except Exception as error:  # the guest died or stopped answering: said in the table
         result["online"] = False
-        result["guest_lost"] = str(error).splitlines()[0][:200]
+        result["guest_lost"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
     finally:
         console = guest.console.read_text(errors="replace") if guest.console.exists() else ""
         result["console"] = [line for line in console.splitlines() if OOM_PATTERN.search(line)][:20]
@@ -323,7 +328,11 @@ def pressure_attempt(mode, memmap_on_memory, size, artifacts):
 def largest_online(mode, memmap_on_memory, sizes, artifacts, record):
     """Sizes tried in order until one does not come fully online."""
     for size in sizes:
-        attempt = pressure_attempt(mode, memmap_on_memory, size, artifacts)
+        try:
+            attempt = pressure_attempt(mode, memmap_on_memory, size, artifacts)
+        except Exception as error:  # the guest did not boot
+            attempt = {"mode": mode, "memmap_on_memory": memmap_on_memory, "size": size, "online": False,
+                       "oom_killed": [], "guest_lost": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
         record(attempt)
         print(f"pressure {mode} memmap_on_memory={int(memmap_on_memory)} {size // GIB} GiB: "
               f"online={attempt['online']} {attempt.get('blocks_online')}/{attempt.get('blocks_expected')} "
@@ -904,6 +913,8 @@ def main():
     parser.add_argument("--results", default=str(ROOT / "Tests" / "Benchmarks" / "results.json"),
                         help="where the raw figures are kept")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from --results")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the memory runs already in --results and measure only the missing ones")
     options = parser.parse_args()
     results_path = options.results if not options.smoke else str(pathlib.Path(options.output).with_suffix(".json"))
     if options.report_only:
@@ -933,12 +944,17 @@ def main():
         save_results(results, results_path)
 
     if "memory" in sections:
-        results.update({"runs": runs, "devices": devices, "vcpus": vcpus, "memory": []})
+        done = {(r["method"], tuple(r["device"]), r["vcpus"], r["run"]) for r in results.get("memory", [])
+                if "seconds" in r} if options.resume else set()
+        kept = [r for r in results.get("memory", []) if "seconds" in r] if options.resume else []
+        results.update({"runs": runs, "devices": devices, "vcpus": vcpus, "memory": kept})
         results["dates"]["memory"] = today
         for run in range(runs):
             for count in vcpus:
                 for device in devices:
                     for method in METHODS:
+                        if (method, tuple(device), count, run) in done:
+                            continue
                         began = time.monotonic()
                         try:
                             figures = measure_memory(method, device, count, artifacts)
