@@ -587,12 +587,11 @@ def memory_report(results):
     for v, d in cells:
         ka, ha = m("kernel auto-movable", v, d), m("hotplugd shipped", v, d)
         ko, ho = m("kernel online_movable", v, d), m("hotplugd online_movable", v, d)
-        verdicts = [x for x in [ha <= 1.05 * ka if ha and ka else None, ho <= 1.05 * ko if ho and ko else None]
-                    if x is not None]
+        parts = [f"{name} {verdict(h <= 1.05 * k)} ({h / k:.2f}x)"
+                 for name, h, k in [("auto-movable", ha, ka), ("online_movable", ho, ko)] if h and k]
         lines.append(f"| {v} | {hot_add_label(d)} | {cell(s('kernel auto-movable', v, d))} | "
                      f"{cell(s('hotplugd shipped', v, d))} | {ratio(ha, ka)} | {cell(s('kernel online_movable', v, d))} | "
-                     f"{cell(s('hotplugd online_movable', v, d))} | {ratio(ho, ko)} | "
-                     f"{'-' if not verdicts else verdict(all(verdicts)) + ('' if all(verdicts) == any(verdicts) else ' (one of two)')} |")
+                     f"{cell(s('hotplugd online_movable', v, d))} | {ratio(ho, ko)} | {'; '.join(parts) or '-'} |")
     lines += ["", "{LIMITS_KERNEL}", ""]
 
     lines += [
