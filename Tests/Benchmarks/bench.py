@@ -699,8 +699,13 @@ def pressure_report(results):
                 largest += f", none larger tried"
             kills = sorted({k for a in tried for k in a.get("oom_killed", [])})
             avail = [a["available_before"] // MIB for a in tried if "available_before" in a]
-            daemon = "-" if mode == "kernel" else (
-                "alive" if all(a.get("daemon_alive", False) for a in tried if "daemon_alive" in a) else "died")
+            if mode == "kernel":
+                daemon = "-"
+            elif "hotplugd" in kills:
+                daemon = "OOM-killed at " + ", ".join(f"{a['size'] // GIB} GiB" for a in tried
+                                                       if "hotplugd" in a.get("oom_killed", []))
+            else:
+                daemon = "alive" if all(a.get("daemon_alive", False) for a in tried) else "died"
             lines.append(f"| {names[mode]} | {'on' if memmap else 'off'} | "
                          f"{min(avail) if avail else '-'}..{max(avail) if avail else '-'} MiB | {largest} | {first_bad} | "
                          f"{', '.join(kills) or 'none'} | {daemon} |")
@@ -929,7 +934,9 @@ def limits(results):
             "one call for all its blocks, so here it changes nothing for a DIMM of more than 128 MiB. It would "
             "for virtio-mem and dax/kmem, which add a block at a time (not measured under pressure here). "
             "The time is from the QMP `device_add` to the guest's polling loop (once a second) seeing every "
-            "block online, so it does not compare the modes.")
+            "block online, so it does not compare the modes. The OOM kills follow the failed add, which leaves "
+            "the guest without memory in every mode: hotplugd (-900) is the only process the OOM killer may "
+            "take in this guest, and after it, nothing is left and the kernel panics.")
     return texts
 
 
