@@ -807,7 +807,9 @@ def process_report(results, events, scans, idle):
         "What limits it: sysfs has no bulk read, so every block costs three opens (state, zones, DIMM link: "
         "nine system calls) however it is read; "
         + ", ".join(f"{s['us_per_device']:.0f} us per device at {s['blocks']} blocks" for s in scans)
-        + " on this machine, and the bare loop (floor) takes most of it. Node membership is read once per "
+        + " on this machine, and the bare loop (floor) takes "
+        + ", ".join(f"{s['floor_seconds'] / s['seconds']:.0%}" for s in scans if s.get("floor_seconds"))
+        + " of it. Node membership is read once per "
         "node, not per device. Memory grows linearly (the per-block column).",
         "",
         "## The running daemon" + dated(results, "process"),
