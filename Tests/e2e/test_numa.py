@@ -62,8 +62,14 @@ def describe(zones):
     return ", ".join(f"{name}:{zone}@{node}" for name, (zone, node) in sorted(zones.items(), key=lambda i: int(i[0][6:])))
 
 
-@pytest.mark.parametrize("kernel_online", [True, False], ids=["kernel-mode", "userspace-mode"])
-@pytest.mark.parametrize("name", list(SEQUENCES))
+# Every sequence in userspace mode, where hotplugd's own decisions are compared. In kernel mode the
+# kernel's own code decides: the fixed sequence and one seed show that the ratio and NUMA-awareness
+# hotplugd set are in force, and the other seeds would add two minutes without telling more.
+CASES = [(name, False) for name in SEQUENCES] + [(name, True) for name in list(SEQUENCES)[:2]]
+
+
+@pytest.mark.parametrize(("name", "kernel_online"), CASES,
+                         ids=[f"{name}-{'kernel' if online else 'userspace'}-mode" for name, online in CASES])
 def test_numa_dimm_sequences_are_zoned_as_by_the_kernel(boot, name, kernel_online):
     sequence = SEQUENCES[name]
     by_kernel = kernel_alone(boot, f"numa {name}", lambda guest: add_sequence(guest, f"numa {name}: kernel alone",
