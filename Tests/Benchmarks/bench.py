@@ -1094,6 +1094,28 @@ def rerun_label(today):
     return f"{today} {commit or 'unknown'}{'+' if dirty else ''}"
 
 
+def measure_matrix(artifacts, record, runs, vcpus, devices, methods, done, tags, prefix):
+    """Measures every (run, vCPUs, device, method) not in `done`, round-robin, recording each figure
+    with `tags`; a guest that failed is a missing figure, said so."""
+    for run in range(runs):
+        for count in vcpus:
+            for device in devices:
+                for method in methods:
+                    if (method, tuple(device), count, run) in done:
+                        continue
+                    began = time.monotonic()
+                    try:
+                        figures = measure_memory(method, device, count, artifacts)
+                    except Exception as error:
+                        figures = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+                    figures.update({"method": method, "device": list(device), "vcpus": count, "run": run, **tags})
+                    record("memory", figures)
+                    hotplugd = f" by_hotplugd={figures.get('by_hotplugd')}" if tags else ""
+                    print(f"{prefix} {run + 1} {count} vCPU {device_label(device)} {method}: "
+                          f"{figures.get('seconds', figures.get('error'))} {figures.get('zones', '')} "
+                          f"{figures.get('notes', '')}{hotplugd} ({time.monotonic() - began:.0f} s)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks that everything works")
@@ -1155,46 +1177,14 @@ def main():
         done = {(r["method"], tuple(r["device"]), r["vcpus"], r["run"]) for r in results.get("memory", [])
                 if chosen(r) and "seconds" in r} if options.resume else set()
         results["memory"] = [r for r in results.get("memory", []) if not chosen(r) or (options.resume and "seconds" in r)]
-        for run in range(runs):
-            for count in vcpus:
-                for device in devices:
-                    for method in methods:
-                        if (method, tuple(device), count, run) in done:
-                            continue
-                        began = time.monotonic()
-                        try:
-                            figures = measure_memory(method, device, count, artifacts)
-                        except Exception as error:  # a guest that failed is a missing figure, said so
-                            figures = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
-                        figures.update({"method": method, "device": list(device), "vcpus": count, "run": run,
-                                        "rerun": label})
-                        record("memory", figures)
-                        print(f"rerun {run + 1} {count} vCPU {device_label(device)} {method}: "
-                              f"{figures.get('seconds', figures.get('error'))} {figures.get('zones', '')} "
-                              f"{figures.get('notes', '')} by_hotplugd={figures.get('by_hotplugd')} "
-                              f"({time.monotonic() - began:.0f} s)", flush=True)
+        measure_matrix(artifacts, record, runs, vcpus, devices, methods, done, {"rerun": label}, "rerun")
     elif "memory" in sections:
         done = {(r["method"], tuple(r["device"]), r["vcpus"], r["run"]) for r in results.get("memory", [])
                 if "seconds" in r and "rerun" not in r} if options.resume else set()
         kept = [r for r in results.get("memory", []) if "seconds" in r and "rerun" not in r] if options.resume else []
         results.update({"runs": runs, "devices": devices, "vcpus": vcpus, "memory": kept})
         results["dates"]["memory"] = today
-        for run in range(runs):
-            for count in vcpus:
-                for device in devices:
-                    for method in METHODS:
-                        if (method, tuple(device), count, run) in done:
-                            continue
-                        began = time.monotonic()
-                        try:
-                            figures = measure_memory(method, device, count, artifacts)
-                        except Exception as error:  # a guest that failed is a missing figure, said so
-                            figures = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
-                        figures.update({"method": method, "device": list(device), "vcpus": count, "run": run})
-                        record("memory", figures)
-                        print(f"run {run + 1} {count} vCPU {device_label(device)} {method}: "
-                              f"{figures.get('seconds', figures.get('error'))} {figures.get('zones', '')} "
-                              f"{figures.get('notes', '')} ({time.monotonic() - began:.0f} s)", flush=True)
+        measure_matrix(artifacts, record, runs, vcpus, devices, METHODS, done, {}, "run")
     if "pressure" in sections:
         results["pressure"] = []
         results["pressure_runs"] = 1
