@@ -28,9 +28,10 @@ extension Sysfs {
     }
 
     public func write(_ setting: KernelOnlineSettings.Setting, _ value: String) throws(SysfsError) {
-        let path = location(of: setting)?.path ?? "\(root)/module/memory_hotplug/parameters/\(setting.rawValue)"
+        let found = location(of: setting)
+        let path = found?.path ?? "\(root)/module/memory_hotplug/parameters/\(setting.rawValue)"
         do throws(Errno) {
-            guard let (directory, name, _) = location(of: setting) else { throw Errno.noSuchFileOrDirectory }
+            guard let (directory, name, _) = found else { throw Errno.noSuchFileOrDirectory }
             let fd = try Self.openAt(directory, name, flags: O_WRONLY | O_TRUNC)
             defer { fd.closeAfterUse() }
             try Self.store(value, in: fd)
