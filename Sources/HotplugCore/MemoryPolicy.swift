@@ -7,9 +7,11 @@
 public struct MemoryPolicy: Sendable {
     public let config: Config.Memory
     public let pagesPerBlock: Int
+    private let pageSize: Int
 
     public init(config: Config.Memory, blockSizeBytes: Int, pageSize: Int = 4096) {
         self.config = config
+        self.pageSize = pageSize
         self.pagesPerBlock = max(1, blockSizeBytes / pageSize)
     }
 
@@ -17,10 +19,21 @@ public struct MemoryPolicy: Sendable {
     /// memory device and are decided together; all the device's blocks, online ones included,
     /// must be passed so that its size and current zone are known.
     public func decide(_ blocks: [MemoryBlock], accounting: MemoryAccounting) -> [DeviceID: PolicyDecision] {
+        decideExplaining(blocks, accounting: accounting).decisions
+    }
+
+    /// `decide`, with the reason for each device that auto-movable put in a kernel zone, keyed by
+    /// the device's offline blocks: a figure an operator can check against the kernel's.
+    public func decideExplaining(
+        _ blocks: [MemoryBlock], accounting: MemoryAccounting
+    ) -> (decisions: [DeviceID: PolicyDecision], kernelZoneReasons: [([DeviceID], String)]) {
         var decisions: [DeviceID: PolicyDecision] = [:]
+        var reasons: [([DeviceID], String)] = []
         var accounting = accounting
         for group in Self.devices(blocks) {
-            for (id, decision) in decide(device: group, accounting: accounting) {
+            let (decided, reason) = decide(device: group, accounting: accounting)
+            if let reason { reasons.append((decided.map(\.0), reason)) }
+            for (id, decision) in decided {
                 decisions[id] = decision
                 // Later devices in the same batch see this one's movable memory, as in the kernel,
                 // which onlines one device after the other.
@@ -31,7 +44,7 @@ public struct MemoryPolicy: Sendable {
                 }
             }
         }
-        return decisions
+        return (decisions, reasons)
     }
 
     /// Groups blocks into memory devices: by firmware node, in ascending order of first block;
@@ -50,39 +63,48 @@ public struct MemoryPolicy: Sendable {
         return groups
     }
 
-    private func decide(device: [MemoryBlock], accounting: MemoryAccounting) -> [(DeviceID, PolicyDecision)] {
+    private func decide(
+        device: [MemoryBlock], accounting: MemoryAccounting
+    ) -> ([(DeviceID, PolicyDecision)], kernelZoneReason: String?) {
         let offline = device.filter { !$0.online }
-        guard let first = offline.first else { return [] }
+        guard let first = offline.first else { return ([], nil) }
         let rule = config.rule(forNode: first.node)
         if !(rule?.autoOnline ?? config.autoOnline) {
             let reason =
                 rule?.autoOnline == false
                 ? "the memory.node rule for node \(first.node ?? 0) has auto_online = false"
                 : "memory.auto_online is false"
-            return offline.map { ($0.id, .leave(reason: reason)) }
+            return (offline.map { ($0.id, .leave(reason: reason)) }, nil)
         }
         let onlineType = rule?.onlineType ?? config.onlineType
-        let value =
-            OnlineValue(onlineType) ?? autoMovableZone(device: device, offline: offline, accounting: accounting)
-        return offline.map { ($0.id, .online(value)) }
+        if let value = OnlineValue(onlineType) { return (offline.map { ($0.id, .online(value)) }, nil) }
+        let reason = kernelZoneReason(device: device, offline: offline, accounting: accounting)
+        return (offline.map { ($0.id, .online(reason == nil ? .onlineMovable : .onlineKernel)) }, reason)
     }
 
-    private func autoMovableZone(
+    /// Why auto-movable puts the device in a kernel zone, or nil for ZONE_MOVABLE.
+    private func kernelZoneReason(
         device: [MemoryBlock], offline: [MemoryBlock], accounting: MemoryAccounting
-    ) -> OnlineValue {
+    ) -> String? {
         // Part of the device already in a kernel zone: the rest follows, or it could never be removed.
-        if device.contains(where: { $0.online && !$0.isMovable }) { return .onlineKernel }
-        if offline.contains(where: { !$0.allowsMovable }) { return .onlineKernel }
+        if device.contains(where: { $0.online && !$0.isMovable }) { return "part of the device is in a kernel zone" }
+        if let block = offline.first(where: { !$0.allowsMovable }) { return "\(block.id.name) may not go to Movable" }
         let remaining = offline.count * pagesPerBlock
         let ratio = config.autoMovableRatio
-        guard accounting.totalMovablePages + remaining <= ratio * accounting.totalEarlyKernelPages / 100 else {
-            return .onlineKernel
+        if accounting.totalMovablePages + remaining > ratio * accounting.totalEarlyKernelPages / 100 {
+            return "movable \(mib(accounting.totalMovablePages)) + \(mib(remaining)) would exceed \(ratio)% of "
+                + "\(mib(accounting.totalEarlyKernelPages)) of kernel memory at boot"
         }
         if config.autoMovableNUMAAware, let node = offline.first?.node {
             let movable = accounting.movablePages[node, default: 0]
             let early = accounting.earlyKernelPages[node, default: 0]
-            guard movable + remaining <= ratio * early / 100 else { return .onlineKernel }
+            if movable + remaining > ratio * early / 100 {
+                return "node \(node): movable \(mib(movable)) + \(mib(remaining)) would exceed \(ratio)% of "
+                    + "\(mib(early)) of kernel memory at boot"
+            }
         }
-        return .onlineMovable
+        return nil
     }
+
+    private func mib(_ pages: Int) -> String { "\((pages * pageSize) >> 20) MiB" }
 }

@@ -86,6 +86,22 @@ import Testing
         #expect(Self.decide(Self.dimm(100, 7, node: 1), accounting: accounting).allSatisfy { $0 == "online_kernel" })
     }
 
+    @Test func aKernelZoneComesWithTheFiguresThatDecidedIt() {
+        let accounting = MemoryAccounting(
+            earlyKernelPages: [0: 2 * Self.pages, 1: 2 * Self.pages], movablePages: [1: Self.pages])
+        let policy = MemoryPolicy(config: Config.Memory(), blockSizeBytes: Self.blockSize)
+        let onNode1 = Self.dimm(100, 6, node: 1)
+        let (decisions, reasons) = policy.decideExplaining(onNode1, accounting: accounting)
+        #expect(decisions.values.allSatisfy { $0 == .online(.onlineKernel) })
+        #expect(reasons.count == 1)
+        #expect(reasons.first?.0 == onNode1.map(\.id))
+        #expect(
+            reasons.first?.1
+                == "node 1: movable 128 MiB + 768 MiB would exceed 301% of 256 MiB of kernel memory at boot")
+        // Movable: no reason.
+        #expect(policy.decideExplaining(Self.dimm(100, 5, node: 1), accounting: accounting).kernelZoneReasons.isEmpty)
+    }
+
     @Test func aBlockThatCannotBeMovableTakesTheWholeDIMMToTheKernelZone() {
         var blocks = Self.dimm(100, 4)
         blocks[2].validZones = ["Normal"]

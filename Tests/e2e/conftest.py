@@ -26,7 +26,8 @@ def systemd_artifacts():
 @pytest.fixture
 def boot(artifacts, request):
     """boot(append=..., smp=...) starts a guest that is stopped when the test ends. On failure
-    the guest console and the daemon's log are printed."""
+    the guest console and the daemon's log are kept and printed at the end of the run, where a
+    log that shows only its tail still has them."""
     guests = []
 
     def start(initrd=None, start_timeout=120, **options):
@@ -39,7 +40,7 @@ def boot(artifacts, request):
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for guest in guests:
         if failed:
-            print(guest.diagnostics())
+            DIAGNOSTICS.append((request.node.nodeid, guest.diagnostics()))
         with contextlib.suppress(Exception):
             guest.stop()
 
@@ -53,6 +54,7 @@ def pytest_runtest_makereport(item, call):
 
 TIMES = []
 FIGURES = []
+DIAGNOSTICS = []
 
 
 class Timer:
@@ -78,3 +80,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("time from hot-add to all online (TCG guest)")
         for label, elapsed in TIMES:
             terminalreporter.write_line(f"{label:60} {elapsed * 1000:8.0f} ms")
+    for nodeid, text in DIAGNOSTICS:
+        terminalreporter.section(f"guests of {nodeid}")
+        terminalreporter.write_line(text)

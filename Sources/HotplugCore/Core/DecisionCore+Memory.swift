@@ -138,7 +138,14 @@ extension DecisionCore {
                         for: .decide(next))))
             return
         }
-        var decisions = memoryPolicyDecisions(for: ready.filter { !kernelPicksZone($0) })
+        let (policyDecisions, kernelZoneReasons) = memoryPolicyDecisionsExplaining(
+            for: ready.filter { !kernelPicksZone($0) })
+        for (devices, reason) in kernelZoneReasons {
+            log(
+                .info, "auto-movable chose a kernel zone",
+                ["devices": devices.sorted().map(\.name).joined(separator: " "), "reason": reason])
+        }
+        var decisions = policyDecisions
         for id in ready where kernelPicksZone(id) { decisions[id] = .online(.online) }
         for (id, decision) in decisions.sorted(by: { $0.key < $1.key }) {
             online(id, decision)
@@ -179,7 +186,14 @@ extension DecisionCore {
     /// The policy's decision for each of `ids` and for the other offline, managed blocks of their
     /// DIMMs, from what the records hold. Costs the size of the DIMMs involved, not of the machine.
     func memoryPolicyDecisions(for ids: Set<DeviceID>) -> [DeviceID: PolicyDecision] {
-        guard !ids.isEmpty else { return [:] }
+        memoryPolicyDecisionsExplaining(for: ids).decisions
+    }
+
+    /// `memoryPolicyDecisions`, with auto-movable's reasons for kernel zones (`MemoryPolicy.decideExplaining`).
+    func memoryPolicyDecisionsExplaining(
+        for ids: Set<DeviceID>
+    ) -> (decisions: [DeviceID: PolicyDecision], kernelZoneReasons: [([DeviceID], String)]) {
+        guard !ids.isEmpty else { return ([:], []) }
         var wanted = ids
         var members = Set<DeviceID>()
         var firmwareNodes = Set<String>()
@@ -198,7 +212,11 @@ extension DecisionCore {
         }
         let blocks = wanted.union(members).compactMap { policyBlock($0) }
         let policy = MemoryPolicy(config: config.memory, blockSizeBytes: blockSizeBytes)
-        return policy.decide(blocks, accounting: accounting()).filter { wanted.contains($0.key) }
+        let (decisions, reasons) = policy.decideExplaining(blocks, accounting: accounting())
+        return (
+            decisions.filter { wanted.contains($0.key) },
+            reasons.map { ($0.0.filter(wanted.contains), $0.1) }.filter { !$0.0.isEmpty }
+        )
     }
 
     /// A record's block as the policy sees it: online exactly when the machine says so.
