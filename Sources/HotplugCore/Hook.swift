@@ -41,13 +41,23 @@ public struct DeviceChange: Sendable, Equatable {
     }
 }
 
-/// One run of a hook's command: every change of one kind and event in a burst, together, so a
+/// One run of a hook's command: the changes of one kind and event in a burst, together, so a
 /// DIMM of 64 blocks starts one process, not 64.
+///
+/// A run names at most `maxDevices` devices: the kernel takes no environment variable longer
+/// than 128 KiB (MAX_ARG_STRLEN), and `HOTPLUG_DETAILS` of 1,024 devices is at most 27 KiB
+/// (`memory1048575:1023:Movable` is 27 bytes). A larger burst (a 768 GiB DIMM is 6,144 blocks)
+/// runs the hook once per part, `HOTPLUG_PART` saying which of how many.
 public struct HookRun: Sendable, Equatable {
+    public static let maxDevices = 1024
+
     public var hook: Config.Hook
     public var event: HookEvent
     public var kind: DeviceKind
     public var changes: [DeviceChange]
+    /// This run's part of its burst and the number of parts, both from 1.
+    public var part = 1
+    public var parts = 1
 
     /// The command's whole environment: a fixed PATH and the HOTPLUG_* variables, nothing of the
     /// daemon's own (NOTIFY_SOCKET and the watchdog's variables must not reach a child).
@@ -61,6 +71,7 @@ public struct HookRun: Sendable, Equatable {
             "HOTPLUG_ACTION": event.rawValue,
             "HOTPLUG_KIND": kind.rawValue,
             "HOTPLUG_COUNT": "\(changes.count)",
+            "HOTPLUG_PART": "\(part)/\(parts)",
             "HOTPLUG_DEVICES": joined(changes.map(\.device.name)),
             "HOTPLUG_NODES": joined(nodes),
             "HOTPLUG_ZONES": joined(zones),
@@ -71,7 +82,8 @@ public struct HookRun: Sendable, Equatable {
     }
 
     /// The runs a burst of changes calls for: per hook (in configuration order), per kind and
-    /// event it listens to, devices in ascending order, each device once.
+    /// event it listens to, devices in ascending order, each device once, at most `maxDevices`
+    /// per run.
     public static func plan(_ changes: [DeviceChange], hooks: [Config.Hook]) -> [HookRun] {
         var runs: [HookRun] = []
         for hook in hooks {
@@ -82,8 +94,15 @@ public struct HookRun: Sendable, Equatable {
                         latest[change.device] = change
                     }
                     guard !latest.isEmpty else { continue }
-                    let sorted = latest.keys.sorted().map { latest[$0]! }
-                    runs.append(HookRun(hook: hook, event: event, kind: kind, changes: sorted))
+                    let sorted = latest.keys.sorted().compactMap { latest[$0] }
+                    let parts = (sorted.count + maxDevices - 1) / maxDevices
+                    for part in 0..<parts {
+                        let slice = sorted[(part * maxDevices)..<min(sorted.count, (part + 1) * maxDevices)]
+                        runs.append(
+                            HookRun(
+                                hook: hook, event: event, kind: kind, changes: Array(slice), part: part + 1,
+                                parts: parts))
+                    }
                 }
             }
         }

@@ -31,3 +31,11 @@ final class DedicatedThread: Sendable {
         pthread_join(thread, nil)
     }
 }
+
+extension DedicatedThread {
+    /// A thread nobody joins: it ends with its body.
+    static func detached(_ body: @escaping @Sendable () -> Void) throws(DaemonError) {
+        let thread = try DedicatedThread(body)
+        pthread_detach(thread.thread)
+    }
+}

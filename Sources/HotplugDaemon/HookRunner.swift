@@ -1,8 +1,8 @@
+import CHotplug
+import Glibc
 import HotplugCore
+import HotplugSystem
 import Logging
-import Subprocess
-
-import struct SystemPackage.FilePath
 
 /// Runs the configured hooks for the device changes the core reports, away from the core's
 /// thread: a slow hook never delays onlining.
@@ -18,27 +18,14 @@ public actor HookRunner {
         public var killGrace: Duration = .seconds(5)
         /// Lines of a run's output that are logged; the rest are counted.
         public var outputLines = 200
+        /// Bytes of one output line that are logged; the rest are counted on the line.
+        public var lineBytes = 1000
         public var dryRun = false
         public init() {}
     }
 
     /// How one run ended.
-    public enum Result: Sendable, Equatable {
-        case exited(Int32)
-        case signaled(Int32)
-        case timedOut
-        case couldNotStart(String)
-
-        var label: String {
-            switch self {
-            case .exited(0): "succeeded"
-            case .exited: "failed"
-            case .signaled: "killed"
-            case .timedOut: "timed-out"
-            case .couldNotStart: "not-started"
-            }
-        }
-    }
+    public typealias Result = HookProcess.Outcome
 
     private var hooks: [Config.Hook]
     private let options: Options
@@ -47,6 +34,8 @@ public actor HookRunner {
     private var pending: [DeviceChange] = []
     private var lastSubmit = ContinuousClock.now
     private var worker: Task<Void, Never>?
+    /// Signalled at stop: the running command's group is stopped (`HookProcess`).
+    private let stopSignal: Int32
 
     public init(
         hooks: [Config.Hook], options: Options = Options(), logger: Logger,
@@ -56,6 +45,11 @@ public actor HookRunner {
         self.options = options
         self.logger = logger
         self.finished = finished
+        stopSignal = chotplug_eventfd()
+    }
+
+    deinit {
+        if stopSignal >= 0 { close(stopSignal) }
     }
 
     /// Hooks of a reloaded configuration; changes not yet run go to the new ones.
@@ -73,6 +67,10 @@ public actor HookRunner {
     /// Stops: a hook still running gets SIGTERM; changes not yet run are logged and dropped.
     public func stop() async {
         worker?.cancel()
+        var one: UInt64 = 1
+        if stopSignal >= 0, write(stopSignal, &one, 8) != 8 {
+            logger.warning("cannot signal a running hook to stop", metadata: ["errno": "\(errno)"])
+        }
         await worker?.value
         if !pending.isEmpty {
             logger.notice("stopping: hooks not run for \(pending.count) device changes")
@@ -120,7 +118,7 @@ public actor HookRunner {
             return
         }
         let started = ContinuousClock.now
-        let result = await Self.spawn(run, options: options, logger: logger)
+        let result = await Self.spawn(run, options: options, stop: stopSignal, logger: logger)
         let elapsed = ContinuousClock.now - started
         metadata["result"] = "\(result.label)"
         metadata["duration_ms"] =
@@ -137,6 +135,8 @@ public actor HookRunner {
             logger.warning("hook killed by a signal", metadata: metadata)
         case .timedOut:
             logger.error("hook timed out and was stopped", metadata: metadata)
+        case .stopped:
+            logger.notice("hook stopped: hotplugd is stopping", metadata: metadata)
         case .couldNotStart(let reason):
             metadata["error"] = "\(reason)"
             logger.error("hook could not start", metadata: metadata)
@@ -144,61 +144,46 @@ public actor HookRunner {
         finished(run, result, elapsed)
     }
 
-    /// Runs the command with its output (stdout and stderr together) logged line by line, and
-    /// SIGTERM then SIGKILL when it outlives its timeout.
-    private static func spawn(_ run: HookRun, options: Options, logger: Logger) async -> Result {
+    /// Runs the command on a thread of its own (it blocks until the command ends), with its
+    /// output logged line by line, at most `outputLines` lines.
+    private static func spawn(_ run: HookRun, options: Options, stop: Int32, logger: Logger) async -> Result {
         let name = run.hook.name
-        let limit = options.outputLines
-        let grace = options.killGrace
-        return await withTaskGroup(of: Result?.self) { group in
-            group.addTask {
-                var platform = PlatformOptions()
-                platform.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: grace)]
-                let environment = Dictionary(
-                    uniqueKeysWithValues: run.environment.map { (Environment.Key(stringLiteral: $0.key), $0.value) })
-                do {
-                    let execution = try await Subprocess.run(
-                        .path(FilePath(run.hook.command[0])), arguments: Arguments(Array(run.hook.command.dropFirst())),
-                        environment: .custom(environment), platformOptions: platform, input: .none,
-                        output: .sequence, error: .combinedWithOutput
-                    ) { execution in
-                        var lines = 0
-                        for try await line in execution.standardOutput.strings() {
-                            lines += 1
-                            if lines <= limit {
-                                logger.info(
-                                    "hook output", metadata: ["hook": "\(name)", "line": "\(line.prefix(1000))"])
-                            }
-                        }
-                        if lines > limit {
-                            logger.info(
-                                "hook output cut",
-                                metadata: ["hook": "\(name)", "lines_not_logged": "\(lines - limit)"])
+        return await withCheckedContinuation { continuation in
+            do {
+                try DedicatedThread.detached {
+                    var lines = 0
+                    let result = HookProcess.run(
+                        command: run.hook.command, environment: run.environment, timeout: run.hook.timeout,
+                        grace: options.killGrace, stop: stop, lineLimit: options.lineBytes
+                    ) { line in
+                        lines += 1
+                        if lines <= options.outputLines {
+                            logger.info("hook output", metadata: ["hook": "\(name)", "line": "\(line)"])
                         }
                     }
-                    switch execution.terminationStatus {
-                    case .exited(let code): return .exited(code)
-                    case .signaled(let signal): return .signaled(signal)
+                    if lines > options.outputLines {
+                        logger.info(
+                            "hook output cut",
+                            metadata: ["hook": "\(name)", "lines_not_logged": "\(lines - options.outputLines)"])
                     }
-                } catch is CancellationError {
-                    return nil
-                } catch {
-                    return Task.isCancelled ? nil : .couldNotStart("\(error)")
+                    continuation.resume(returning: result)
                 }
+            } catch {
+                continuation.resume(returning: .couldNotStart("\(error)"))
             }
-            group.addTask {
-                do {
-                    try await Task.sleep(for: run.hook.timeout)
-                } catch {
-                    return nil  // Cancelled: the command ended first.
-                }
-                return .timedOut
-            }
-            let first = await group.next()!
-            group.cancelAll()
-            // The command's task ends only once the process is gone (after the teardown).
-            while await group.next() != nil {}
-            return first ?? .timedOut
+        }
+    }
+}
+
+extension HookProcess.Outcome {
+    var label: String {
+        switch self {
+        case .exited(0): "succeeded"
+        case .exited: "failed"
+        case .signaled: "killed"
+        case .timedOut: "timed-out"
+        case .stopped: "stopped"
+        case .couldNotStart: "not-started"
         }
     }
 }

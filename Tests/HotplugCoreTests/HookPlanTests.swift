@@ -49,6 +49,7 @@ import Testing
                 "HOTPLUG_ACTION": "online",
                 "HOTPLUG_KIND": "memory",
                 "HOTPLUG_COUNT": "2",
+                "HOTPLUG_PART": "1/1",
                 "HOTPLUG_DEVICES": "memory40 memory41",
                 "HOTPLUG_NODES": "1",
                 "HOTPLUG_ZONES": "Movable",

@@ -71,6 +71,7 @@ import Testing
                 HOTPLUG_HOOK=record
                 HOTPLUG_KIND=cpu
                 HOTPLUG_NODES=0
+                HOTPLUG_PART=1/1
                 HOTPLUG_ZONES=
                 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
                 ---
@@ -105,6 +106,87 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(60))
         #expect(results.withLock { $0.map(\.1) } == [.timedOut])
         #expect(log.contains("error hook timed out and was stopped"))
+    }
+
+    @Test func aSleeperForkedByAnOverrunningHookGoesWithIt() async throws {
+        let sleeper = "\(directory)/sleeper"
+        var hook = Config.Hook(
+            name: "forks", command: [try script("forks", "sleep 120 >/dev/null 2>&1 & echo $! > \(sleeper); sleep 120")]
+        )
+        hook.timeout = .milliseconds(300)
+        let runner = runner([hook])
+        await runner.submit([Self.online("cpu4")])
+        await runner.idle()
+        #expect(results.withLock { $0.map(\.1) } == [.timedOut])
+        let pid = try #require(
+            Int32(String(contentsOfFile: sleeper, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // The whole process group had SIGTERM: the sleeper is gone, or a zombie its new parent reaps.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while Self.alive(pid), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!Self.alive(pid), "the hook's background sleep \(pid) outlived the hook")
+    }
+
+    /// Running and not a zombie.
+    static func alive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return stat.split(separator: ")").last?.split(separator: " ").first != "Z"
+    }
+
+    @Test func anOutputLineOfAnyLengthIsLoggedCutAndTheStatusKept() async throws {
+        let hook = Config.Hook(
+            name: "long",
+            command: [try script("long", "head -c 300000 /dev/zero | tr '\\0' x; echo; echo after; exit 3")])
+        let runner = runner([hook])
+        await runner.submit([Self.online("cpu4")])
+        await runner.idle()
+        #expect(results.withLock { $0.map(\.1) } == [.exited(3)])
+        #expect(log.contains("line=\(String(repeating: "x", count: 1000)) [299000 more bytes not logged]"))
+        #expect(log.contains("info hook output hook=long line=after"))
+    }
+
+    @Test func aHookHasItsOwnProcessGroupNoCapabilitiesAndTheDefaultOOMScore() async throws {
+        // The test process stands for the daemon: a score the hook must not inherit.
+        let adjusted =
+            (try? "-100".write(toFile: "/proc/self/oom_score_adj", atomically: false, encoding: .utf8)) != nil
+        defer { if adjusted { try? "0".write(toFile: "/proc/self/oom_score_adj", atomically: false, encoding: .utf8) } }
+        let record = "\(directory)/powers"
+        let hook = Config.Hook(
+            name: "powers",
+            command: [
+                try script(
+                    "powers",
+                    """
+                    grep CapEff /proc/self/status > \(record)
+                    echo "oom $(cat /proc/self/oom_score_adj)" >> \(record)
+                    set -- $(cut -d' ' -f5 /proc/$$/stat)
+                    echo "leader $(( $1 == $$ ))" >> \(record)
+                    """)
+            ])
+        let runner = runner([hook])
+        await runner.submit([Self.online("cpu4")])
+        await runner.idle()
+        #expect(results.withLock { $0.map(\.1) } == [.exited(0)])
+        let text = try String(contentsOfFile: record, encoding: .utf8)
+        #expect(text.contains("CapEff:\t0000000000000000"), "\(text)")
+        #expect(text.contains("leader 1"), "the hook leads its own process group: \(text)")
+        if adjusted { #expect(text.contains("oom 0"), "\(text)") }
+    }
+
+    @Test func aBurstOf6000BlocksReachesTheHookInParts() async throws {
+        let record = "\(directory)/runs"
+        let hook = Config.Hook(
+            name: "many",
+            command: [try script("many", "echo \"$HOTPLUG_PART $HOTPLUG_COUNT $HOTPLUG_DEVICES\" >> \(record)")])
+        let runner = runner([hook])
+        await runner.submit((0..<6000).map { Self.online("memory\(100 + $0)") })
+        await runner.idle()
+        let runs = try String(contentsOfFile: record, encoding: .utf8).split(separator: "\n").map {
+            $0.split(separator: " ")
+        }
+        #expect(runs.map { String($0[0]) } == (1...6).map { "\($0)/6" })
+        #expect(runs.map { Int($0[1]) } == [1024, 1024, 1024, 1024, 1024, 880])
+        #expect(runs.flatMap { $0.dropFirst(2).map(String.init) } == (0..<6000).map { "memory\(100 + $0)" })
+        #expect(results.withLock { $0.map(\.1) } == Array(repeating: .exited(0), count: 6))
     }
 
     @Test func aMissingCommandIsAnErrorNotACrash() async throws {

@@ -35,4 +35,19 @@ struct chotplug_sender {
 // (EAGAIN: none queued; ENOBUFS: the socket overran and datagrams were dropped).
 long chotplug_receive_datagram(int fd, void *buffer, unsigned long capacity, struct chotplug_sender *sender);
 
+// Starts a hook's command without the daemon's powers. fork(2), then in the child, before
+// execve(2): its own process group (the whole group is signalled at a timeout), the default OOM
+// score (the daemon's -900 is not for its children), no ambient capabilities (under the unit's
+// SecureBits=noroot that leaves the command none), and outside such a unit no capabilities at all
+// (no_new_privs, then capset(2) to nothing, so execve(2) as root grants none); signals unblocked
+// and at their defaults; stdin /dev/null, stdout and stderr `output`; every other descriptor
+// closed. It is C because only async-signal-safe calls may run between fork and exec, which Swift
+// cannot promise. Returns the child's pid, or -1 with errno when it could not start (the
+// child's execve error is passed back through a close-on-exec pipe).
+int chotplug_spawn_hook(const char *path, char *const argv[], char *const envp[], int output);
+
+// pidfd_open(2): a descriptor that polls readable when the process ends (Linux 5.3); -1 with
+// errno ENOSYS before.
+int chotplug_pidfd_open(int pid);
+
 #endif
