@@ -142,6 +142,24 @@ import Testing
         #expect(core.nextDeadline == nil)
     }
 
+    @Test func aDIMMWaitsForItsLastBlocksNodeBeforeItIsDecided() {
+        // The kernel links blocks to their node just after their `add`: read at once, the first
+        // blocks of a DIMM may have no node yet, and then no zones (`Sysfs.memoryBlock`).
+        var core = DecisionCore(config: Config(), now: Self.start)
+        var machine = Self.bootMachine()
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        for index in 64..<66 { machine.add(memory: index, node: nil, zones: [], dimm: "PNP0C80:00") }
+        for index in 66..<70 { machine.add(memory: index, dimm: "PNP0C80:00") }
+        let events = (64..<70).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+        let first = Self.run(&core, &machine, core.receive(events, now: Self.start))
+        #expect(Self.writes(first).isEmpty, "the DIMM waits for its blocks without a node")
+        for index in 64..<66 { machine.add(memory: index, dimm: "PNP0C80:00") }
+        let later = Self.start + .milliseconds(10)
+        let second = Self.run(&core, &machine, core.tick(now: later), now: later)
+        #expect(Self.writes(second) == (64..<70).map { "memory\($0)=online_movable" })
+        #expect(core.waiting.isEmpty)
+    }
+
     @Test func somebodyElsesOfflineBecomesIntentStoredBeforeAnything() {
         var core = DecisionCore(config: Config(), now: Self.start)
         var machine = Self.bootMachine()

@@ -138,6 +138,33 @@ extension DecisionCore {
                         for: .decide(next))))
             return
         }
+        // A DIMM is decided whole, so all its offline blocks must be complete: one still waiting
+        // for its node or zones holds the others back (the policy would take its unread zones
+        // for a block that may not be movable, and put the whole DIMM in a kernel zone), and one
+        // this pass has not looked at yet joins it.
+        var joining = Set<DeviceID>()
+        var held: [DeviceID] = []
+        for id in ready.sorted() where onlineType(forNode: records[id]?.node) == .autoMovable && !kernelPicksZone(id) {
+            guard let firmwareNode = records[id]?.block?.firmwareNode else { continue }
+            let (low, high) = knownExtent(of: firmwareNode, around: id)
+            let incomplete = (low...high).compactMap { DeviceID(kind: .memory, index: $0) }.filter { other in
+                guard !ready.contains(other), let record = records[other] else { return false }
+                return record.state == .offline && record.managed && record.machine.canRequestOnline
+            }
+            guard !incomplete.isEmpty else { continue }
+            let unseen = incomplete.filter { !pass.blocks.contains($0) }
+            if unseen.isEmpty { held.append(id) } else { joining.formUnion(unseen) }
+        }
+        if !joining.isEmpty {
+            var next = pass
+            next.blocks.formUnion(joining)
+            decideMemory(next)
+            return
+        }
+        for id in held {
+            ready.remove(id)
+            waiting[id] = waiting[id] ?? now
+        }
         let (policyDecisions, kernelZoneReasons) = memoryPolicyDecisionsExplaining(
             for: ready.filter { !kernelPicksZone($0) })
         for (devices, reason) in kernelZoneReasons {
