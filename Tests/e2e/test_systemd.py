@@ -107,11 +107,11 @@ def test_service_onlines_logs_to_the_journal_reloads_and_survives_its_watchdog(s
 
     # A good configuration is taken on reload...
     service.sh("printf '[memory]\\nonline_type = \"online_kernel\"\\n' > /etc/hotplugd/hotplugd.toml")
-    service.sh("systemctl reload hotplugd")
+    service.sh("systemctl restart hotplugd")  # [metrics] takes effect at a start.
     assert any(e["MESSAGE"] == "configuration reloaded" for e in journal(service))
     # ...a broken one is refused, and the one in force stays.
     service.sh("printf '[memory]\\nonline_type = \"sideways\"\\n' > /etc/hotplugd/hotplugd.toml")
-    service.sh("systemctl reload hotplugd")
+    service.sh("systemctl restart hotplugd")  # [metrics] takes effect at a start.
     failed = journal(service, f"MESSAGE_ID={RELOAD_FAILED_ID}")
     assert failed and "memory.online_type" in failed[0]["HOTPLUG_ERROR"], failed
     wait_for(service, "systemctl is-active hotplugd", "active")
@@ -161,6 +161,8 @@ def test_broken_configuration_at_start_is_not_restarted_in_a_loop(service):
 HOOK_ID = "83c7698c440246dead7c02ad295d3dcf"
 HOOK = """#!/bin/sh
 echo "$HOTPLUG_ACTION $HOTPLUG_KIND $HOTPLUG_COUNT $HOTPLUG_DEVICES" >> /run/hotplugd/hook-runs
+{ grep -E '^Cap(Eff|Prm|Amb)' /proc/self/status; echo "oom_score_adj $(cat /proc/self/oom_score_adj)"; } \\
+    > /run/hotplugd/hook-powers
 """
 
 
@@ -178,6 +180,12 @@ def test_hooks_metrics_and_intent_under_the_hardened_unit(service):
     wait_for(service, "cat /run/hotplugd/hook-runs", "online cpu 1 cpu1")
     ran = journal(service, f"MESSAGE_ID={HOOK_ID}")
     assert ran and ran[-1]["HOTPLUG_RESULT"] == "succeeded" and ran[-1]["HOTPLUG_HOOK"] == "hotplug-hook", ran
+    # Without the daemon's powers: no capabilities, the default OOM score (the daemon has -900).
+    powers = service.sh("cat /run/hotplugd/hook-powers").splitlines()
+    assert powers == ["CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapAmb:\t0000000000000000",
+                      "oom_score_adj 0"], powers
+    daemon = service.sh("grep -E '^Cap(Eff|Amb)' /proc/$(systemctl show -p MainPID --value hotplugd)/status")
+    assert "CapEff:\t0000000000005000" in daemon, daemon
 
     prom = "/var/lib/prometheus/node-exporter/hotplugd.prom"
     wait_for(service, f"grep -c 'hotplugd_hook_runs_total{{hook=\"hotplug-hook\",result=\"succeeded\"}} 1' {prom}", "1")
@@ -185,6 +193,15 @@ def test_hooks_metrics_and_intent_under_the_hardened_unit(service):
     assert 'hotplugd_online_operations_total{kind="cpu",result="succeeded"} 1' in metrics, metrics
     # Readable by node_exporter's user despite the unit's UMask=0077.
     assert service.sh(f"stat -c %a {prom}") == "644"
+    # A textfile directory of node_exporter's own account is not writable by root without
+    # CAP_DAC_OVERRIDE; the file written in hotplugd's runtime directory and linked from there is.
+    service.sh("chown -R nobody /var/lib/prometheus/node-exporter; rm -f /var/lib/prometheus/node-exporter/*")
+    service.sh("systemctl restart hotplugd")  # [metrics] takes effect at a start.
+    wait_for(service, "journalctl -u hotplugd -o json --no-pager | grep 'cannot write the metrics file' "
+                      "| grep -c -i 'permission denied'", "1")
+    service.sh("sed -i 's|^textfile = .*|textfile = \"/run/hotplugd/hotplugd.prom\"|' /etc/hotplugd/hotplugd.toml; "
+               f"ln -s /run/hotplugd/hotplugd.prom {prom}; systemctl restart hotplugd")
+    wait_for(service, f"grep -c '^hotplugd_block_size_bytes ' {prom}", "1")
 
     # An administrator's offline is kept in the StateDirectory and survives a restart of the service.
     service.sh("echo 0 > /sys/devices/system/cpu/cpu1/online")
