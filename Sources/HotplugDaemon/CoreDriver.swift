@@ -97,6 +97,9 @@ public final class CoreDriver {
 
     public var nextDeadline: ContinuousClock.Instant? { core.nextDeadline }
 
+    /// Whether the kernel onlines hot-added memory inside the add (see `CoreLoop`).
+    public var kernelOnlinesMemory: Bool { core.memoryOnlining.isKernel }
+
     /// The device changes since the last call, for hooks and metrics.
     public func takeChanges() -> [DeviceChange] {
         defer { changes = [] }

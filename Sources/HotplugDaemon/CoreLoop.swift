@@ -8,6 +8,11 @@ import Logging
 /// Nothing here waits on anything but the queue and sysfs; hooks and the metrics file are the
 /// async side's. The watchdog watches the driver's heartbeat from outside, and stop reaches the
 /// loop through the queue, ahead of anything queued.
+///
+/// When the kernel onlines memory inside the add (kernel mode), memory `add` and `online` events
+/// are held while they keep coming (`MemoryBurst`) and taken as one burst once the add is over:
+/// the kernel is still adding while they arrive, and every read and log line of the daemon's
+/// during the add is CPU taken from it (in a 1-vCPU guest, the add itself is slower).
 final class CoreLoop: @unchecked Sendable {
     /// What the async side hears from the loop.
     enum Publication: Sendable {
@@ -59,8 +64,19 @@ final class CoreLoop: @unchecked Sendable {
         /// Whether something changed since the last snapshot.
         var unshown = false
         var droppedEvents = 0
+        var burst = MemoryBurst()
         while true {
-            switch queue.next(deadline: driver.nextDeadline) {
+            let item = queue.next(deadline: [driver.nextDeadline, burst.deadline].compactMap { $0 }.min())
+            if case .events(let batch) = item, driver.kernelOnlinesMemory, MemoryBurst.holds(batch) {
+                metrics?.received(batch)
+                burst.hold(batch, now: .now)
+                continue
+            }
+            if let held = burst.take() {
+                let rejected = driver.handle(held)
+                metrics?.rejected(stage: "decode", count: rejected)
+            }
+            switch item {
             case .events(let batch):
                 metrics?.received(batch)
                 let rejected = driver.handle(batch)
@@ -106,5 +122,44 @@ final class CoreLoop: @unchecked Sendable {
             }
             publish.yield(.progress(changes: changes, operations: operations, snapshot: snapshot))
         }
+    }
+}
+
+/// Memory events held while the kernel is adding memory (see `CoreLoop`): until none has come for
+/// `quiet`, and at most `longest` after the first, so that a stream of adds is still seen.
+struct MemoryBurst {
+    static let quiet: Duration = .milliseconds(100)
+    static let longest: Duration = .seconds(1)
+
+    private var events: [RawUevent] = []
+    private var first: ContinuousClock.Instant?
+    private var last: ContinuousClock.Instant?
+
+    /// Whether a batch is only memory blocks being added or onlined.
+    static func holds(_ batch: [RawUevent]) -> Bool {
+        !batch.isEmpty && batch.allSatisfy { $0.subsystem == "memory" && ($0.action == "add" || $0.action == "online") }
+    }
+
+    /// When the held events are due, if any are held.
+    var deadline: ContinuousClock.Instant? {
+        guard let first, let last else { return nil }
+        return min(last + Self.quiet, first + Self.longest)
+    }
+
+    mutating func hold(_ batch: [RawUevent], now: ContinuousClock.Instant) {
+        events += batch
+        first = first ?? now
+        last = now
+    }
+
+    /// The held events, once due or when something else comes (which must not overtake them).
+    mutating func take() -> [RawUevent]? {
+        guard !events.isEmpty else { return nil }
+        defer {
+            events = []
+            first = nil
+            last = nil
+        }
+        return events
     }
 }

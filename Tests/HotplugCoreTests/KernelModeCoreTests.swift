@@ -65,6 +65,23 @@ import Testing
         )
     }
 
+    @Test func aDIMMAddedAndOnlinedInOneBurstIsReadOnce() {
+        // The daemon holds a DIMM's events while the kernel adds it (CoreLoop) and takes them as one burst.
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(&machine)
+        for index in 64..<72 { machine.add(memory: index, zones: ["Movable"], dimm: "PNP0C80:00", online: true) }
+        let events =
+            (64..<72).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+            + (64..<72).map { FakeSysfsTree.event("online", "memory\($0)", seqnum: 100 + $0) }
+        let effects = Self.run(&core, &machine, core.receive(events, now: Self.start))
+        let reads = effects.compactMap { if case .read(let request) = $0 { request.what } else { nil } }
+        let ids = (64..<72).map { DeviceID(kind: .memory, index: $0)! }
+        #expect(
+            reads.filter { if case .devices = $0 { true } else { false } } == [.devices(ids, zonesWithoutNode: false)])
+        let online = Self.transitions(effects).filter { $0["to"] == "online" }
+        #expect(online.count == 8 && online.allSatisfy { $0["zone"] == "Movable" && $0["by"] == "kernel" })
+    }
+
     @Test func aBlockReadOfflineWhileTheKernelAddsWaitsForItsOnlineEvent() {
         var machine = DecisionCoreTests.bootMachine()
         var core = Self.started(&machine)

@@ -56,3 +56,40 @@ extension CoreDriverTests {
         #expect(online > 10 && online < 300, "stopped part-way: \(online) online")
     }
 }
+
+/// How the loop holds a DIMM's events in kernel mode while the kernel is still adding it.
+@Suite struct MemoryBurstTests {
+    static func event(_ action: String, _ devpath: String, _ subsystem: String) -> RawUevent {
+        RawUevent(action: action, devpath: devpath, subsystem: subsystem, seqnum: "1")
+    }
+
+    @Test func onlyMemoryAddsAndOnlinesAreHeld() {
+        #expect(MemoryBurst.holds([Self.event("add", "/devices/system/memory/memory64", "memory")]))
+        #expect(MemoryBurst.holds([Self.event("online", "/devices/system/memory/memory64", "memory")]))
+        #expect(!MemoryBurst.holds([Self.event("offline", "/devices/system/memory/memory64", "memory")]))
+        #expect(!MemoryBurst.holds([Self.event("add", "/devices/system/cpu/cpu4", "cpu")]))
+        #expect(
+            !MemoryBurst.holds([
+                Self.event("add", "/devices/system/memory/memory64", "memory"),
+                Self.event("add", "/devices/system/cpu/cpu4", "cpu"),
+            ]))
+        #expect(!MemoryBurst.holds([]))
+    }
+
+    @Test func heldUntilQuietButNotForever() {
+        let start = ContinuousClock.now
+        var burst = MemoryBurst()
+        #expect(burst.deadline == nil)
+        burst.hold([Self.event("add", "/devices/system/memory/memory64", "memory")], now: start)
+        #expect(burst.deadline == start + MemoryBurst.quiet)
+        // A stream that never pauses is still taken a second after its first event.
+        var now = start
+        for _ in 0..<20 {
+            now += .milliseconds(90)
+            burst.hold([Self.event("online", "/devices/system/memory/memory64", "memory")], now: now)
+        }
+        #expect(burst.deadline == start + MemoryBurst.longest)
+        #expect(burst.take()?.count == 21)
+        #expect(burst.take() == nil && burst.deadline == nil)
+    }
+}

@@ -1,8 +1,9 @@
 /// Events, coldplug and onlining: from a decoded burst to the writes it calls for.
 extension DecisionCore {
     /// Applies a burst of decoded events, then acts once on the devices they touched (after the
-    /// new ones have been read).
-    mutating func apply(_ events: [Uevent]) {
+    /// new ones have been read, unless `alreadyRead` has them: blocks the kernel added and onlined
+    /// in the same burst were read before it, to log where they went).
+    mutating func apply(_ events: [Uevent], alreadyRead: Set<DeviceID> = []) {
         var touched: [DeviceID] = []
         var added: [DeviceID] = []
         for event in events {
@@ -53,11 +54,12 @@ extension DecisionCore {
         // New devices: read their attributes. Not for a late `add` of a device already taken in
         // (a DIMM's blocks are found before their events are read), nor for online/offline events,
         // whose action is the truth even when the attribute does not show it yet (the kernel sends first).
-        if added.isEmpty {
+        let toRead = Set(added).subtracting(alreadyRead)
+        if toRead.isEmpty {
             flushIntent()
             act(on: touched)
         } else {
-            let ids = Array(Set(added)).sorted()
+            let ids = toRead.sorted()
             effects.append(.read(ReadRequest(.devices(ids, zonesWithoutNode: false), for: .added(touched: touched))))
         }
     }

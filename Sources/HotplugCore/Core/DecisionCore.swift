@@ -253,7 +253,7 @@ public struct DecisionCore: Sendable {
                     setBlock(id, block)
                 }
             }
-            apply(events)
+            apply(events, alreadyRead: Set(readings.devices.filter { $0.value.block != nil }.keys))
         case .added(let touched):
             for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
                 let byKernel = reading.state == .online && kernelOnlines(id)
