@@ -144,7 +144,8 @@ release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product hotplugd
 
 install: release
-	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/hotplugd
+	@# Stripped: the symbols are a third of the binary and of no use to a running daemon.
+	install -D -s -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/hotplugd
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/hotplugd|$(BINDIR)/hotplugd|' systemd/hotplugd.service > $(DESTDIR)$(UNITDIR)/hotplugd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/hotplugd.service

@@ -12,7 +12,7 @@ struct CheckConfig: ParsableCommand {
             and the exit status is 78 (EX_CONFIG), as for run, status, offline and online.
             """)
 
-    @Argument(help: "The file to check.")
+    @Argument(help: "The file to check.", completion: .file(extensions: ["toml"]))
     var path: String = Config.defaultPath
 
     func run() throws {

@@ -55,7 +55,9 @@ struct Online: DeviceDirection {
     struct Memory: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Memory blocks of a DIMM, a node, or a range.")
         @OptionGroup var selection: MemorySelection
-        @Option(help: "online, online_kernel or online_movable; default: what the policy would choose.")
+        @Option(
+            help: "online, online_kernel or online_movable; default: what the policy would choose.",
+            completion: .list(["online", "online_kernel", "online_movable"]))
         var type: String?
         @OptionGroup var common: DeviceCommandOptions
 

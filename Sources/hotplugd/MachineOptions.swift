@@ -8,16 +8,16 @@ struct MachineOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "The configuration file (default \(Config.defaultPath); the defaults apply when that does not exist).",
-            valueName: "path"))
+            valueName: "path"), completion: .file(extensions: ["toml"]))
     var config: String?
 
     @Option(
         help: ArgumentHelp(
             "The sysfs mount point. Another one is a test tree: /run/hotplugd and /proc/cmdline are not read.",
-            valueName: "path"))
+            valueName: "path"), completion: .directory)
     var sysfsRoot = "/sys"
 
-    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory"))
+    @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory"), completion: .directory)
     var stateDirectory: String?
 
     /// Whether sysfs is this machine's: only then do the boot baseline in /run/hotplugd and

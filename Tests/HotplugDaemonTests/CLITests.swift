@@ -80,6 +80,43 @@ import Testing
         #expect(output.stderr.contains("/nonexistent/hotplugd.toml: cannot read"))
     }
 
+    /// What bash's completion offers for `line` (its last word is completed), with the script
+    /// the binary generates loaded as bash loads it.
+    static func bashCompletions(_ line: [String]) throws -> [String] {
+        let script = try run(["--generate-completion-script", "bash"])
+        let file = try temporaryFile(script.stdout)
+        defer { unlink(file) }
+        let words = line.map { "'\($0)'" }.joined(separator: " ")
+        let shell = """
+            source \(file)
+            COMP_WORDS=(\(words)); COMP_CWORD=\(line.count - 1); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+            _hotplugd hotplugd "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+            printf '%s\\n' "${COMPREPLY[@]}"
+            """
+        let output = try run(["-c", shell], executable: "/bin/bash")
+        #expect(output.status == 0, "\(output.stderr)")
+        return output.stdout.split(separator: "\n").map(String.init)
+    }
+
+    @Test func bashCompletesPathsAndValues() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "".write(to: directory.appendingPathComponent("hotplugd.toml"), atomically: false, encoding: .utf8)
+        try "".write(to: directory.appendingPathComponent("notes.txt"), atomically: false, encoding: .utf8)
+        let prefix = directory.path + "/"
+        #expect(try Self.bashCompletions(["hotplugd", "check-config", prefix]).contains(prefix + "hotplugd.toml"))
+        #expect(try !Self.bashCompletions(["hotplugd", "check-config", prefix]).contains(prefix + "notes.txt"))
+        #expect(
+            try Self.bashCompletions(["hotplugd", "status", "--config", prefix]).contains(prefix + "hotplugd.toml"))
+        #expect(try Self.bashCompletions(["hotplugd", "run", "--sysfs-root", "/sy"]).contains("/sys"))
+        #expect(
+            try Self.bashCompletions(["hotplugd", "online", "memory", "--type", "online_"])
+                == ["online_kernel", "online_movable"])
+        #expect(try Self.bashCompletions(["hotplugd", "run", "--log-level", "w"]) == ["warning"])
+        #expect(try Self.bashCompletions(["hotplugd", "run", "--source", "u"]) == ["udev"])
+    }
+
     @Test func versionAndUnknownOptions() throws {
         #expect(try Self.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
         let bad = try Self.run(["run", "--source", "carrier-pigeon"])
