@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HotplugCore
 import HotplugDaemon
 import HotplugSystem
@@ -18,23 +19,7 @@ struct CheckConfig: ParsableCommand {
     func run() throws {
         let config = try loadConfiguration(path: path, required: true)
         print("\(path): ok")
-        print("monitor.source = \(config.monitor.source.rawValue)")
-        print("monitor.receive_buffer_bytes = \(config.monitor.receiveBufferBytes)")
-        print("cpu.auto_online = \(config.cpu.autoOnline)")
-        print("cpu.include = \(config.cpu.include)")
-        print("cpu.exclude = \(config.cpu.exclude)")
-        print("cpu.coldplug = \(config.cpu.coldplug.rawValue)")
-        print("memory.auto_online = \(config.memory.autoOnline)")
-        print("memory.online_type = \(config.memory.onlineType.rawValue)")
-        print("memory.auto_movable_ratio = \(config.memory.autoMovableRatio)")
-        print("memory.auto_movable_numa_aware = \(config.memory.autoMovableNUMAAware)")
-        print("memory.coldplug = \(config.memory.coldplug.rawValue)")
-        print("memory.kernel_online = \(config.memory.kernelOnline)")
-        for rule in config.memory.nodes {
-            let type = rule.onlineType?.rawValue ?? "(inherited)"
-            let auto = rule.autoOnline.map { "\($0)" } ?? "(inherited)"
-            print("memory.node \(rule.node): auto_online = \(auto), online_type = \(type)")
-        }
+        for line in config.listing { print(line) }
         // On this machine's kernel: a file checked elsewhere says what it would do there.
         do {
             let sysfs = try Sysfs()
@@ -43,5 +28,52 @@ struct CheckConfig: ParsableCommand {
         } catch {
             print("memory onlining on this kernel: unknown (\(error))")
         }
+        for warning in Self.warnings(config) {
+            FileHandle.standardError.write("\(path): warning: \(warning)\n")
+        }
     }
+
+    /// What is valid but likely wrong on this machine.
+    static func warnings(_ config: Config) -> [String] {
+        var warnings: [String] = []
+        for hook in config.hooks {
+            guard let command = hook.command.first else { continue }
+            var status = stat()
+            if stat(command, &status) != 0 {
+                warnings.append("hook \(hook.name): \(command) does not exist (\(String(cString: strerror(errno))))")
+            } else if status.st_mode & S_IFMT != S_IFREG || access(command, X_OK) != 0 {
+                warnings.append("hook \(hook.name): \(command) is not an executable file")
+            }
+        }
+        if !config.memory.nodes.isEmpty {
+            var present = Set<Int>()
+            do {
+                present = Set(
+                    try FileManager.default.contentsOfDirectory(atPath: "/sys/devices/system/node")
+                        .compactMap { $0.hasPrefix("node") ? Int($0.dropFirst(4)) : nil })
+            } catch {
+                // A kernel without NUMA has no node directory: nothing to compare the rules with.
+            }
+            for rule in config.memory.nodes where !present.isEmpty && !present.contains(rule.node) {
+                warnings.append(
+                    "memory.node \(rule.node): this machine has no node \(rule.node) "
+                        + "(it has \(present.sorted().map(String.init).joined(separator: ", ")))")
+            }
+        }
+        if config.monitor.source == .udev && access("/run/udev/control", F_OK) != 0 {
+            warnings.append("monitor.source = udev, but udevd is not running here: hotplugd would hear no events")
+        }
+        if let textfile = config.metrics.textfile {
+            let directory = (textfile as NSString).deletingLastPathComponent
+            var status = stat()
+            if stat(directory, &status) != 0 || status.st_mode & S_IFMT != S_IFDIR {
+                warnings.append("metrics.textfile: the directory \(directory) does not exist")
+            }
+        }
+        return warnings
+    }
+}
+
+extension FileHandle {
+    fileprivate func write(_ text: String) { write(Data(text.utf8)) }
 }

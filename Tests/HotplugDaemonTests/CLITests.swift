@@ -59,6 +59,42 @@ import Testing
         #expect(output.stdout.contains("memory.online_type = auto-movable"))
     }
 
+    @Test func checkConfigShowsEverythingAndWarnsOfWhatIsLikelyWrong() throws {
+        let path = try Self.temporaryFile(
+            """
+            [monitor]
+            source = "udev"
+            [[memory.node]]
+            node = 999
+            online_type = "online_movable"
+            [[hook]]
+            command = ["/nonexistent/hook"]
+            [[hook]]
+            command = ["/etc/passwd"]
+            on = ["add", "online"]
+            devices = "memory"
+            [metrics]
+            textfile = "/nonexistent/dir/hotplugd.prom"
+            """)
+        defer { unlink(path) }
+        let output = try Self.run(["check-config", path])
+        #expect(output.status == 0, "warnings are not errors")
+        for line in [
+            "metrics.textfile = /nonexistent/dir/hotplugd.prom", "cpu.enforce = false", "memory.dax = leave",
+            "memory.node[999].auto_online = true (from [memory])", "memory.node[999].online_type = online_movable",
+            "hook[0].command = \"/nonexistent/hook\"", "hook[1].on = add online", "hook[1].devices = memory",
+            "hook[1].timeout_seconds = 30",
+        ] {
+            #expect(output.stdout.contains("\n\(line)\n"), "\(line) in \(output.stdout)")
+        }
+        #expect(output.stderr.contains("warning: hook hook: /nonexistent/hook does not exist"))
+        #expect(output.stderr.contains("warning: hook passwd: /etc/passwd is not an executable file"))
+        #expect(output.stderr.contains("warning: memory.node 999: this machine has no node 999"))
+        #expect(output.stderr.contains("warning: metrics.textfile: the directory /nonexistent/dir does not exist"))
+        let udevd = access("/run/udev/control", F_OK) == 0
+        #expect(output.stderr.contains("udevd is not running here") == !udevd)
+    }
+
     @Test func badConfigIsRejectedWithKeyAndLine() throws {
         let path = try Self.temporaryFile("[memory]\n\nonline_type = \"fast\"\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
