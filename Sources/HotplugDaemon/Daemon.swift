@@ -76,7 +76,10 @@ public final class Daemon: Service {
         logger.info(
             "listening for uevents",
             metadata: [
-                "source": "\(resolved.rawValue)", "receive_buffer_bytes": "\(bytes)", "dry_run": "\(options.dryRun)",
+                "source": "\(resolved.rawValue)", "dry_run": "\(options.dryRun)",
+                // The kernel reserves twice what it is asked for (socket(7), SO_RCVBUF): both are said.
+                "receive_buffer_bytes": "\(options.config.monitor.receiveBufferBytes)",
+                "socket_buffer_bytes": "\(bytes)",
             ])
 
         let baseline = options.runtimeDirectory.map { BootBaseline(directory: $0) }

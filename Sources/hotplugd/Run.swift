@@ -55,6 +55,16 @@ struct Run: AsyncParsableCommand {
             options.kernelCommandLinePath = nil
         }
         options.intentStore = machine.store
+        logger.info(
+            "configuration",
+            metadata: ["path": "\(options.configPath ?? "none: the defaults (no \(Config.defaultPath))")"])
+        if (source ?? loaded.monitor.source) == .udev, machine.isThisMachine, access("/run/udev/control", F_OK) != 0 {
+            logger.warning(
+                """
+                monitor source is udev, but udevd is not running (no /run/udev/control): no event reaches \
+                hotplugd until it starts; source = "auto" listens to the kernel when udevd is not there
+                """)
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: Daemon(options: options, logger: logger))],

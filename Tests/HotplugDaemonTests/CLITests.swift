@@ -177,6 +177,14 @@ import Testing
         #expect(output.stderr.contains("cpu devices present"))
         #expect(output.stderr.contains("memory devices present"))
         #expect(output.stderr.contains("stopping"))
+        // The file in force is named, and the socket buffer beside what was asked (the kernel doubles it).
+        #expect(output.stderr.contains("path=\(config) [hotplugd] configuration"))
+        #expect(output.stderr.contains("receive_buffer_bytes=134217728 socket_buffer_bytes="))
+        // Told to listen to udevd where none runs: said at start.
+        let udev = try Self.run(
+            ["run", "--dry-run", "--source", "udev", "--config", config], terminateAfter: "listening for uevents")
+        let udevd = access("/run/udev/control", F_OK) == 0
+        #expect(udev.stderr.contains("but udevd is not running") == !udevd, "\(udev.stderr)")
     }
 
     @Test(.enabled(if: RealKernel.canTrigger, "needs root"))
