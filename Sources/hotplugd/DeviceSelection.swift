@@ -132,6 +132,14 @@ struct MemorySelection: ParsableArguments {
             chosen = blocks.filter { numbers.contains($0.index) }
             named = "--range \(text)"
         }
+        if chosen.isEmpty, let node {
+            let boot = blocks.filter { $0.node == node && $0.dimm == nil }.count
+            if boot > 0 {
+                throw ValidationError(
+                    "--node \(node): its \(boot) memory block\(boot == 1 ? " is" : "s are") boot memory, of no DIMM, "
+                        + "which --node leaves out (boot memory is not hot-pluggable); --range selects blocks by number")
+            }
+        }
         guard !chosen.isEmpty else { throw ValidationError("no memory block matches \(named)") }
         return chosen.compactMap { DeviceID(kind: .memory, index: $0.index) }
     }

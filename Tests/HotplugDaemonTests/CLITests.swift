@@ -269,6 +269,19 @@ import Testing
         #expect((output.stdout + output.stderr).contains(message), "\(output.stdout)\(output.stderr)")
     }
 
+    @Test func aNodeOfBootMemoryOnlySaysWhyNothingMatches() throws {
+        let tree = try Self.machine()
+        for index in 8..<10 { try tree.addMemory(index, online: true, zones: "Normal", node: 1) }
+        let none = try Self.temporaryFile("")
+        defer { unlink(none) }
+        let output = try Self.run(["offline", "memory", "--node", "1", "--sysfs-root", tree.root, "--config", none])
+        #expect(output.status == 64)
+        #expect(
+            output.stderr.contains(
+                "--node 1: its 2 memory blocks are boot memory, of no DIMM, which --node leaves out"),
+            "\(output.stderr)")
+    }
+
     @Test func aConfigFileWithABrokenByteNamesItsLine() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString).toml")
             .path
