@@ -134,7 +134,7 @@ e2e: deps e2e-deps
 soak: deps e2e-deps
 	HOTPLUGD_SOAK_CYCLES=$(SOAK_CYCLES) $(PYTHON) -m pytest -ra Tests/e2e/test_soak.py -k cycles
 
-# Takes about an hour: fresh guests for every figure, three runs each. BENCH_ARGS="--runs 1" is quicker.
+# Takes about 70 minutes: fresh guests for every figure, three runs each. BENCH_ARGS="--runs 1" is quicker.
 bench: deps e2e-deps
 	$(PYTHON) Tests/Benchmarks/bench.py $(BENCH_ARGS)
 
