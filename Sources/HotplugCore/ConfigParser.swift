@@ -24,7 +24,13 @@ public enum ConfigParser {
         do {
             raw = try TOMLDecoder(strictDecoding: true).decode(ConfigFile.self, from: text)
         } catch let error as TOMLParseError {
-            throw ConfigError(file: file, line: error.source.begin.line, key: "", message: error.description)
+            let line = error.source.begin.line
+            if let twice = Self.givenTwice(error.description) {
+                // toml++ names the rule ("cannot redefine existing ..."); the key is what to fix.
+                let key = locator.path(atLine: line).map(TOMLPath.dotted) ?? ""
+                throw ConfigError(file: file, line: line, key: key, message: twice)
+            }
+            throw ConfigError(file: file, line: line, key: "", message: error.description)
         } catch let error as UnexpectedKeysError {
             // Each entry's path already ends with the unexpected key; report the first in the file.
             let path =
@@ -44,6 +50,16 @@ public enum ConfigParser {
                 file: file, line: locator.line(of: error.path), key: TOMLPath.dotted(error.path),
                 message: error.message)
         }
+    }
+
+    /// What to say instead of toml++'s "cannot redefine existing boolean 'auto_online'" (a key
+    /// written twice) or "... existing table 'cpu'" (a table header written twice); nil for
+    /// any other error.
+    static func givenTwice(_ message: String) -> String? {
+        guard let range = message.range(of: "cannot redefine existing ") else { return nil }
+        return message[range.upperBound...].hasPrefix("table ")
+            ? "this table appears twice; each table is written once, with all its keys"
+            : "given twice in its table"
     }
 
     /// toml++ (inside TOMLKit) asserts, and so aborts the whole process, on a table header whose
@@ -159,6 +175,11 @@ struct TOMLLocator {
                 entries.append((table + Self.keys(line[..<equals]), offset + 1))
             }
         }
+    }
+
+    /// The key or table header written on a line, if any.
+    func path(atLine line: Int) -> [TOMLPath.Component]? {
+        entries.first { $0.line == line }?.path
     }
 
     func line(of path: [TOMLPath.Component]) -> Int? {

@@ -110,6 +110,8 @@ import Testing
         ("[memory]\nauto_movable_ratio = -5", 2, "memory.auto_movable_ratio", "-5 is outside"),
         ("[memory]\nauto_movable_ratio = \"301\"", 2, "memory.auto_movable_ratio", "expected an integer"),
         ("[cpu]\nauto_online = 1", 2, "cpu.auto_online", "expected true or false"),
+        ("[cpu]\nauto_online = true\nauto_online = false", 3, "cpu.auto_online", "given twice in its table"),
+        ("[cpu]\nauto_online = true\n[cpu]\ninclude = \"1\"", 3, "cpu", "this table appears twice"),
         ("[cpu]\ninclude = \"0-3,x\"", 2, "cpu.include", "\"x\" in CPU list"),
         ("[cpu]\ncoldplug = true", 2, "cpu.coldplug", "expected a string"),
         (
