@@ -137,7 +137,8 @@ struct MemorySelection: ParsableArguments {
             if boot > 0 {
                 throw ValidationError(
                     "--node \(node): its \(boot) memory block\(boot == 1 ? " is" : "s are") boot memory, of no DIMM, "
-                        + "which --node leaves out (boot memory is not hot-pluggable); --range selects blocks by number")
+                        + "which --node leaves out (boot memory is not hot-pluggable); --range selects blocks by number"
+                )
             }
         }
         guard !chosen.isEmpty else { throw ValidationError("no memory block matches \(named)") }
