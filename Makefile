@@ -37,7 +37,7 @@ FUZZ_BUILD := .build-fuzz
 export LSAN_OPTIONS := suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp
 export TSAN_OPTIONS := suppressions=$(CURDIR)/Tests/Sanitizers/tsan.supp
 # The suites that make real uevents on this machine: run one at a time, after the rest (see test).
-KERNEL_SUITES := RealKernelTests|ForgedUeventTests|StormTests
+KERNEL_SUITES := RealKernelTests|ForgedUeventTests|StormTests|ControlSocketTests
 # Not under the sanitizers: the tests that bound wall-clock time (a sanitized build is several
 # times slower), and partlyDoneIsThree, which runs the binary under a 10-byte file size limit
 # that the sanitizers' own runtime files cannot live with.

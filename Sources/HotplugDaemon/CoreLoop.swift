@@ -34,6 +34,8 @@ final class CoreLoop: @unchecked Sendable {
     let publish: AsyncStream<Publication>.Continuation
     /// Run on the loop's thread once the start-up scan is done (baseline, conflict warnings).
     let afterStart: @Sendable (CoreDriver) -> Void
+    /// Hears every burst of device changes as the loop takes it (`hotplugd monitor`).
+    var control: ControlServer?
 
     init(
         driver: CoreDriver, queue: InputQueue, metrics: DaemonMetrics?, logger: Logger,
@@ -103,6 +105,8 @@ final class CoreLoop: @unchecked Sendable {
                 driver.update(config: config)
             case .deadline:
                 driver.tick()
+            case .query(let query):
+                query.body(driver)
             case .failed(let reason):
                 publish.yield(.failed("uevent monitor: \(reason)"))
                 return
@@ -113,6 +117,7 @@ final class CoreLoop: @unchecked Sendable {
             // or once a second, not after every input (a DIMM waiting for its link ticks every 5 ms).
             let changes = driver.takeChanges()
             let operations = driver.takeOperations()
+            control?.broadcast(changes)
             var snapshot: CoreSnapshot?
             unshown = unshown || !changes.isEmpty || !operations.isEmpty
             if (unshown && queue.isEmpty) || ContinuousClock.now - lastSnapshot >= .seconds(1) {

@@ -97,16 +97,32 @@ public final class Daemon: Service {
             logPresentDevices(driver.core)
             options.conflicts?.warn(sysfs: driver.sysfs, onlining: driver.core.memoryOnlining, logger: logger)
         }
+        // `hotplugd status` and `hotplugd monitor` ask the daemon itself; without the socket
+        // they read sysfs, so a daemon that cannot make it still serves.
+        let control: ControlServer?
+        do {
+            // A dry run writes no file at all, and a socket is one.
+            control =
+                try options.dryRun
+                ? nil : options.runtimeDirectory.map { try ControlServer(directory: $0, queue: queue, logger: logger) }
+        } catch {
+            logger.warning(
+                "no control socket: status and monitor will not reach this daemon", metadata: ["error": "\(error)"])
+            control = nil
+        }
+        loop.control = control
         let thread: DedicatedThread
         do {
             thread = try DedicatedThread { loop.run() }
         } catch {
+            control?.stop()
             kernelOnline?.restore()
             throw error
         }
         defer {
             queue.stop()
             thread.join()
+            control?.stop()
             // Any orderly exit: a stopped hotplugd leaves onlining as it found it.
             kernelOnline?.restore()
         }
@@ -320,12 +336,15 @@ public enum DaemonError: Error, CustomStringConvertible {
     case thread(String)
     /// The core's loop ended on an error (a failed start-up scan, the monitor gone).
     case stopped(String)
+    /// The control socket cannot be set up.
+    case control(String)
 
     public var description: String {
         switch self {
         case .monitor(let reason): "uevent monitor: \(reason)"
         case .thread(let reason): "cannot start the core's thread: \(reason)"
         case .stopped(let reason): reason
+        case .control(let reason): "control socket: \(reason)"
         }
     }
 }

@@ -25,6 +25,8 @@ public final class InputQueue: Sendable {
         /// The deadline passed with nothing queued.
         case deadline
         case stop
+        /// A question about what the daemon knows (`ControlServer`), answered on the core's thread.
+        case query(CoreQuery)
     }
 
     /// What the queue has done, for the metrics and the tests.
@@ -127,6 +129,12 @@ public final class InputQueue: Sendable {
         wake()
     }
 
+    /// A question for the core's thread, in turn with the events before it.
+    public func ask(_ query: CoreQuery) {
+        state.withLock { $0.items.append(.query(query)) }
+        wake()
+    }
+
     /// Ends the consumer's loop at its next look, whatever is queued.
     public func stop() {
         state.withLock { $0.stopped = true }
@@ -184,4 +192,14 @@ public final class InputQueue: Sendable {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)  // Only fails when the counter would overflow: a wake-up is pending then anyway.
     }
+}
+
+/// Work run on the core's thread with the driver, for a reader elsewhere (the control socket's
+/// `status`): the core's state is that thread's alone.
+public final class CoreQuery: Sendable, Equatable {
+    let body: @Sendable (CoreDriver) -> Void
+
+    public init(_ body: @escaping @Sendable (CoreDriver) -> Void) { self.body = body }
+
+    public static func == (lhs: CoreQuery, rhs: CoreQuery) -> Bool { lhs === rhs }
 }

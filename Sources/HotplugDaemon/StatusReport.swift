@@ -11,6 +11,9 @@ public struct StatusReport: Sendable, Equatable, Codable {
     public var memory: Memory
     /// Who onlines new memory; nil when not looked at.
     public var memoryOnlining: MemoryOnliningStatus?
+    /// Where the states come from: `daemon` (the running daemon's own, `blocked` and `failed`
+    /// included) or `sysfs` (read now, no daemon answering); nil in reports older than the field.
+    public var source: String?
 
     public struct Memory: Sendable, Equatable, Codable {
         public var blockSizeBytes: Int

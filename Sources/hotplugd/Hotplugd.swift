@@ -13,7 +13,7 @@ struct Hotplugd: AsyncParsableCommand {
             3 partly done; 64 bad usage; 78 invalid configuration (EX_CONFIG).
             """,
         version: version,
-        subcommands: [Run.self, Status.self, Offline.self, Online.self, CheckConfig.self]
+        subcommands: [Run.self, Status.self, Monitor.self, Offline.self, Online.self, CheckConfig.self]
     )
 }
 

@@ -20,6 +20,16 @@ struct MachineOptions: ParsableArguments {
     @Option(help: ArgumentHelp(stateDirectoryHelp, valueName: "directory"), completion: .directory)
     var stateDirectory: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Where the daemon keeps its runtime files and its control socket, which status and monitor ask "
+                + "(default /run/hotplugd; none with another --sysfs-root).",
+            valueName: "directory"), completion: .directory)
+    var runtimeDirectory: String?
+
+    /// The runtime directory in force: the one named, else /run/hotplugd for this machine's sysfs.
+    var runtime: String? { runtimeDirectory ?? (isThisMachine ? "/run/hotplugd" : nil) }
+
     /// Whether sysfs is this machine's: only then do the boot baseline in /run/hotplugd and
     /// /proc/cmdline describe the devices it shows.
     var isThisMachine: Bool { sysfsRoot == "/sys" }

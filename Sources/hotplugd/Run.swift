@@ -50,10 +50,8 @@ struct Run: AsyncParsableCommand {
         options.dryRun = dryRun
         options.source = source
         options.configPath = machine.config ?? (access(Config.defaultPath, F_OK) == 0 ? Config.defaultPath : nil)
-        if !machine.isThisMachine {
-            options.runtimeDirectory = nil
-            options.kernelCommandLinePath = nil
-        }
+        options.runtimeDirectory = machine.runtime
+        if !machine.isThisMachine { options.kernelCommandLinePath = nil }
         options.intentStore = machine.store
         logger.info(
             "configuration",

@@ -14,12 +14,23 @@ struct Status: ParsableCommand {
     @OptionGroup var machine: MachineOptions
 
     func run() throws {
-        let context = try CommandContext(machine)
-        let engine = context.engine
-        var report = StatusReport(devices: engine.status(), blockSizeBytes: engine.blockSizeBytes)
-        report.memoryOnlining = MemoryOnliningStatus(
-            plan: MemoryOnlining.plan(context.config.memory, kernel: context.sysfs.kernelOnlineSupport()),
-            sysfs: context.sysfs)
+        var report: StatusReport
+        var note: String?
+        switch machine.runtime.map({ ControlClient.connect(directory: $0) }) {
+        case .success(var client):
+            // The daemon's own view: blocked, failed and onlining states, intent, who onlines memory.
+            do {
+                report = try client.status()
+            } catch {
+                note = "the daemon did not answer (\(error)): states read from sysfs"
+                report = try Self.fromSysfs(machine)
+            }
+        case .failure(let error):
+            note = "hotplugd is not running (\(error)): states as sysfs shows them now"
+            report = try Self.fromSysfs(machine)
+        case nil:
+            report = try Self.fromSysfs(machine)
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -27,6 +38,19 @@ struct Status: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(report.text)
+            if let note { print("\n(\(note))") }
         }
+    }
+
+    /// The report from a scan of sysfs, as a daemon starting now would see the machine.
+    static func fromSysfs(_ machine: MachineOptions) throws -> StatusReport {
+        let context = try CommandContext(machine)
+        let engine = context.engine
+        var report = StatusReport(devices: engine.status(), blockSizeBytes: engine.blockSizeBytes)
+        report.memoryOnlining = MemoryOnliningStatus(
+            plan: MemoryOnlining.plan(context.config.memory, kernel: context.sysfs.kernelOnlineSupport()),
+            sysfs: context.sysfs)
+        report.source = "sysfs"
+        return report
     }
 }

@@ -248,6 +248,10 @@ import Testing
                 "/nonexistent/devices/system: No such file or directory"
             ),
             (["run", "--log-level", "loud"], nil, 64, "The value 'loud' is invalid for '--log-level <log-level>'"),
+            (
+                ["monitor", "--runtime-directory", "/nonexistent"], nil, 1,
+                "hotplugd is not running (/nonexistent/control"
+            ),
             (["check-config", "/dev/zero"], nil, 78, "/dev/zero: cannot read: File too large"),
             (["check-config", "FILE"], "[cpu]\n[!memory]\n", 78, ":2: a table header must start with a key, not '!'"),
             (["check-config", "FILE"], "[cpu]\ninclude = \"0-3\"\r\n# caf\u{E9}\n", 0, "cpu.include = 0-3"),
