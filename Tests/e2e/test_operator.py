@@ -1,6 +1,7 @@
 """Acceptance: the operator's tools on real hot-added hardware."""
 
 import json
+import time
 import re
 
 from conftest import Timer
@@ -44,8 +45,13 @@ def test_offline_a_dimm_with_hotplugd_then_remove_it(boot):
     assert guest.sh("hotplugd offline cpu 1") == "cpu1: offline"
     assert guest.sh("cat /sys/devices/system/cpu/cpu1/online") == "0"
     assert guest.sh("hotplugd online cpu 1") == "cpu1: online"
-    status = json.loads(guest.sh("hotplugd status --json"))
-    assert [c["state"] for c in status["cpus"]] == ["online", "online"]
+    # status asks the daemon, which may still be reading the uevents of the two writes.
+    for _ in range(50):
+        status = json.loads(guest.sh("hotplugd status --json"))
+        if [c["state"] for c in status["cpus"]] == ["online", "online"]:
+            break
+        time.sleep(0.1)
+    assert [c["state"] for c in status["cpus"]] == ["online", "online"], status["cpus"]
 
 
 def test_an_admin_offline_survives_a_daemon_restart(boot):
