@@ -1,8 +1,8 @@
 """Acceptance: the operator's tools on real hot-added hardware."""
 
 import json
-import time
 import re
+import time
 
 from conftest import Timer
 from test_hotplug import add_dimms_in_sequence, hot_blocks, start_daemon, stop_daemon, userspace
