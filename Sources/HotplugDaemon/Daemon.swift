@@ -79,9 +79,11 @@ public final class Daemon: Service {
                 "source": "\(resolved.rawValue)", "receive_buffer_bytes": "\(bytes)", "dry_run": "\(options.dryRun)",
             ])
 
-        let baseline = options.runtimeDirectory.map { BootBaseline(directory: $0) }
+        // Opened once for the process: the boot baseline and the kernel-online record live there.
+        let runtime = options.runtimeDirectory.map { OwnDirectory($0) }
+        let baseline = runtime.map { BootBaseline(directory: $0) }
         let driver = try makeDriver(baseline: baseline)
-        let kernelOnline = try makeKernelOnline(driver)
+        let kernelOnline = try makeKernelOnline(driver, runtime: runtime)
         let heartbeat = Heartbeat()
         driver.heartbeat = heartbeat
         driver.shouldStop = { queue.isStopped }
@@ -267,7 +269,7 @@ public final class Daemon: Service {
     }
 
     /// Sets the kernel's onlining settings from the configuration, or in a dry run says what it would set.
-    private func makeKernelOnline(_ driver: CoreDriver) throws -> KernelOnlineControl? {
+    private func makeKernelOnline(_ driver: CoreDriver, runtime: OwnDirectory?) throws -> KernelOnlineControl? {
         guard let sysfs = driver.sysfs as? Sysfs else { return nil }
         if options.dryRun || !options.setsKernelOnline {
             let plan = MemoryOnlining.plan(options.config.memory, kernel: sysfs.kernelOnlineSupport())
@@ -279,7 +281,7 @@ public final class Daemon: Service {
                 ])
             return nil
         }
-        let control = KernelOnlineControl(sysfs: sysfs, runtimeDirectory: options.runtimeDirectory, logger: logger)
+        let control = KernelOnlineControl(sysfs: sysfs, runtimeDirectory: runtime, logger: logger)
         driver.manageKernelOnline(with: control)
         return control
     }

@@ -48,7 +48,7 @@ final class DaemonOutputs {
         if !force, let lastWrite, now - lastWrite < metricsInterval { return lastWrite + metricsInterval }
         if let snapshot { metrics.update(from: snapshot) }
         do {
-            try metrics.write()
+            try metrics.write(metrics.text)
             if lastError != nil { logger.notice("metrics file written again", metadata: ["path": "\(metrics.path)"]) }
             lastError = nil
         } catch {

@@ -21,7 +21,7 @@ extension CoreDriverTests {
         metrics.record(engine.takeOperations())
         metrics.eventsLost()
         metrics.update(from: engine.core.snapshot())
-        try metrics.write()
+        try metrics.write(metrics.text)
 
         let text = try String(contentsOfFile: metrics.path, encoding: .utf8)
         let lines = Set(text.split(separator: "\n").map(String.init))
