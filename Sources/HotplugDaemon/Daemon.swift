@@ -88,7 +88,13 @@ public final class Daemon: Service {
         driver.heartbeat = heartbeat
         driver.shouldStop = { queue.isStopped }
         let (publications, publish) = AsyncStream<CoreLoop.Publication>.makeStream()
-        let outputs = makeOutputs(publish)
+        let outputs: DaemonOutputs
+        do {
+            outputs = try makeOutputs(publish)
+        } catch {
+            kernelOnline?.restore()
+            throw error
+        }
         let loop = CoreLoop(
             driver: driver, queue: queue, metrics: outputs.metrics, logger: logger, publish: publish
         ) { [self] driver in
@@ -131,10 +137,12 @@ public final class Daemon: Service {
         ServiceManager.notify("STOPPING=1")
         logger.info("stopping")
         await outputs.hooks.stop()
-        _ = outputs.writeMetrics(force: true)
+        await outputs.stop()
     }
 
-    private func makeOutputs(_ continuation: AsyncStream<CoreLoop.Publication>.Continuation) -> DaemonOutputs {
+    private func makeOutputs(
+        _ continuation: AsyncStream<CoreLoop.Publication>.Continuation
+    ) throws(DaemonError) -> DaemonOutputs {
         // A dry run writes no file at all, the metrics included.
         let metrics = options.dryRun ? nil : options.config.metrics.textfile.map { DaemonMetrics(path: $0) }
         var hookOptions = options.hooks
@@ -143,7 +151,7 @@ public final class Daemon: Service {
             metrics?.hookRan(run, result: result)
             continuation.yield(.flush)
         }
-        return DaemonOutputs(hooks: hooks, metrics: metrics, logger: logger)
+        return try DaemonOutputs(hooks: hooks, metrics: metrics, logger: logger)
     }
 
     /// SIGHUP as a new configuration for the core and the hooks, and, when systemd asks for them,

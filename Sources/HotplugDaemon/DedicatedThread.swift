@@ -30,4 +30,9 @@ final class DedicatedThread: Sendable {
     func join() {
         pthread_join(thread, nil)
     }
+
+    /// Lets the thread end on its own, its resources freed then, with nobody waiting for it.
+    func detach() {
+        pthread_detach(thread)
+    }
 }
