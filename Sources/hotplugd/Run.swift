@@ -28,6 +28,11 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    /// Where the boot baseline and the kernel-online record go instead of /run/hotplugd; with a
+    /// test tree, where they go at all (none by default). Hidden: only tests need another one.
+    @Option(help: ArgumentHelp(valueName: "directory", visibility: .hidden))
+    var runtimeDirectory: String?
+
     func run() async throws {
         let loaded = try machine.loadConfig()
         let level = logLevel
@@ -54,6 +59,7 @@ struct Run: AsyncParsableCommand {
             options.runtimeDirectory = nil
             options.kernelCommandLinePath = nil
         }
+        if let runtimeDirectory { options.runtimeDirectory = runtimeDirectory }
         options.intentStore = machine.store
         let group = ServiceGroup(
             configuration: .init(
