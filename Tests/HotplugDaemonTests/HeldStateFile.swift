@@ -8,7 +8,8 @@ final class HeldStateFile {
     let path: String
     /// What a reader gets; a released write sets it.
     private(set) var value: String
-    /// Every value written through the FIFO, in order.
+    /// What each released write wrote, in order; a write that opened before the reader was gone
+    /// comes in the same entry.
     private(set) var written: [String] = []
 
     init(_ path: String, value: String) throws {
