@@ -19,6 +19,8 @@ final class MetricsWriter: Sendable {
         var writing: Int?
         var stopping = false
         var finished = false
+        /// What a stop waits with, until called.
+        var done: (@Sendable (Bool) -> Void)?
         /// The write last logged as slow, until a write is quick again.
         var reportedSlow: Int?
         var lastError: String?
@@ -30,6 +32,9 @@ final class MetricsWriter: Sendable {
     private let write: Write
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
+    /// The time limits' timers: a serial queue of its own gets a thread even when the global
+    /// queues' are all taken.
+    private let timers = DispatchQueue(label: "hotplugd.metrics-writer")
 
     /// `write` does the writing (`DaemonMetrics.write`); `path` names the file in messages.
     init(path: String, limit: Duration = .seconds(5), logger: Logger, write: @escaping Write) throws(DaemonError) {
@@ -53,22 +58,38 @@ final class MetricsWriter: Sendable {
     /// Lets the thread write what is waiting, then end; returns when it has, or after `limit`
     /// (then it says so, and the thread is left to its stuck write).
     func stop() async {
-        state.withLock { $0.stopping = true }
-        wake.signal()
-        let deadline = ContinuousClock.now + limit
-        while !state.withLock({ $0.finished }) {
-            guard ContinuousClock.now < deadline else {
-                logger.warning(
-                    "stopping without the last metrics write, which has not returned",
-                    metadata: ["path": "\(path)", "limit": "\(limit)"])
-                return
-            }
-            do {
-                try await Task.sleep(for: .milliseconds(10))
-            } catch {
-                return  // Cancelled: whoever cancelled is not waiting for the file either.
-            }
+        await withCheckedContinuation { continuation in stop { _ in continuation.resume() } }
+    }
+
+    /// `stop` without waiting: `done` is called once, with true when the thread has ended, or with
+    /// false after `limit`.
+    func stop(_ done: @escaping @Sendable (Bool) -> Void) {
+        let ended = state.withLock { state in
+            state.stopping = true
+            state.done = done
+            return state.finished
         }
+        wake.signal()
+        if ended { finish(ended: true) }
+        timers.asyncAfter(deadline: .now() + .nanoseconds(Int(limit / .nanoseconds(1)))) {
+            [self] in finish(ended: false)
+        }
+    }
+
+    /// Calls the stop's `done`, the first time only.
+    private func finish(ended: Bool) {
+        let taken = state.withLock { state in
+            let done = state.done
+            state.done = nil
+            return done
+        }
+        guard let done = taken else { return }
+        if !ended {
+            logger.warning(
+                "stopping without the last metrics write, which has not returned",
+                metadata: ["path": "\(path)", "limit": "\(limit)"])
+        }
+        done(ended)
     }
 
     private func run() {
@@ -85,7 +106,10 @@ final class MetricsWriter: Sendable {
                 return (text, state.started)
             }
             guard let next else {
-                if state.withLock({ $0.finished }) { return }
+                if state.withLock({ $0.finished }) {
+                    finish(ended: true)
+                    return
+                }
                 continue
             }
             perform(next.text, number: next.number)
@@ -96,7 +120,7 @@ final class MetricsWriter: Sendable {
 
     private func perform(_ text: String, number: Int) {
         let start = ContinuousClock.now
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(limit / .nanoseconds(1)))) {
+        timers.asyncAfter(deadline: .now() + .nanoseconds(Int(limit / .nanoseconds(1)))) {
             [self] in
             let report = state.withLock { state in
                 guard state.writing == number, state.reportedSlow == nil else { return false }
