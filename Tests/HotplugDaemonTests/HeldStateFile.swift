@@ -70,3 +70,12 @@ final class HeldStateFile {
         }
     }
 }
+
+/// Waits on the calling thread, not the cooperative pool, which the other tests may keep busy.
+func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw RealKernel.TimedOut() }
+        usleep(5000)
+    }
+}

@@ -18,14 +18,14 @@ import Testing
         ]
     }
 
-    @Test func aCommandKilledInItsSysfsWriteLeavesTheIntentEntry() async throws {
+    @Test func aCommandKilledInItsSysfsWriteLeavesTheIntentEntry() throws {
         let tree = try CLITests.machine()
         let state = "\(tree.root)/state"
         let held = try HeldStateFile(
             "\(tree.root)/devices/system/memory/memory35/state", value: "online")
         let command = try StormTests.RunningDaemon(Self.offline(tree, state: state))
         let pid = command.process.processIdentifier
-        try await RealKernel.until(timeout: .seconds(30)) { held.serve(pid) || !command.process.isRunning }
+        try waitUntil(timeout: .seconds(30)) { held.serve(pid) || !command.process.isRunning }
         #expect(command.process.isRunning, "\(command.log)")
         // Held in the open of memory35/state: nothing written to it yet. Killed there:
         kill(pid, SIGKILL)
@@ -50,15 +50,14 @@ import Testing
             ] + Self.offline(tree, state: "\(tree.root)/state"), executable: "/usr/bin/strace")
         #expect(output.status == 0, "\(output.stderr)")
         #expect(tree.state("memory35") == "offline")
-        // Lines as "PID call(args) = result"; the pid is dropped.
-        let calls = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map {
-            String($0.drop { $0 != " " }.dropFirst())
-        }
+        let calls = Self.calls(try String(contentsOfFile: trace, encoding: .utf8))
         func first(after start: Int, _ matches: (String) -> Bool) -> Int? {
             calls.indices.first { $0 > start && matches(calls[$0]) }
         }
         func fd(of call: String) -> String { String(call.split(separator: "= ").last ?? "") }
-        let created = try #require(first(after: -1) { $0.hasPrefix("openat(") && $0.contains("\".intent.") })
+        let created = try #require(
+            first(after: -1) { $0.hasPrefix("openat(") && $0.contains("\".intent.") },
+            "\(calls.filter { $0.contains("intent") }.joined(separator: "\n"))")
         let file = fd(of: calls[created])
         let directory = String(calls[created].dropFirst("openat(".count).prefix { $0 != "," })
         let fileSynced = try #require(first(after: created) { $0.hasPrefix("fsync(\(file))") })
@@ -72,5 +71,27 @@ import Testing
         #expect(
             directorySynced < stateOpened,
             "memory35's state opened at call \(stateOpened), the intent directory synced at \(directorySynced)")
+    }
+
+    /// strace -f's lines, "PID call(args) = result", as "call(args) = result" in the order the calls
+    /// began: a call another thread's interrupted ("PID call(args <unfinished ...>", later
+    /// "PID <... call resumed>rest") is put together where it began.
+    static func calls(_ trace: String) -> [String] {
+        var calls: [String] = []
+        var unfinished: [Substring: Int] = [:]
+        for line in trace.split(separator: "\n") {
+            let pid = line.prefix { $0 != " " }
+            let call = line.drop { $0 != " " }.drop { $0 == " " }  // Padded to a width.
+            if let start = call.range(of: " <unfinished ...>") {
+                unfinished[pid] = calls.count
+                calls.append(String(call[..<start.lowerBound]))
+            } else if call.hasPrefix("<..."), let resumed = call.range(of: " resumed>"), let index = unfinished[pid] {
+                calls[index] += call[resumed.upperBound...]
+                unfinished[pid] = nil
+            } else {
+                calls.append(String(call))
+            }
+        }
+        return calls
     }
 }

@@ -6,7 +6,7 @@ import Testing
 /// Ctrl-C, a real SIGINT, in the middle of `hotplugd offline`: the write in progress ends, and what
 /// was taken offline is put back online before the command exits 130, with no intent left behind.
 @Suite struct InterruptTests {
-    @Test func sigintHalfWayPutsEveryBlockBackAndSaysSo() async throws {
+    @Test func sigintHalfWayPutsEveryBlockBackAndSaysSo() throws {
         let tree = try FakeSysfsTree()
         try tree.addCPU(0, online: nil)
         let blocks = 32..<48
@@ -21,15 +21,15 @@ import Testing
             "--state-directory", state,
         ])
         let pid = command.process.processIdentifier
-        try await RealKernel.until(timeout: .seconds(30)) { held.serve(pid) || !command.process.isRunning }
+        try waitUntil(timeout: .seconds(30)) { held.serve(pid) || !command.process.isRunning }
         #expect(command.process.isRunning, "\(command.log)")
         #expect(tree.state("memory41") == "offline" && tree.state("memory39") == "online")
         #expect(kill(pid, SIGINT) == 0)
-        try await Task.sleep(for: .milliseconds(200))
+        usleep(200_000)
         #expect(command.process.isRunning, "the signal waits for the write in progress")
         // The write goes through; then memory40, the last taken offline, is the first put back.
         try held.releaseWriter()
-        try await RealKernel.until(timeout: .seconds(30)) {
+        try waitUntil(timeout: .seconds(30)) {
             if held.serve(pid) {
                 do {
                     try held.releaseWriter()

@@ -11,7 +11,7 @@ import Testing
     enum Plant: CaseIterable { case fifo, symlink, hardLink }
 
     /// Each name gets each kind of plant in one of the three rotations.
-    @Test(arguments: 0..<3) func nothingPlantedIsFollowedOpenedOrWaitedOn(rotation: Int) async throws {
+    @Test(arguments: 0..<3) func nothingPlantedIsFollowedOpenedOrWaitedOn(rotation: Int) throws {
         let tree = try CLITests.machine()
         try tree.addMemoryHotplugParameters()
         let base = "\(tree.root)/files"
@@ -42,18 +42,21 @@ import Testing
 
         let daemon = try StormTests.RunningDaemon(
             ["run", "--source", "kernel", "--runtime-directory", runtime] + machine)
-        try await RealKernel.until(timeout: .seconds(30)) {
+        try waitUntil(timeout: .seconds(30)) {
             daemon.log.contains { $0.contains("memory devices present") } || !daemon.process.isRunning
         }
         #expect(daemon.process.isRunning, "\(daemon.log)")
         // Serving: the metrics file and the boot baseline are its own now, whatever stood there.
-        try await RealKernel.until(timeout: .seconds(10)) { Self.isRegularFile("\(metrics)/hotplugd.prom") }
+        try waitUntil(timeout: .seconds(10)) { Self.isRegularFile("\(metrics)/hotplugd.prom") }
         #expect(Self.isRegularFile("\(runtime)/boot-kernel-pages"))
         #expect(
             (try? String(contentsOfFile: "\(runtime)/boot-kernel-pages", encoding: .utf8))?.hasPrefix("boot ") == true)
         // An intent file it cannot read whole keeps what is offline offline (none is, here).
         #expect(daemon.log.contains { $0.contains("cannot read the intent file whole") })
-        let stopping = try await daemon.stop()
+        let stopping = ContinuousClock().measure {
+            daemon.process.terminate()
+            daemon.process.waitUntilExit()
+        }
         #expect(stopping < .seconds(5), "stopped in \(stopping)")
         #expect(daemon.process.terminationStatus == 0, "\(daemon.log)")
         // A clean stop put the kernel's settings back and removed the record.
