@@ -31,6 +31,11 @@ final class DaemonOutputs {
         }
     }
 
+    deinit {
+        // After a start that failed, nothing called `stop`: the writer's thread ends all the same.
+        writer?.stop { _ in }
+    }
+
     /// Hands on what the core did. Returns when the metrics file should next be written, if a
     /// write is due but too early.
     func publish(

@@ -62,17 +62,22 @@ final class MetricsWriter: Sendable {
     }
 
     /// `stop` without waiting: `done` is called once, with true when the thread has ended, or with
-    /// false after `limit`.
+    /// false after `limit`. A second stop waits for nothing: `done` says whether the thread ended.
     func stop(_ done: @escaping @Sendable (Bool) -> Void) {
-        let ended = state.withLock { state in
+        let (ended, again) = state.withLock { state in
+            let again = state.stopping
             state.stopping = true
-            state.done = done
-            return state.finished
+            if !again { state.done = done }
+            return (state.finished, again)
+        }
+        if again {
+            done(ended)
+            return
         }
         wake.signal()
         if ended { finish(ended: true) }
-        timers.asyncAfter(deadline: .now() + .nanoseconds(Int(limit / .nanoseconds(1)))) {
-            [self] in finish(ended: false)
+        timers.asyncAfter(deadline: .now() + .nanoseconds(Int(limit / .nanoseconds(1)))) { [self] in
+            finish(ended: false)
         }
     }
 
