@@ -76,10 +76,12 @@ final class MetricsWriter: Sendable {
         }
         wake.signal()
         if ended { finish(ended: true) }
-        timers.asyncAfter(deadline: .now() + .nanoseconds(Int(limit / .nanoseconds(1)))) { [self] in
+        timers.asyncAfter(deadline: limitFromNow) { [self] in
             finish(ended: false)
         }
     }
+
+    private var limitFromNow: DispatchTime { .now() + .nanoseconds(Int(limit / .nanoseconds(1))) }
 
     /// Calls the stop's `done`, the first time only.
     private func finish(ended: Bool) {
@@ -125,7 +127,7 @@ final class MetricsWriter: Sendable {
 
     private func perform(_ text: String, number: Int) {
         let start = ContinuousClock.now
-        timers.asyncAfter(deadline: .now() + .nanoseconds(Int(limit / .nanoseconds(1)))) {
+        timers.asyncAfter(deadline: limitFromNow) {
             [self] in
             let report = state.withLock { state in
                 guard state.writing == number, state.reportedSlow == nil else { return false }
