@@ -11,13 +11,14 @@ import struct SystemPackage.Errno
 /// first start after boot and stores it in its runtime directory, tagged with the boot id so a
 /// file from an earlier boot is never taken for this one.
 public struct BootBaseline: Sendable {
-    public let directory: String
+    /// The runtime directory, held for the process.
+    public let files: OwnDirectory
     /// This boot's id; nil when it cannot be read, and then nothing is kept or loaded: a file
     /// whose boot cannot be told apart from this one's would be a guess.
     public let bootID: String?
 
-    public init(directory: String, bootIDPath: String = "/proc/sys/kernel/random/boot_id") {
-        self.directory = directory
+    public init(directory: OwnDirectory, bootIDPath: String = "/proc/sys/kernel/random/boot_id") {
+        self.files = directory
         do {
             self.bootID = try TextFile.read(bootIDPath).trimmingWhitespace().description
         } catch {
@@ -25,7 +26,8 @@ public struct BootBaseline: Sendable {
         }
     }
 
-    public var path: String { "\(directory)/boot-kernel-pages" }
+    public var directory: String { files.path }
+    public var path: String { files.path(of: "boot-kernel-pages") }
 
     /// The stored figure for this boot; nil when there is none (no file, another boot's, no boot id).
     /// A file that cannot be read or parsed is an error: the caller says so and counts again.
@@ -33,7 +35,7 @@ public struct BootBaseline: Sendable {
         guard let bootID else { return nil }
         let text: String
         do {
-            text = try TextFile.readOwn(path)
+            text = try files.read("boot-kernel-pages")
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return nil
         }
@@ -54,8 +56,7 @@ public struct BootBaseline: Sendable {
     public func store(_ pages: [Int: Int]) throws {
         guard let bootID else { throw Errno.noSuchFileOrDirectory }
         // systemd makes the directory (RuntimeDirectory=); elsewhere hotplugd does.
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
         let body = pages.keys.sorted().map { "node \($0) \(pages[$0]!)" }.joined(separator: "\n")
-        try TextFile.write(path, "boot \(bootID)\n\(body)\n")
+        try files.write("boot-kernel-pages", "boot \(bootID)\n\(body)\n")
     }
 }

@@ -82,14 +82,22 @@ public final class Daemon: Service {
                 "socket_buffer_bytes": "\(bytes)",
             ])
 
-        let baseline = options.runtimeDirectory.map { BootBaseline(directory: $0) }
+        // Opened once for the process: the boot baseline and the kernel-online record live there.
+        let runtime = options.runtimeDirectory.map { OwnDirectory($0) }
+        let baseline = runtime.map { BootBaseline(directory: $0) }
         let driver = try makeDriver(baseline: baseline)
-        let kernelOnline = try makeKernelOnline(driver)
+        let kernelOnline = try makeKernelOnline(driver, runtime: runtime)
         let heartbeat = Heartbeat()
         driver.heartbeat = heartbeat
         driver.shouldStop = { queue.isStopped }
         let (publications, publish) = AsyncStream<CoreLoop.Publication>.makeStream()
-        let outputs = makeOutputs(publish)
+        let outputs: DaemonOutputs
+        do {
+            outputs = try makeOutputs(publish)
+        } catch {
+            kernelOnline?.restore()
+            throw error
+        }
         let loop = CoreLoop(
             driver: driver, queue: queue, metrics: outputs.metrics, logger: logger, publish: publish
         ) { [self] driver in
@@ -148,10 +156,12 @@ public final class Daemon: Service {
         ServiceManager.notify("STOPPING=1")
         logger.info("stopping")
         await outputs.hooks.stop()
-        _ = outputs.writeMetrics(force: true)
+        await outputs.stop()
     }
 
-    private func makeOutputs(_ continuation: AsyncStream<CoreLoop.Publication>.Continuation) -> DaemonOutputs {
+    private func makeOutputs(
+        _ continuation: AsyncStream<CoreLoop.Publication>.Continuation
+    ) throws(DaemonError) -> DaemonOutputs {
         // A dry run writes no file at all, the metrics included.
         let metrics = options.dryRun ? nil : options.config.metrics.textfile.map { DaemonMetrics(path: $0) }
         var hookOptions = options.hooks
@@ -160,7 +170,7 @@ public final class Daemon: Service {
             metrics?.hookRan(run, result: result)
             continuation.yield(.flush)
         }
-        return DaemonOutputs(hooks: hooks, metrics: metrics, logger: logger)
+        return try DaemonOutputs(hooks: hooks, metrics: metrics, logger: logger)
     }
 
     /// SIGHUP as a new configuration for the core and the hooks, and, when systemd asks for them,
@@ -286,7 +296,7 @@ public final class Daemon: Service {
     }
 
     /// Sets the kernel's onlining settings from the configuration, or in a dry run says what it would set.
-    private func makeKernelOnline(_ driver: CoreDriver) throws -> KernelOnlineControl? {
+    private func makeKernelOnline(_ driver: CoreDriver, runtime: OwnDirectory?) throws -> KernelOnlineControl? {
         guard let sysfs = driver.sysfs as? Sysfs else { return nil }
         if options.dryRun || !options.setsKernelOnline {
             let plan = MemoryOnlining.plan(options.config.memory, kernel: sysfs.kernelOnlineSupport())
@@ -298,7 +308,7 @@ public final class Daemon: Service {
                 ])
             return nil
         }
-        let control = KernelOnlineControl(sysfs: sysfs, runtimeDirectory: options.runtimeDirectory, logger: logger)
+        let control = KernelOnlineControl(sysfs: sysfs, runtimeDirectory: runtime, logger: logger)
         driver.manageKernelOnline(with: control)
         return control
     }

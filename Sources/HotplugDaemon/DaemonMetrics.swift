@@ -11,6 +11,9 @@ import Synchronization
 /// many daemons), and only the registry's own API carries the `# HELP` text.
 public final class DaemonMetrics: Sendable {
     public let path: String
+    /// The file's directory, held for the process, and its name there.
+    let directory: OwnDirectory
+    let name: String
     let registry = PrometheusCollectorRegistry()
     private let gaugeLabels = Mutex<[String: Set<[String]>]>([:])
 
@@ -21,6 +24,9 @@ public final class DaemonMetrics: Sendable {
 
     public init(path: String) {
         self.path = path
+        let slash = path.lastIndex(of: "/")
+        directory = OwnDirectory(slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? ".")
+        name = slash.map { String(path[path.index(after: $0)...]) } ?? path
     }
 
     private func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -140,9 +146,10 @@ public final class DaemonMetrics: Sendable {
     /// The text node_exporter reads.
     public var text: String { registry.emitToString() }
 
-    /// Replaces the file atomically (a temporary file beside it, renamed over it): the collector
-    /// never reads half a file, and it ignores the temporary one, which does not end in `.prom`.
-    public func write() throws {
-        try TextFile.write(path, text)
+    /// Replaces the file with `text` atomically (a temporary file beside it, renamed over it):
+    /// the collector never reads half a file, and it ignores the temporary one, which does not
+    /// end in `.prom`. The directory is not made: node_exporter's is somebody else's.
+    public func write(_ text: String) throws {
+        try directory.write(name, text, create: false)
     }
 }

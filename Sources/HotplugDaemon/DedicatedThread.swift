@@ -30,6 +30,11 @@ final class DedicatedThread: Sendable {
     func join() {
         pthread_join(thread, nil)
     }
+
+    /// Lets the thread end on its own, its resources freed then, with nobody waiting for it.
+    func detach() {
+        pthread_detach(thread)
+    }
 }
 
 extension DedicatedThread {

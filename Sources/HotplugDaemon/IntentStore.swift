@@ -13,18 +13,20 @@ import struct SystemPackage.Errno
 public struct IntentStore: Sendable {
     public static let defaultDirectory = "/var/lib/hotplugd"
 
-    public let directory: String
+    /// Held for the process: every store made from one `IntentStore` shares its descriptor.
+    public let files: OwnDirectory
 
     public init(directory: String) {
-        self.directory = directory
+        files = OwnDirectory(directory)
     }
 
-    public var path: String { "\(directory)/intent" }
+    public var directory: String { files.path }
+    public var path: String { files.path(of: "intent") }
 
     /// The entries on disk, and the lines that are not entries. No file means no intent.
     public func load() throws -> (intent: OperatorIntent, badLines: [OperatorIntent.BadLine]) {
         do {
-            return OperatorIntent.parse(try TextFile.readOwn(path, limit: OperatorIntent.maximumFileBytes))
+            return OperatorIntent.parse(try files.read("intent", limit: OperatorIntent.maximumFileBytes))
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return (OperatorIntent(), [])
         }
@@ -34,13 +36,8 @@ public struct IntentStore: Sendable {
     /// Returns the intent after the change.
     @discardableResult
     public func update(_ change: (inout OperatorIntent) -> Void) throws -> OperatorIntent {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
-        let lock = open("\(directory)/intent.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard lock >= 0 else { throw Errno(rawValue: errno) }
-        defer { close(lock) }
-        while flock(lock, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw Errno(rawValue: errno) }
-        }
+        let lock = try files.lock("intent.lock")
+        defer { _ = Glibc.close(lock.rawValue) }  // Only locked, never written.
         let before = try load().intent
         var after = before
         change(&after)
@@ -50,7 +47,7 @@ public struct IntentStore: Sendable {
             guard text.utf8.count <= OperatorIntent.maximumFileBytes else {
                 throw IntentStoreError.tooLarge(bytes: text.utf8.count)
             }
-            try TextFile.write(path, text)
+            try files.write("intent", text)
         }
         return after
     }

@@ -17,8 +17,11 @@ public final class KernelOnlineControl {
     public typealias Setting = KernelOnlineSettings.Setting
 
     let sysfs: Sysfs
-    /// Where the found values are recorded; nil records nothing (a test tree, not this machine).
-    let recordPath: String?
+    /// The runtime directory, where the found values are recorded; nil records nothing (a test
+    /// tree, not this machine).
+    let runtime: OwnDirectory?
+    var recordPath: String? { runtime?.path(of: Self.recordName) }
+    static let recordName = "kernel-online"
     let logger: Logger
     /// The value found before hotplugd changed it, for each setting it changed.
     private(set) var found: [Setting: String] = [:]
@@ -27,9 +30,9 @@ public final class KernelOnlineControl {
     /// The mode in force since the last `apply`.
     public private(set) var mode = MemoryOnlining.userspace(reason: "not applied yet")
 
-    public init(sysfs: Sysfs, runtimeDirectory: String?, logger: Logger) {
+    public init(sysfs: Sysfs, runtimeDirectory: OwnDirectory?, logger: Logger) {
         self.sysfs = sysfs
-        self.recordPath = runtimeDirectory.map { "\($0)/kernel-online" }
+        self.runtime = runtimeDirectory
         self.logger = logger
         takeOverRecord()
     }
@@ -162,16 +165,14 @@ public final class KernelOnlineControl {
 
     /// One line per setting changed: `SETTING FOUND`; no file when nothing is changed.
     private func storeRecord() throws {
-        guard let recordPath else { return }
+        guard let runtime else { return }
         if found.isEmpty {
-            if unlink(recordPath) != 0 && errno != ENOENT { throw Errno(rawValue: errno) }
+            try runtime.remove(Self.recordName)
             return
         }
-        let directory = String(recordPath[..<recordPath.lastIndex(of: "/")!])
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
         let lines = Setting.allCases.compactMap { setting in found[setting].map { "\(setting.rawValue) \($0)" } }
-        try TextFile.write(
-            recordPath,
+        try runtime.write(
+            Self.recordName,
             "# The kernel's memory onlining settings as hotplugd found them; a clean stop writes them back.\n"
                 + lines.joined(separator: "\n") + "\n")
     }
@@ -179,16 +180,16 @@ public final class KernelOnlineControl {
     /// A record left by a hotplugd that did not stop cleanly: its found values are the ones to put
     /// back, not what the settings read now (which are that hotplugd's).
     private func takeOverRecord() {
-        guard let recordPath else { return }
+        guard let runtime else { return }
         let text: String
         do {
-            text = try TextFile.readOwn(recordPath)
+            text = try runtime.read(Self.recordName)
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return
         } catch {
             logger.error(
                 "cannot read the record of kernel memory onlining settings; what they were before hotplugd is unknown",
-                metadata: ["path": "\(recordPath)", "error": "\(error)"])
+                metadata: ["path": "\(runtime.path(of: Self.recordName))", "error": "\(error)"])
             return
         }
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {

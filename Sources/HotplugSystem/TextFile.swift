@@ -3,9 +3,9 @@ import Glibc
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
 import struct SystemPackage.FilePath
-import struct SystemPackage.FilePermissions
 
-/// Whole small text files outside sysfs: the configuration, /proc/cmdline, the daemon's own state.
+/// Whole small text files outside sysfs: the configuration, /proc/cmdline, and, through an
+/// `OwnDirectory`, the daemon's own state.
 public enum TextFile {
     /// Reads a file of at most `limit` bytes; a longer one is refused rather than cut.
     /// Errors are swift-system's `Errno`.
@@ -20,15 +20,16 @@ public enum TextFile {
         return try readAll(fd, limit: limit)
     }
 
-    /// Reads one of hotplugd's own files (intent, boot baseline, records): never through a link
+    /// Reads one of hotplugd's own files, `name` in `directory`: never through a link
     /// (O_NOFOLLOW), never blocking on something planted in its place (O_NONBLOCK), and only a
     /// regular file. Errors are swift-system's `Errno` (ELOOP for a link, EINVAL for a non-file).
-    public static func readOwn(_ path: String, limit: Int = 1 << 20) throws -> String {
-        let fd = try FileDescriptor.open(
-            FilePath(path), .readOnly, options: [.closeOnExec, .noFollow, .nonBlocking])
-        defer { _ = Glibc.close(fd.rawValue) }  // Read only: see `FileDescriptor.closeAfterUse`.
-        try requireRegularFile(fd)
-        return String(decoding: try readAll(fd, limit: limit), as: UTF8.self)
+    static func readOwn(_ name: String, in directory: FileDescriptor, limit: Int) throws -> String {
+        let fd = openat(directory.rawValue, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        let file = FileDescriptor(rawValue: fd)
+        defer { _ = Glibc.close(fd) }  // Read only: see `FileDescriptor.closeAfterUse`.
+        try requireRegularFile(file)
+        return String(decoding: try readAll(file, limit: limit), as: UTF8.self)
     }
 
     private static func readAll(_ fd: FileDescriptor, limit: Int) throws -> [UInt8] {
@@ -43,23 +44,17 @@ public enum TextFile {
         return bytes
     }
 
-    /// Replaces a file atomically and durably, without trusting anything already in the directory.
+    /// Replaces `name` in `directory` atomically and durably, without trusting anything already
+    /// in the directory.
     ///
-    /// The directory is opened without following a link; the new contents go to a file of a random
-    /// name created there exclusively (O_EXCL|O_NOFOLLOW|O_NONBLOCK: a planted link, FIFO or hard
-    /// link is never opened, so nothing outside is truncated or chmod'ed and nothing blocks), which
-    /// is checked to be a regular file, synced, renamed over the name, and the directory synced:
-    /// after a power cut the file is the old one or the new one, whole. The mode is set
-    /// explicitly: the service's `UMask=0077` must not hide a file that others (node_exporter, an
-    /// operator's `hotplugd status`) read.
-    public static func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
-        let slash = path.lastIndex(of: "/")
-        let directoryPath = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard !name.isEmpty, name != ".", name != ".." else { throw Errno.invalidArgument }
-        let directory = try FileDescriptor.open(
-            FilePath(directoryPath), .readOnly, options: [.directory, .noFollow, .closeOnExec])
-        defer { _ = Glibc.close(directory.rawValue) }  // Synced below; see `FileDescriptor.closeAfterUse`.
+    /// The new contents go to a file of a random name created exclusively (O_EXCL|O_NOFOLLOW|
+    /// O_NONBLOCK: a planted link, FIFO or hard link is never opened, so nothing outside is
+    /// truncated or chmod'ed and nothing blocks), which is checked to be a regular file, synced,
+    /// renamed over the name, and the directory synced: after a power cut the file is the old one
+    /// or the new one, whole. The mode is set explicitly: the service's `UMask=0077` must not hide
+    /// a file that others (node_exporter, an operator's `hotplugd status`) read.
+    static func write(_ text: String, to name: String, in directory: FileDescriptor, mode: mode_t) throws {
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/") else { throw Errno.invalidArgument }
         var temporary = ""
         var fd: Int32 = -1
         for _ in 0..<16 {
@@ -76,10 +71,15 @@ public enum TextFile {
             if fchmod(fd, mode) != 0 { throw Errno(rawValue: errno) }
             _ = try Array(text.utf8).withUnsafeBytes { try file.writeAll($0) }
             if fsync(fd) != 0 { throw Errno(rawValue: errno) }
-            try file.close()
         } catch {
             // The write already failed; that error is the one to report, and the file goes.
             _ = Glibc.close(fd)
+            unlinkat(directory.rawValue, temporary, 0)
+            throw error
+        }
+        // Closed once, whatever close says: a second close could hit another thread's new descriptor.
+        guard Glibc.close(fd) == 0 else {
+            let error = Errno(rawValue: errno)
             unlinkat(directory.rawValue, temporary, 0)
             throw error
         }
@@ -91,7 +91,7 @@ public enum TextFile {
         if fsync(directory.rawValue) != 0 { throw Errno(rawValue: errno) }
     }
 
-    private static func requireRegularFile(_ fd: FileDescriptor) throws {
+    static func requireRegularFile(_ fd: FileDescriptor) throws {
         var status = stat()
         guard fstat(fd.rawValue, &status) == 0 else { throw Errno(rawValue: errno) }
         guard status.st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }

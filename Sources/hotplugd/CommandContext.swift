@@ -21,7 +21,7 @@ struct CommandContext {
         if options.isThisMachine {
             kernelCommandLine = Self.kernelCommandLine()
             do {
-                bootKernelPages = try BootBaseline(directory: "/run/hotplugd").load()
+                bootKernelPages = try BootBaseline(directory: OwnDirectory("/run/hotplugd")).load()
             } catch {
                 // Counted from what is online now, as the daemon does when it cannot read it.
                 printError("warning: cannot read the boot memory baseline in /run/hotplugd: \(error)")

@@ -83,8 +83,8 @@ extension CoreDriverTests {
     @Test func staleEntriesAreDroppedAtStart() throws {
         try tree.addCPU(2, online: false)
         try store.update { _ in }
-        try TextFile.write(
-            store.path, "cpu1 observed 5\ncpu2 observed 5\ncpu9 observed 5\nmemory3 comand 5\n")
+        try store.files.write(
+            "intent", "cpu1 observed 5\ncpu2 observed 5\ncpu9 observed 5\nmemory3 comand 5\n")
         let engine = engine(intentStore: store)
         try engine.start()
         #expect(try storedIntent() == ["cpu2": .observed], "cpu1 is online, cpu9 is gone")
@@ -97,7 +97,7 @@ extension CoreDriverTests {
     @Test func anIntentFileThatCannotBeReadWholeKeepsOfflineDevicesOfflineUntilMended() throws {
         try tree.addCPU(2, online: false)
         try store.update { _ in }
-        try TextFile.write(store.path, "cpu3 observed 5\ncpu2 observd 5\n")  // cpu2's line is broken.
+        try store.files.write("intent", "cpu3 observed 5\ncpu2 observd 5\n")  // cpu2's line is broken.
         let engine = engine(intentStore: store)
         try engine.start()
         #expect(kernel.writes.isEmpty, "cpu2 may be the one the broken line keeps offline")
@@ -111,7 +111,7 @@ extension CoreDriverTests {
         #expect(kernel.writes == ["cpu4=1"])
 
         // Mended, and the daemon reloaded: cpu2 is no entry of it, and goes online.
-        try TextFile.write(store.path, "cpu3 observed 5\n")
+        try store.files.write("intent", "cpu3 observed 5\n")
         engine.update(config: engine.core.config)
         #expect(kernel.writes == ["cpu4=1", "cpu2=1"])
         #expect(log.contains("the intent file reads whole again"))
@@ -120,7 +120,7 @@ extension CoreDriverTests {
     @Test func anOversizedIntentFileFailsClosedAndIsNeverWritten() throws {
         try tree.addCPU(2, online: false)
         try store.update { _ in }
-        try TextFile.write(store.path, String(repeating: "# padding\n", count: 110_000))
+        try store.files.write("intent", String(repeating: "# padding\n", count: 110_000))
         let engine = engine(intentStore: store)
         try engine.start()
         #expect(kernel.writes.isEmpty)
@@ -177,7 +177,7 @@ extension CoreDriverTests {
 
     @Test func statusShowsNoIntentOfADeviceOnlineSinceItWasRecorded() throws {
         try store.update { _ in }
-        try TextFile.write(store.path, "cpu1 command 5\n")
+        try store.files.write("intent", "cpu1 command 5\n")
         let engine = engine(options: { $0.dryRun = true }, intentStore: store)
         try engine.scanOnly()
         #expect(engine.core.status().first { $0.device == "cpu1" }?.intent == nil, "cpu1 is online")

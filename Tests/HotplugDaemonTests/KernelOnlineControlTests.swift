@@ -20,7 +20,8 @@ import Testing
     }
 
     func control() throws -> KernelOnlineControl {
-        KernelOnlineControl(sysfs: try Sysfs(root: tree.root), runtimeDirectory: runtime, logger: log.logger())
+        KernelOnlineControl(
+            sysfs: try Sysfs(root: tree.root), runtimeDirectory: OwnDirectory(runtime), logger: log.logger())
     }
 
     func settings() -> [String] {

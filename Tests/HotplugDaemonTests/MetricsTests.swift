@@ -21,7 +21,7 @@ extension CoreDriverTests {
         metrics.record(engine.takeOperations())
         metrics.eventsLost()
         metrics.update(from: engine.core.snapshot())
-        try metrics.write()
+        try metrics.write(metrics.text)
 
         let text = try String(contentsOfFile: metrics.path, encoding: .utf8)
         let lines = Set(text.split(separator: "\n").map(String.init))
@@ -65,14 +65,17 @@ extension CoreDriverTests {
     @Test func anUnwritableMetricsFileIsLoggedOnce() async throws {
         let engine = engine()
         try engine.start()
-        let outputs = DaemonOutputs(
+        let outputs = try DaemonOutputs(
             hooks: HookRunner(hooks: [], logger: log.logger()),
             metrics: DaemonMetrics(path: "\(tree.root)/no-such-directory/hotplugd.prom"), logger: log.logger())
         outputs.metricsInterval = .zero
         for _ in 0..<3 {
             outputs.touch()
             _ = await outputs.publish(changes: [], operations: [], snapshot: engine.core.snapshot())
+            // Three writes, not one: each has failed before the next is handed over.
+            while outputs.writer?.isBusy == true { try await Task.sleep(for: .milliseconds(1)) }
         }
+        await outputs.stop()
         #expect(log.count("cannot write the metrics file") == 1)
     }
 }
