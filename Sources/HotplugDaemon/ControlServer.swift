@@ -259,10 +259,14 @@ public struct ControlClient: ~Copyable {
         }
     }
 
-    /// Follows device changes: `changes` is called with each burst until the daemon goes
-    /// (returns) or the connection fails (throws).
-    public mutating func monitor(_ changes: ([[String: Any]]) -> Void) throws(ControlClientError) {
+    /// Follows device changes: `ready` is called once the daemon has taken the subscription (its
+    /// first, empty reply), then `changes` with each burst until the daemon goes (returns) or the
+    /// connection fails (throws).
+    public mutating func monitor(
+        ready: () -> Void, _ changes: ([[String: Any]]) -> Void
+    ) throws(ControlClientError) {
         try send(["method": ControlServer.monitorMethod, "more": true])
+        var subscribed = false
         while true {
             let reply: [String: Any]
             do {
@@ -272,6 +276,10 @@ public struct ControlClient: ~Copyable {
             }
             guard let parameters = reply["parameters"] as? [String: Any] else {
                 throw ControlClientError(reason: "the daemon answered \(reply["error"] ?? "nothing")")
+            }
+            if !subscribed {
+                subscribed = true
+                ready()
             }
             if let burst = parameters["changes"] as? [[String: Any]], !burst.isEmpty { changes(burst) }
         }

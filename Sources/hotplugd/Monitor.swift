@@ -34,10 +34,13 @@ struct Monitor: ParsableCommand {
         }
         // Ctrl-C is the way out: the connection closes with the process.
         signal(SIGINT) { _ in _exit(0) }
-        if !json { print("following hotplugd's device changes (Ctrl-C ends)") }
-        fflush(nil)  // Every stream: a pipe to `grep` must see each line as it comes.
+        let json = json
         do {
-            try client.monitor { burst in
+            try client.monitor {
+                // Said once the daemon has the subscription: nothing after this line is missed.
+                if !json { print("following hotplugd's device changes (Ctrl-C ends)") }
+                fflush(nil)  // Every stream: a pipe to `grep` must see each line as it comes.
+            } _: { burst in
                 for line in Self.lines(burst, devices: devices, json: json, at: Date()) { print(line) }
                 fflush(nil)
             }

@@ -29,7 +29,7 @@ import Testing
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
         defer { if daemon.isRunning { daemon.terminate() } }
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(60)
         while access("\(directory)/run/control", F_OK) != 0, Date() < deadline { usleep(20_000) }
         // Coldplug onlined cpu1 at start; taken offline again behind its back, and no uevent:
         // sysfs says offline, the daemon still knows it as online.
@@ -53,7 +53,9 @@ import Testing
             let text = String(decoding: handle.availableData, as: UTF8.self)
             seen.withLock { $0 += text }
         }
+        /// Each wait has its own minute: under ThreadSanitizer every step of the binary is slow.
         func wait(for text: String) {
+            let deadline = Date().addingTimeInterval(60)
             while !seen.withLock({ $0.contains(text) }), Date() < deadline { usleep(20_000) }
         }
         wait(for: "following")
