@@ -107,11 +107,11 @@ def test_service_onlines_logs_to_the_journal_reloads_and_survives_its_watchdog(s
 
     # A good configuration is taken on reload...
     service.sh("printf '[memory]\\nonline_type = \"online_kernel\"\\n' > /etc/hotplugd/hotplugd.toml")
-    service.sh("systemctl restart hotplugd")  # [metrics] takes effect at a start.
+    service.sh("systemctl reload hotplugd")
     assert any(e["MESSAGE"] == "configuration reloaded" for e in journal(service))
     # ...a broken one is refused, and the one in force stays.
     service.sh("printf '[memory]\\nonline_type = \"sideways\"\\n' > /etc/hotplugd/hotplugd.toml")
-    service.sh("systemctl restart hotplugd")  # [metrics] takes effect at a start.
+    service.sh("systemctl reload hotplugd")
     failed = journal(service, f"MESSAGE_ID={RELOAD_FAILED_ID}")
     assert failed and "memory.online_type" in failed[0]["HOTPLUG_ERROR"], failed
     wait_for(service, "systemctl is-active hotplugd", "active")
