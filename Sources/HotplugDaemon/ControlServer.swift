@@ -41,18 +41,9 @@ public final class ControlServer: Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw DaemonError.control("socket: \(String(cString: strerror(errno)))") }
         unlink(path)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let bound = Self.withAddress(of: path, { bind(fd, $0, $1) }) else {
             close(fd)
             throw DaemonError.control("\(path): path too long for a socket")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
         }
         guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else {
             let error = String(cString: strerror(errno))
@@ -150,11 +141,8 @@ public final class ControlServer: Sendable {
                     report.memoryOnlining = MemoryOnliningStatus(plan: driver.core.memoryOnlining, sysfs: sysfs)
                 }
                 report.source = "daemon"
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                encoder.keyEncodingStrategy = .convertToSnakeCase
                 do {
-                    let body = try encoder.encode(report)
+                    let body = try report.json(pretty: false)
                     answer.withLock { $0 = Array(#"{"parameters":"#.utf8) + Array(body) + Array("}".utf8) + [0] }
                 } catch {
                     answer.withLock {
@@ -178,6 +166,19 @@ public final class ControlServer: Sendable {
         if let zone = change.zone { object["zone"] = zone }
         if let node = change.node { object["node"] = node }
         return object
+    }
+
+    /// Runs `body` (bind or connect) with the socket address of `path`; nil when the path is too
+    /// long for one.
+    static func withAddress(of path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
     }
 
     /// A JSON object and its NUL.
@@ -218,18 +219,9 @@ public struct ControlClient: ~Copyable {
         let path = "\(directory)/\(ControlServer.socketName)"
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(.init(reason: "socket: \(String(cString: strerror(errno)))")) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard let connected = ControlServer.withAddress(of: path, { Glibc.connect(fd, $0, $1) }) else {
             close(fd)
             return .failure(.init(reason: "\(path): path too long for a socket"))
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
         }
         guard connected == 0 else {
             let error = errno

@@ -1,3 +1,4 @@
+import Foundation
 import HotplugCore
 
 /// What `hotplugd status` shows: CPUs, memory blocks collapsed into ranges the way lsmem(1) shows
@@ -42,6 +43,14 @@ public struct StatusReport: Sendable, Equatable, Codable {
         public var offlineBytes: Int
         public var onlineBytesByZone: [String: Int]
         public var onlineBytesByNode: [String: Int]
+    }
+
+    /// The JSON form: snake_case keys, sorted, as `status --json` prints and the control socket sends.
+    public func json(pretty: Bool) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(self)
     }
 
     public init(devices: [DeviceStatus], blockSizeBytes: Int) {

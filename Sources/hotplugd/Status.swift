@@ -32,10 +32,7 @@ struct Status: ParsableCommand {
             report = try Self.fromSysfs(machine)
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try report.json(pretty: true), as: UTF8.self))
         } else {
             print(report.text)
             if let note { print("\n(\(note))") }
