@@ -146,8 +146,7 @@ extension DecisionCore {
         var held: [DeviceID] = []
         for id in ready.sorted() where onlineType(forNode: records[id]?.node) == .autoMovable && !kernelPicksZone(id) {
             guard let firmwareNode = records[id]?.block?.firmwareNode else { continue }
-            let (low, high) = knownExtent(of: firmwareNode, around: id)
-            let incomplete = (low...high).compactMap { DeviceID(kind: .memory, index: $0) }.filter { other in
+            let incomplete = dimmBlocks(of: firmwareNode, around: id).filter { other in
                 guard !ready.contains(other), let record = records[other] else { return false }
                 return record.state == .offline && record.managed && record.machine.canRequestOnline
             }
@@ -196,6 +195,12 @@ extension DecisionCore {
         return (low, high)
     }
 
+    /// The blocks of that run, `knownExtent`'s range as devices.
+    func dimmBlocks(of firmwareNode: String, around id: DeviceID) -> [DeviceID] {
+        let (low, high) = knownExtent(of: firmwareNode, around: id)
+        return (low...high).compactMap { DeviceID(kind: .memory, index: $0) }
+    }
+
     /// Blocks a DIMM walk found that no event announced yet: taken in as added, online or not.
     mutating func joinDIMM(_ readings: Readings) {
         for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
@@ -230,9 +235,7 @@ extension DecisionCore {
             else {
                 continue
             }
-            let (low, high) = knownExtent(of: firmwareNode, around: id)
-            for index in low...high {
-                let member = DeviceID(kind: .memory, index: index)!
+            for member in dimmBlocks(of: firmwareNode, around: id) {
                 members.insert(member)
                 if let record = records[member], record.state == .offline, record.managed { wanted.insert(member) }
             }
