@@ -57,10 +57,16 @@ public final class UdevMonitor: Sendable {
         close(stopFD)
     }
 
-    /// `auto` means udev when udevd runs (its control socket exists), else the kernel.
-    public static func resolve(_ source: MonitorSource, runPath: String = "/run/udev/control") -> MonitorSource {
+    /// udevd's control socket: it exists while udevd runs.
+    public static let udevControl = "/run/udev/control"
+
+    /// Whether udevd runs here (its control socket exists).
+    public static func udevdRuns(runPath: String = udevControl) -> Bool { access(runPath, F_OK) == 0 }
+
+    /// `auto` means udev when udevd runs, else the kernel.
+    public static func resolve(_ source: MonitorSource, runPath: String = udevControl) -> MonitorSource {
         guard source == .auto else { return source }
-        return access(runPath, F_OK) == 0 ? .udev : .kernel
+        return udevdRuns(runPath: runPath) ? .udev : .kernel
     }
 }
 

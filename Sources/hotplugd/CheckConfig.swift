@@ -60,7 +60,7 @@ struct CheckConfig: ParsableCommand {
                         + "(it has \(present.sorted().map(String.init).joined(separator: ", ")))")
             }
         }
-        if config.monitor.source == .udev && access("/run/udev/control", F_OK) != 0 {
+        if config.monitor.source == .udev && !UdevMonitor.udevdRuns() {
             warnings.append("monitor.source = udev, but udevd is not running here: hotplugd would hear no events")
         }
         if let textfile = config.metrics.textfile {

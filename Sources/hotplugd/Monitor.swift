@@ -55,9 +55,10 @@ struct Monitor: ParsableCommand {
         let stamp = ISO8601DateFormatter.string(
             from: time, timeZone: .current, formatOptions: [.withTime, .withColonSeparatorInTime])
         if json {
+            let when = ISO8601DateFormatter().string(from: time)
             return burst.map { change in
                 var object = change
-                object["time"] = ISO8601DateFormatter().string(from: time)
+                object["time"] = when
                 do {
                     return String(
                         decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),

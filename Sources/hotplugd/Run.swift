@@ -56,7 +56,7 @@ struct Run: AsyncParsableCommand {
         logger.info(
             "configuration",
             metadata: ["path": "\(options.configPath ?? "none: the defaults (no \(Config.defaultPath))")"])
-        if (source ?? loaded.monitor.source) == .udev, machine.isThisMachine, access("/run/udev/control", F_OK) != 0 {
+        if (source ?? loaded.monitor.source) == .udev, machine.isThisMachine, !UdevMonitor.udevdRuns() {
             logger.warning(
                 """
                 monitor source is udev, but udevd is not running (no /run/udev/control): no event reaches \
