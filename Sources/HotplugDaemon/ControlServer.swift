@@ -107,8 +107,15 @@ public final class ControlServer: Sendable {
             var limit = timeval(tv_sec: 2, tv_usec: 0)
             setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            guard let request = readFrame(client), let method = request["method"] as? String else {
-                close(client)
+            var reader = FrameReader(fd: client)
+            let method: String
+            do {
+                guard let named = try reader.next(limit: 65536)["method"] as? String else {
+                    throw ControlClientError(reason: "no method")
+                }
+                method = named
+            } catch {
+                close(client)  // Not a request: nothing to answer.
                 continue
             }
             switch method {
@@ -189,20 +196,41 @@ public final class ControlServer: Sendable {
             return Array(#"{"error":"io.hotplugd.Failed"}"#.utf8) + [0]
         }
     }
+}
 
-    /// One request, at most 64 KiB up to its NUL.
-    static func readFrame(_ fd: Int32) -> [String: Any]? {
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while bytes.count < 65536 {
-            guard read(fd, &byte, 1) == 1 else { return nil }
-            if byte == 0 { break }
-            bytes.append(byte)
+/// Reads NUL-framed JSON objects off a connection, for both ends of the control socket.
+struct FrameReader {
+    let fd: Int32
+    /// Bytes received after the last frame's NUL.
+    private var pending: [UInt8] = []
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// The next object; `limit` bounds a frame's size (a request), nil takes any (a status report).
+    mutating func next(limit: Int? = nil) throws(ControlClientError) -> [String: Any] {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var end = pending.firstIndex(of: 0)
+        while end == nil {
+            if let limit, pending.count > limit { throw ControlClientError(reason: "a frame over \(limit) bytes") }
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw ControlClientError(reason: "the connection closed") }
+            let start = pending.count
+            pending += chunk[..<count]
+            end = pending[start...].firstIndex(of: 0)
         }
+        guard let end else { throw ControlClientError(reason: "no frame") }
+        let bytes = Array(pending[..<end])
+        pending.removeFirst(end + 1)
         do {
-            return try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+            guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+                throw ControlClientError(reason: "not a JSON object")
+            }
+            return object
+        } catch let error as ControlClientError {
+            throw error
         } catch {
-            return nil
+            throw ControlClientError(reason: "not JSON: \(error)")
         }
     }
 }
@@ -210,8 +238,7 @@ public final class ControlServer: Sendable {
 /// The other end of `ControlServer`, for `hotplugd status` and `hotplugd monitor`.
 public struct ControlClient: ~Copyable {
     private let fd: Int32
-    /// Bytes received after the last frame's NUL.
-    private var pending: [UInt8] = []
+    private var reader: FrameReader
 
     /// Connects to the daemon's socket in `directory`; nil when no daemon answers there (no
     /// socket, or one a stopped daemon left), with the reason.
@@ -231,7 +258,10 @@ public struct ControlClient: ~Copyable {
         return .success(ControlClient(fd: fd))
     }
 
-    private init(fd: Int32) { self.fd = fd }
+    private init(fd: Int32) {
+        self.fd = fd
+        reader = FrameReader(fd: fd)
+    }
 
     deinit { close(fd) }
 
@@ -286,25 +316,10 @@ public struct ControlClient: ~Copyable {
     }
 
     private mutating func receive() throws(ControlClientError) -> [String: Any] {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while !pending.contains(0) {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw ControlClientError(reason: "the daemon closed the connection") }
-            pending += chunk[..<count]
-        }
-        guard let end = pending.firstIndex(of: 0) else { throw ControlClientError(reason: "no frame") }
-        let bytes = Array(pending[..<end])
-        pending.removeFirst(end + 1)
         do {
-            guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-                throw ControlClientError(reason: "the daemon's answer is not a JSON object")
-            }
-            return object
-        } catch let error as ControlClientError {
-            throw error
+            return try reader.next()
         } catch {
-            throw ControlClientError(reason: "the daemon's answer is not JSON: \(error)")
+            throw ControlClientError(reason: "the daemon's answer: \(error)")
         }
     }
 }
