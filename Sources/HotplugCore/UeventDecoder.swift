@@ -40,6 +40,6 @@ public enum UeventDecoder {
         guard seqnumText.utf8.count <= 20, seqnumText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
             let seqnum = UInt64(seqnumText)
         else { throw .badSeqnum(seqnumText) }
-        return Uevent(action: action, device: device, seqnum: seqnum)
+        return Uevent(action: action, device: device, seqnum: seqnum, receivedAt: raw.receivedAt)
     }
 }

@@ -148,6 +148,7 @@ public final class ControlServer: Sendable {
                     report.memoryOnlining = MemoryOnliningStatus(plan: driver.core.memoryOnlining, sysfs: sysfs)
                 }
                 report.source = "daemon"
+                report.lastHotAdd = driver.core.lastHotAdd
                 do {
                     let body = try report.json(pretty: false)
                     answer.withLock { $0 = Array(#"{"parameters":"#.utf8) + Array(body) + Array("}".utf8) + [0] }

@@ -15,6 +15,8 @@ public struct StatusReport: Sendable, Equatable, Codable {
     /// Where the states come from: `daemon` (the running daemon's own, `blocked` and `failed`
     /// included) or `sysfs` (read now, no daemon answering); nil in reports older than the field.
     public var source: String?
+    /// The last hot-add whose devices came online; only the daemon knows it.
+    public var lastHotAdd: HotAdd?
 
     public struct Memory: Sendable, Equatable, Codable {
         public var blockSizeBytes: Int
@@ -112,6 +114,7 @@ public struct StatusReport: Sendable, Equatable, Codable {
             ]
         }
         let totals = memory.totals
+        let notes = ([lastHotAdd.map(Self.line)] + (cpus + memory.blocks).map(Self.problem)).compactMap { $0 }
         let zones = totals.onlineBytesByZone.sorted { $0.key < $1.key }.map { "\($0.key) \(Self.size($0.value))" }
         let nodes = totals.onlineBytesByNode.sorted { $0.key < $1.key }.map { "node \($0.key) \(Self.size($0.value))" }
         return [
@@ -123,7 +126,27 @@ public struct StatusReport: Sendable, Equatable, Codable {
             Total online memory:  \(Self.size(totals.onlineBytes))\(zones.isEmpty ? "" : " (\(zones.joined(separator: ", ")); \(nodes.joined(separator: ", ")))")
             Total offline memory: \(Self.size(totals.offlineBytes))
             """ + (memoryOnlining.map { "\n" + $0.text } ?? ""),
-        ].joined(separator: "\n\n")
+        ].joined(separator: "\n\n") + (notes.isEmpty ? "" : "\n\n" + notes.joined(separator: "\n"))
+    }
+
+    /// `Last hot-add: memory32-95 (64 blocks) online 0.53 s after the first add (by kernel), at ...`.
+    static func line(_ hotAdd: HotAdd) -> String {
+        let seconds = (hotAdd.secondsToOnline * 1000).rounded() / 1000
+        return "Last hot-add: \(hotAdd.range) online \(seconds) s after the first add (by \(hotAdd.onlinedBy)), "
+            + "at \(OperatorIntent.utcTime(hotAdd.finished))"
+    }
+
+    /// A line for a device hotplugd could not online: what the kernel said, since when, and what
+    /// happens next.
+    static func problem(_ device: DeviceStatus) -> String? {
+        guard device.state == .failed || device.state == .blocked else { return nil }
+        let error = device.errno.map { "errno \($0) (\(String(cString: strerror($0))))" } ?? "no errno"
+        let since = device.since.map { " since \(OperatorIntent.utcTime($0))" } ?? ""
+        let next =
+            device.state == .blocked
+            ? "the kernel forbids onlining it (for a CPU: SMT control); not tried again"
+            : "tried again after a wait (doubling up to 5 minutes) and after a rescan; `hotplugd online` tries now"
+        return "\(device.device) \(device.state.rawValue)\(since): \(error); \(next)"
     }
 
     static func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int>) -> String {

@@ -187,9 +187,10 @@ private final class ThreadContext: @unchecked Sendable {
             let datagram = UeventDatagram(
                 bytes: buffer[..<min(length, buffer.count)], length: length,
                 sender: .init(port: sender.port, groups: sender.groups, uid: sender.has_uid != 0 ? sender.uid : nil))
-            let event: RawUevent
+            var event: RawUevent
             do {
                 event = try datagram.fields(source: source)
+                event.receivedAt = .now
             } catch {
                 handler(.refused("\(error)"))
                 continue

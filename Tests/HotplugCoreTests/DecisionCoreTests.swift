@@ -54,11 +54,12 @@ import Testing
 
     /// Runs effects depth-first as `CoreDriver` does, succeeding every write and recording it in
     /// `machine`; returns every effect seen, answers included, in order. `alreadyThere`: the
-    /// writes the kernel refuses because it onlined the block first (the actuator's read-back).
+    /// writes the kernel refuses because it onlined the block first (the actuator's read-back);
+    /// `outcome`: how each write ends (those that do not succeed leave the machine as it was).
     @discardableResult
     static func run(
         _ core: inout DecisionCore, _ machine: inout Machine, _ effects: [Effect], now: ContinuousClock.Instant = start,
-        alreadyThere: (DeviceID) -> Bool = { _ in false }
+        alreadyThere: (DeviceID) -> Bool = { _ in false }, outcome: (DeviceID) -> OnlineOutcome = { _ in .succeeded }
     )
         -> [Effect]
     {
@@ -74,12 +75,15 @@ import Testing
             case .read(let request):
                 stack.append(core.answer(request, machine.answer(request.what), now: now)[...])
             case .write(let id, let value):
-                machine.devices[id]?.state = .online
-                if value == .onlineMovable { machine.devices[id]?.block?.validZones = [.movable] }
-                if value == .onlineKernel { machine.devices[id]?.block?.validZones = [.normal] }
+                let ended = outcome(id)
+                if ended == .succeeded {
+                    machine.devices[id]?.state = .online
+                    if value == .onlineMovable { machine.devices[id]?.block?.validZones = [.movable] }
+                    if value == .onlineKernel { machine.devices[id]?.block?.validZones = [.normal] }
+                }
                 stack.append(
                     core.written(
-                        id, value, outcome: .succeeded, attempts: 1, alreadyThere: alreadyThere(id), endedAt: now,
+                        id, value, outcome: ended, attempts: 1, alreadyThere: alreadyThere(id), endedAt: now,
                         now: now)[...])
             default:
                 break
@@ -176,6 +180,45 @@ import Testing
             stored == [[DeviceID(kind: .cpu, index: 1)!: OperatorIntent.Entry(origin: .observed, since: 1_796_000_000)]]
         )
         #expect(Self.writes(all).isEmpty)
+    }
+
+    @Test func statusSaysTheErrnoSinceWhenAndTheLastHotAddsTimeToOnline() throws {
+        var core = DecisionCore(config: Config(), now: Self.start)
+        var machine = Self.bootMachine()
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        core.wallClockSeconds = 1_796_000_000
+        machine.add(cpu: 3, online: false)
+        Self.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("add", "cpu3")], now: Self.start),
+            outcome: { _ in .failed(errno: 5) })
+        let failed = try #require(core.status().first { $0.device == "cpu3" })
+        #expect(failed.state == .failed)
+        #expect(failed.errno == 5)
+        #expect(failed.since == 1_796_000_000)
+        #expect(failed.secondsToOnline == nil)
+
+        // A DIMM's blocks: their add events at 60 s, the reads and writes done 400 ms later.
+        core.wallClockSeconds = 1_796_000_060
+        for index in 64..<72 { machine.add(memory: index, dimm: "PNP0C80:00") }
+        let events = (64..<72).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+        let addedAt = Self.start + .seconds(60)
+        let effects = Self.run(&core, &machine, core.receive(events, now: addedAt), now: addedAt + .milliseconds(400))
+        #expect(Self.writes(effects).count == 8)
+        let hotAdd = try #require(core.lastHotAdd)
+        #expect(hotAdd.range == "memory64-71 (8 blocks)")
+        #expect(hotAdd.secondsToOnline == 0.4)
+        #expect(hotAdd.finished == 1_796_000_060)
+        #expect(hotAdd.onlinedBy == "hotplugd")
+        let block = try #require(core.status().first { $0.device == "memory71" })
+        #expect(block.secondsToOnline == 0.4)
+        #expect(block.since == 1_796_000_060)
+        #expect(block.errno == nil)
+        // A CPU hot-added a minute later is the next hot-add, not part of the DIMM's.
+        machine.add(cpu: 4, online: false)
+        let later = Self.start + .seconds(120)
+        Self.run(&core, &machine, core.receive([FakeSysfsTree.event("add", "cpu4")], now: later), now: later)
+        #expect(core.lastHotAdd?.range == "cpu4")
+        #expect(core.lastHotAdd?.secondsToOnline == 0)
     }
 
     @Test func aRecordedTraceReplaysToTheSameEffects() {

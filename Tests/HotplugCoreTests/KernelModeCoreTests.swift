@@ -65,6 +65,24 @@ import Testing
         )
     }
 
+    @Test func timesToOnlineCountFromTheEventsAsReceivedNotFromTheBurst() throws {
+        // Held and taken as one burst: the add received at 0 ms and the online at 30 ms still
+        // make 30 ms, though the core sees both at 100 ms.
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(&machine)
+        machine.add(memory: 64, zones: ["Movable"], dimm: "PNP0C80:00", online: true)
+        var add = FakeSysfsTree.event("add", "memory64", seqnum: 1)
+        add.receivedAt = Self.start
+        var online = FakeSysfsTree.event("online", "memory64", seqnum: 2)
+        online.receivedAt = Self.start + .milliseconds(30)
+        let effects = Self.run(&core, &machine, core.receive([add, online], now: Self.start + .milliseconds(100)))
+        let operations = effects.compactMap { if case .finished(let operation) = $0 { operation } else { nil } }
+        #expect(operations.map(\.sinceAdded) == [.milliseconds(30)])
+        #expect(core.status().first { $0.device == "memory64" }?.secondsToOnline == 0.03)
+        let hotAdd = try #require(core.lastHotAdd)
+        #expect((hotAdd.range, hotAdd.secondsToOnline, hotAdd.onlinedBy) == ("memory64", 0.03, "kernel"))
+    }
+
     @Test func aDIMMAddedAndOnlinedInOneBurstIsReadOnce() {
         // The daemon holds a DIMM's events while the kernel adds it (CoreLoop) and takes them as one burst.
         var machine = DecisionCoreTests.bootMachine()

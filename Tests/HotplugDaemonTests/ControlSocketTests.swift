@@ -16,6 +16,12 @@ import Testing
     func statusAndMonitorAskTheRunningDaemon() throws {
         let tree = try CLITests.machine()
         try tree.write("devices/system/cpu/cpu1/online", "0")
+        // A block whose online write the "kernel" refuses: its state file is append-only (EPERM).
+        try tree.addMemory(36, online: false, zones: "Normal Movable", dimm: "PNP0C80:01")
+        let refusing = "\(tree.root)/devices/system/memory/memory36/state"
+        let appendOnly = CLITests.canMakeAppendOnly
+        if appendOnly { try CLITests.shell("chattr +a '\(refusing)'") }
+        defer { if appendOnly { _ = try? CLITests.shell("chattr -a '\(refusing)'") } }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-control-\(UUID())").path
         try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -40,6 +46,16 @@ import Testing
         #expect(report["source"] as? String == "daemon")
         let cpus = try #require(report["cpus"] as? [[String: Any]])
         #expect(cpus.first { $0["device"] as? String == "cpu1" }?["state"] as? String == "online", "the daemon's view")
+        if appendOnly {
+            let memory = try #require(report["memory"] as? [String: Any])
+            let blocks = try #require(memory["blocks"] as? [[String: Any]])
+            let refused = try #require(blocks.first { $0["device"] as? String == "memory36" })
+            #expect(refused["state"] as? String == "blocked" && refused["errno"] as? Int == 1, "\(refused)")
+            #expect((refused["since"] as? Int).map { abs($0 - Int(time(nil))) < 600 } == true, "\(refused)")
+            let text = try CLITests.run(["status"] + machine)
+            #expect(text.stdout.contains("memory36 blocked since "), "\(text.stdout)")
+            #expect(text.stdout.contains("errno 1 (Operation not permitted)"), "\(text.stdout)")
+        }
 
         let monitor = Process()
         monitor.executableURL = URL(fileURLWithPath: CLITests.binary)

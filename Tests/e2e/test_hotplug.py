@@ -164,9 +164,35 @@ def test_auto_movable_matches_the_kernels_own_policy(boot, kernel_online):
     guest = boot()
     start_daemon(guest, config=None if kernel_online else userspace())
     assert f"mode={'kernel' if kernel_online else 'userspace'}" in mode_line(guest)
+    # An operator following the hot-adds live, as `udevadm monitor` would.
+    guest.sh("hotplugd monitor --devices > /tmp/monitor.log 2>&1 & echo $! > /tmp/monitor.pid; "
+             "for i in $(seq 400); do grep -q following /tmp/monitor.log && break; sleep 0.05; done")
     mode = "kernel mode" if kernel_online else "userspace mode"
     by_daemon = add_dimms_in_sequence(guest, f"hotplugd {mode} (auto-movable)")
     daemon_blocks = hot_blocks(guest)
+    onlined_by_daemon = "kernel" if kernel_online else "hotplugd"
+
+    # monitor showed every block come online as it happened, with its zone.
+    guest.sh("sleep 1; kill -INT $(cat /tmp/monitor.pid); sleep 1")
+    shown = guest.sh("cat /tmp/monitor.log")
+    seen = {found[1]: found[2] for found in re.finditer(r" online (memory\d+)(?: zone=(\w+))?", shown)}
+    assert seen == {name: value[1] for name, value in daemon_blocks}, shown
+    assert "following" in shown, shown
+    assert guest.sh("kill -0 $(cat /tmp/monitor.pid) 2>/dev/null || echo ended") == "ended", "monitor ends on Ctrl-C"
+    # status from the daemon: the last hot-add and each block's time to online. The last hot-add
+    # is the last DIMM, with the ones before it when each was added within a second of the
+    # previous one's last block online (the test adds the next DIMM as soon as it sees that).
+    status = json.loads(guest.sh("hotplugd status --json"))
+    last = status["last_hot_add"]
+    names = [name for name, _ in daemon_blocks]
+    dimm_starts = [name for index, (name, value) in enumerate(daemon_blocks)
+                   if index == 0 or daemon_blocks[index - 1][1][2] != value[2]]
+    assert last["first_device"] in dimm_starts and last["last_device"] == names[-1], last
+    assert last["devices"] == len(names) - names.index(last["first_device"]), last
+    assert last["onlined_by"] == onlined_by_daemon and 0 < last["seconds_to_online"] < 60, last
+    hot = {block["device"]: block for block in status["memory"]["blocks"] if block.get("dimm")}
+    assert all(0 < hot[name]["seconds_to_online"] < 60 for name, _ in daemon_blocks), hot
+    assert "Last hot-add: " + last["first_device"] in guest.sh("hotplugd status")
 
     assert [name for name, _ in daemon_blocks] == [name for name, _ in kernel_blocks]
     assert {name: value[1] for name, value in daemon_blocks} == {name: value[1] for name, value in kernel_blocks}
@@ -283,7 +309,10 @@ def test_smt_forbidden_thread_is_blocked_not_retried(boot):
     # From the running daemon: sysfs says offline, the daemon knows why (blocked).
     status = json.loads(guest.sh("hotplugd status --json"))
     assert status["source"] == "daemon"
-    assert {c["device"]: c["state"] for c in status["cpus"]}["cpu1"] == "blocked", status["cpus"]
+    cpu1 = {c["device"]: c for c in status["cpus"]}["cpu1"]
+    assert (cpu1["state"], cpu1["errno"]) == ("blocked", 1), status["cpus"]
+    assert abs(cpu1["since"] - int(guest.sh("date +%s"))) < 600, cpu1
+    assert "cpu1 blocked since " in guest.sh("hotplugd status")
 
 
 @pytest.mark.parametrize("kernel_online", [True, False], ids=["kernel-mode", "userspace-mode"])

@@ -35,7 +35,9 @@ extension DecisionCore {
                 break
             }
             let by: Onliner? = event.action == .online && kernelOnlines(id) ? .kernel : nil
-            if apply(.event(event.action), to: id, cause: .event(event.action), by: by)?.input == .event(.add) {
+            let transition = apply(
+                .event(event.action), to: id, cause: .event(event.action), by: by, at: event.receivedAt)
+            if transition?.input == .event(.add) {
                 added.append(id)
             }
             touched.append(id)

@@ -88,12 +88,14 @@ extension DecisionCore {
         return record.node ?? 0
     }
 
-    /// Feeds one input to the device's machine and reports the transition, if any.
+    /// Feeds one input to the device's machine and reports the transition, if any. `at`: when an
+    /// event was received, if it says (the times to online count from it); else `now`.
     @discardableResult
     mutating func apply(
         _ input: DeviceInput, to id: DeviceID, cause: Cause, value: OnlineValue? = nil, attempts: Int? = nil,
-        by: Onliner? = nil
+        by: Onliner? = nil, at: Instant? = nil
     ) -> Transition? {
+        let at = at ?? now
         var applied: Transition?
         update(id) { applied = $0.machine.apply(input) }
         // `update` made the record if there was none.
@@ -113,7 +115,7 @@ extension DecisionCore {
         }
         // Also for blocks of a DIMM found before their own `add` uevent was read.
         if transition.input == .event(.add) {
-            record.addedAt = now
+            record.addedAt = at
             record.driverManaged = nil
         }
         if transition.to == .online && id.kind == .memory && record.driverManaged == nil { unclassified.append(id) }
@@ -122,9 +124,21 @@ extension DecisionCore {
             effects.append(
                 .finished(
                     OnlineOperation(
-                        device: id, outcome: .succeeded, sinceAdded: record.addedAt.map { now - $0 }, byKernel: true)))
+                        device: id, outcome: .succeeded, sinceAdded: record.addedAt.map { at - $0 }, byKernel: true)))
+            if let added = record.addedAt {
+                record.timeToOnline = at - added
+                noteOnlineAfterAdd(id, addedAt: added, onlineAt: at, byKernel: true)
+            }
             record.addedAt = nil
         }
+        // What `hotplugd status` says of the device's state: since when, and the write's errno.
+        let foundByScan = transition.from == .absent && transition.input != .event(.add)
+        record.stateSince = foundByScan || wallClockSeconds == 0 ? nil : wallClockSeconds
+        switch transition.input {
+        case .onlineFinished(.failed(let errno)), .onlineFinished(.blocked(let errno)): record.errno = errno
+        default: record.errno = nil
+        }
+        if transition.to != .online { record.timeToOnline = nil }
         records[id] = record
         if let event = HookEvent(transition) {
             effects.append(

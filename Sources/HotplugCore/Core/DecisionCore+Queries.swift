@@ -20,7 +20,8 @@ extension DecisionCore {
             }
             return DeviceStatus(
                 device: id.name, kind: id.kind, index: id.index, state: record.state, zone: record.zone?.rawValue,
-                node: record.node, dimm: record.block?.firmwareNode.map(Self.dimmName), policy: policy, intent: kept)
+                node: record.node, dimm: record.block?.firmwareNode.map(Self.dimmName), policy: policy, intent: kept,
+                since: record.stateSince, errno: record.errno, secondsToOnline: record.timeToOnline?.seconds)
         }
     }
 

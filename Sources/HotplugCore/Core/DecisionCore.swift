@@ -88,6 +88,8 @@ public struct DecisionCore: Sendable {
     var unclassified: [DeviceID] = []
     /// The dax devices' ranges, as last read (see `isDax`).
     var daxRAM: [ClosedRange<Int>] = []
+    /// The devices of the last hot-add, for `hotplugd status` (see `HotAddSpan`).
+    var lastHotAddSpan: HotAddSpan?
     /// Memory blocks a driver took back in the input being handled: said in one line.
     var takenBackByDriver: [DeviceID] = []
     /// Events refused by the decoder so far, for the metrics.
@@ -297,6 +299,10 @@ public struct DecisionCore: Sendable {
                 OnlineOperation(
                     device: id, outcome: outcome, sinceAdded: records[id]?.addedAt.map { endedAt - $0 },
                     byKernel: by == .kernel)))
+        if outcome == .succeeded, let added = records[id]?.addedAt {
+            records[id]?.timeToOnline = endedAt - added
+            noteOnlineAfterAdd(id, addedAt: added, onlineAt: endedAt, byKernel: by == .kernel)
+        }
         records[id]?.addedAt = nil
         let finish = WriteResult(value: value, outcome: outcome, attempts: attempts, by: by)
         if outcome == .succeeded, id.kind == .memory || records[id]?.node == nil {

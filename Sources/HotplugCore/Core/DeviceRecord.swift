@@ -20,6 +20,13 @@ public struct DeviceRecord: Sendable, Equatable {
     /// A memory block whose driver took it back: its offline and removal are said once per
     /// burst, not per block.
     var takenByDriver = false
+    /// When hotplugd saw the device enter its state (seconds since the epoch); nil for a state it
+    /// found at start, which began before it looked.
+    var stateSince: Int?
+    /// The errno of the write that left it `failed` or `blocked`.
+    var errno: Int32?
+    /// From its `add` event to online, for a device that came online after a hot-add.
+    var timeToOnline: Duration?
 
     init(state: DeviceState = .absent, managed: Bool = true) {
         self.machine = DeviceMachine(state: state)

@@ -11,10 +11,18 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     public var policy: String?
     /// Set when somebody took the device offline and the daemon keeps it so.
     public var intent: OperatorIntent.Entry?
+    /// Seconds since the epoch when the daemon saw the device enter its state; nil when it was
+    /// already so when the daemon looked first, and from a scan of sysfs.
+    public var since: Int?
+    /// The errno of the write that left it `failed` or `blocked`.
+    public var errno: Int32?
+    /// From its `add` event to online, for a device that came online after a hot-add.
+    public var secondsToOnline: Double?
 
     public init(
         device: String, kind: DeviceKind, index: Int, state: DeviceState, zone: String?, node: Int?, dimm: String?,
-        policy: String?, intent: OperatorIntent.Entry? = nil
+        policy: String?, intent: OperatorIntent.Entry? = nil, since: Int? = nil, errno: Int32? = nil,
+        secondsToOnline: Double? = nil
     ) {
         self.device = device
         self.kind = kind
@@ -25,6 +33,31 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
         self.dimm = dimm
         self.policy = policy
         self.intent = intent
+        self.since = since
+        self.errno = errno
+        self.secondsToOnline = secondsToOnline
+    }
+}
+
+/// The last hot-add, as one: the devices that came online after their `add` events, those
+/// added while earlier ones were still coming online taken with them.
+public struct HotAdd: Sendable, Equatable, Codable {
+    public var kind: DeviceKind
+    public var firstDevice: String
+    public var lastDevice: String
+    public var devices: Int
+    /// From the first `add` event to the last device online.
+    public var secondsToOnline: Double
+    /// When the last device came online, in seconds since the epoch.
+    public var finished: Int
+    /// `kernel` when the kernel onlined every device inside its add, else `hotplugd`.
+    public var onlinedBy: String
+
+    /// `memory32-95 (64 blocks)`, `cpu2-3 (2 CPUs)`, `cpu5`.
+    public var range: String {
+        guard devices > 1 else { return firstDevice }
+        let last = lastDevice.drop { !$0.isNumber }
+        return "\(firstDevice)-\(last) (\(devices) \(kind == .memory ? "blocks" : "CPUs"))"
     }
 }
 
