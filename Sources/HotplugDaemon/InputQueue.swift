@@ -9,7 +9,8 @@ import Synchronization
 /// Events wait here in order, at most `capacity` of them; a burst that does not fit is dropped and
 /// counts as lost events, exactly like an overrun of the netlink socket. Lost events are one
 /// pending rescan however often they happen: a second loss while a rescan is queued merges into
-/// it, and a loss while one is running queues exactly one more. A new configuration replaces one
+/// it (and moves it behind the events queued since), and a loss while one is running queues
+/// exactly one more. A new configuration replaces one
 /// not yet taken. Stop goes past everything queued.
 ///
 /// The consumer waits in poll(2) on an eventfd with the core's next deadline as the timeout, so
@@ -102,11 +103,18 @@ public final class InputQueue: Sendable {
         wake()
     }
 
-    /// Events were lost: one rescan, merged with one already queued.
+    /// Events were lost: one rescan, merged with one already queued. The merged rescan moves to
+    /// the end, behind the events queued since: its reading must be newer than every event
+    /// applied before it, or an older event (an `offline` since undone, and whose undoing was
+    /// the event lost) would be applied over it.
     private func lost() {
         state.withLock { state in
             if state.lossQueued {
                 state.counters.mergedLosses += 1
+                if let index = state.items[state.head...].lastIndex(of: .eventsLost), index != state.items.count - 1 {
+                    state.items.remove(at: index)
+                    state.items.append(.eventsLost)
+                }
             } else {
                 state.items.append(.eventsLost)
                 state.lossQueued = true

@@ -7,8 +7,10 @@ import Testing
 /// The bounded queue between the monitor and the core: overflow is lost events, lost events are
 /// one rescan, stop goes first.
 @Suite struct InputQueueTests {
-    static func burst(_ count: Int) -> MonitorMessage {
-        .events((0..<count).map { FakeSysfsTree.event("change", "cpu0", seqnum: $0) })
+    static func burst(_ count: Int) -> MonitorMessage { .events(events(count)) }
+
+    static func events(_ count: Int) -> [RawUevent] {
+        (0..<count).map { FakeSysfsTree.event("change", "cpu0", seqnum: $0) }
     }
 
     @Test func aBurstThatDoesNotFitIsLostEventsAndMemoryStaysBounded() {
@@ -36,6 +38,20 @@ import Testing
         for _ in 0..<10 { queue.push(.eventsLost) }
         #expect(queue.next(deadline: nil) == .eventsLost)
         #expect(queue.isEmpty)
+    }
+
+    @Test func aMergedRescanMovesBehindTheEventsQueuedSinceIt() {
+        // The rescan's reading must be newer than every event applied before it.
+        let queue = InputQueue(capacity: 100)
+        queue.push(.eventsLost)
+        queue.push(Self.burst(3))
+        queue.push(Self.burst(4))
+        queue.push(.eventsLost)
+        #expect(queue.next(deadline: nil) == .events(Self.events(3)))
+        #expect(queue.next(deadline: nil) == .events(Self.events(4)))
+        #expect(queue.next(deadline: nil) == .eventsLost)
+        #expect(queue.isEmpty)
+        #expect(queue.counters.mergedLosses == 1)
     }
 
     @Test func aFloodOfRefusalsIsBoundedToo() {
