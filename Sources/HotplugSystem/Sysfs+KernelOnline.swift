@@ -52,6 +52,8 @@ extension Sysfs {
         )
     }
 
+    /// Whether a setting's file is there. Any error counts as absent on purpose: a setting that
+    /// cannot even be looked up cannot be set either, and the plan then says the kernel lacks it.
     private static func exists(_ name: String, in directory: FileDescriptor) -> Bool {
         do throws(Errno) {
             try openAt(directory, name, flags: chotplug_O_PATH).closeAfterUse()

@@ -43,22 +43,26 @@ extension SysfsAccess {
         }
     }
 
-    /// The dax devices' ranges; unreadable, the last ones read stand.
+    /// The dax devices' ranges; unreadable, the last ones read stand, and that is said.
     private func readDaxRAM(into readings: inout Readings) {
         do {
             readings.daxRAM = try daxRAM()
         } catch {
             readings.daxRAM = nil
+            readings.otherFailures.append(
+                "cannot read the dax devices' ranges (\(error)); the ones read before stand for telling dax memory")
         }
     }
 
-    /// The firmware's memory map. Without it (or unreadable, said as a failure of no device)
-    /// no memory counts as a driver's.
+    /// The firmware's memory map. Without it (or unreadable, which is said) no memory counts as
+    /// a driver's.
     private func readFirmwareRAM(into readings: inout Readings) {
         do {
             readings.firmwareRAM = try firmwareRAM()
         } catch {
             readings.firmwareRAM = nil
+            readings.otherFailures.append(
+                "cannot read the firmware's memory map (\(error)); no memory is taken for a driver's (virtio-mem, dax)")
         }
     }
 

@@ -55,11 +55,13 @@ struct CommandContext {
     }
 
     /// `/proc/cmdline`, for the `maxcpus=` rule of CPU coldplug; nil when unreadable (no /proc in
-    /// a container), which the core takes as "CPU coldplug under auto is off", as the daemon does.
+    /// a container), which the core takes as "CPU coldplug under auto is off", as the daemon does
+    /// and says.
     private static func kernelCommandLine() -> String? {
         do {
             return try TextFile.read("/proc/cmdline")
         } catch {
+            printError("warning: cannot read /proc/cmdline (\(error)): CPU coldplug under auto is taken as off")
             return nil
         }
     }

@@ -14,6 +14,8 @@ struct Status: ParsableCommand {
     @OptionGroup var machine: MachineOptions
 
     func run() throws {
+        // An invalid configuration is EX_CONFIG for every command, whether or not a daemon answers.
+        _ = try machine.loadConfig()
         var report: StatusReport
         var note: String?
         switch machine.runtime.map({ ControlClient.connect(directory: $0) }) {

@@ -221,6 +221,23 @@ import Testing
         #expect(core.lastHotAdd?.secondsToOnline == 0)
     }
 
+    @Test func otherReadFailuresAreSaidButNotWithoutBound() {
+        var core = DecisionCore(config: Config(), now: Self.start)
+        var machine = Self.bootMachine()
+        Self.run(&core, &machine, core.start(act: true, now: Self.start))
+        var readings = Readings()
+        readings.otherFailures = ["cannot read the firmware's memory map (EIO)"]
+        var warnings: [LogRecord] = []
+        for _ in 0..<10 {
+            let effects = core.answer(ReadRequest(.firmwareRAM, for: .following), readings, now: Self.start)
+            warnings += effects.compactMap {
+                if case .log(let record) = $0, record.level == .warning { record } else { nil }
+            }
+        }
+        #expect(warnings.count == 5)
+        #expect(warnings.allSatisfy { $0.message == "cannot read the firmware's memory map (EIO)" })
+    }
+
     @Test func aRecordedTraceReplaysToTheSameEffects() {
         func replay() -> [Effect] {
             var core = DecisionCore(config: Config(), now: Self.start)

@@ -46,6 +46,13 @@ import Testing
         #expect(report["source"] as? String == "daemon")
         let cpus = try #require(report["cpus"] as? [[String: Any]])
         #expect(cpus.first { $0["device"] as? String == "cpu1" }?["state"] as? String == "online", "the daemon's view")
+        // A daemon answering does not make an invalid configuration file valid: EX_CONFIG, as for
+        // every command.
+        let bad = try CLITests.temporaryFile("[memory]\nonline_type = \"sideways\"\n")
+        defer { unlink(bad) }
+        let invalid = try CLITests.run(
+            ["status", "--sysfs-root", tree.root, "--runtime-directory", "\(directory)/run", "--config", bad])
+        #expect(invalid.status == 78 && invalid.stderr.contains("memory.online_type"), "\(invalid.stderr)")
         if appendOnly {
             let memory = try #require(report["memory"] as? [String: Any])
             let blocks = try #require(memory["blocks"] as? [[String: Any]])

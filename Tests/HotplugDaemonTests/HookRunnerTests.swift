@@ -78,7 +78,8 @@ import Testing
 
                 """, "one run for the burst; the add is not subscribed; nothing of the daemon's environment")
         #expect(results.withLock { $0.map(\.1) } == [.exited(0)])
-        #expect(log.contains("info hook ran action=online devices=2 duration_ms="))
+        #expect(log.has(.info, "hook ran", ["action": "online", "devices": "2"]))
+        #expect(log.fields(of: "hook ran").allSatisfy { $0["duration_ms"].flatMap(Int.init) != nil })
     }
 
     @Test func outputIsLoggedAndAFailureIsReported() async throws {
@@ -87,9 +88,9 @@ import Testing
         let runner = runner([hook])
         await runner.submit([Self.online("cpu4")])
         await runner.idle()
-        #expect(log.contains("info hook output hook=noisy line=to stdout"))
-        #expect(log.contains("info hook output hook=noisy line=to stderr"))
-        #expect(log.contains("warning hook failed"))
+        #expect(log.has(.info, "hook output", ["hook": "noisy", "line": "to stdout"]))
+        #expect(log.has(.info, "hook output", ["hook": "noisy", "line": "to stderr"]))
+        #expect(log.has(.warning, "hook failed", ["hook": "noisy"]))
         #expect(log.contains("status=3"))
         #expect(results.withLock { $0.map(\.1) } == [.exited(3)])
     }
@@ -140,8 +141,11 @@ import Testing
         await runner.submit([Self.online("cpu4")])
         await runner.idle()
         #expect(results.withLock { $0.map(\.1) } == [.exited(3)])
-        #expect(log.contains("line=\(String(repeating: "x", count: 1000)) [299000 more bytes not logged]"))
-        #expect(log.contains("info hook output hook=long line=after"))
+        #expect(
+            log.has(
+                .info, "hook output",
+                ["hook": "long", "line": "\(String(repeating: "x", count: 1000)) [299000 more bytes not logged]"]))
+        #expect(log.has(.info, "hook output", ["hook": "long", "line": "after"]))
     }
 
     @Test func aHookHasItsOwnProcessGroupNoCapabilitiesAndTheDefaultOOMScore() async throws {

@@ -96,6 +96,8 @@ public struct DecisionCore: Sendable {
     public internal(set) var rejectedEvents = 0
     /// Refused input is logged, but not without bound.
     var rejections = LogRateLimit()
+    /// So are reads other than devices' that fail again at every read (`Readings.otherFailures`).
+    var readWarnings = LogRateLimit(burst: 5, interval: .seconds(3600))
     /// The effects of the input being handled, and its time.
     var effects: [Effect] = []
     public internal(set) var now: Instant
@@ -218,6 +220,10 @@ public struct DecisionCore: Sendable {
             log(
                 .error, "cannot read device; it is read again at its next event or rescan",
                 ["device": id.name, "error": reason])
+        }
+        for failure in readings.otherFailures {
+            guard let suppressed = readWarnings.admit(now: now) else { continue }
+            log(.warning, failure, suppressed > 0 ? ["suppressed": "\(suppressed)"] : [:])
         }
         if request.what == .everything || request.what == .firmwareRAM {
             firmwareRAM = readings.firmwareRAM

@@ -68,6 +68,9 @@ public struct Readings: Sendable, Equatable {
     /// With `.everything` and reads of memory blocks: the dax devices' ranges (dax/kmem memory),
     /// nil when not read or unreadable.
     public var daxRAM: [ClosedRange<Int>]?
+    /// What else could not be read (the firmware's memory map, the dax ranges), each with what the
+    /// core does without it.
+    public var otherFailures: [String] = []
 
     public init(
         devices: [DeviceID: DeviceReading] = [:], failures: [DeviceID: String] = [:], blockSizeBytes: Int? = nil,
