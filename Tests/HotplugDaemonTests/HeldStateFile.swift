@@ -41,6 +41,21 @@ final class HeldStateFile {
             if count <= 0 { break }
             bytes += chunk[..<count]
         }
+        // A writer that opened while this end was still open (the next write, right after this
+        // one) did not wait for a partner and writes now: take its bytes too before closing, or
+        // they would go with the FIFO. Quiet for 30 ms: nobody else is writing.
+        _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+        var quiet = 0
+        while quiet < 3 {
+            usleep(10_000)
+            let count = read(fd, &chunk, chunk.count)
+            if count > 0 {
+                bytes += chunk[..<count]
+                quiet = 0
+            } else {
+                quiet += 1
+            }
+        }
         value = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         written.append(value)
     }
