@@ -30,7 +30,8 @@ struct Offline: DeviceDirection {
         @OptionGroup var common: DeviceCommandOptions
 
         func run() throws {
-            try common.perform(offline: true, force: force) { devices, blockSize throws(ValidationError) in
+            try common.perform(offline: true, force: force, note: selection.leftOut) {
+                devices, blockSize throws(ValidationError) in
                 try selection.devices(in: devices, blockSize: blockSize)
             }
         }
@@ -68,7 +69,8 @@ struct Online: DeviceDirection {
         }
 
         func run() throws {
-            try common.perform(offline: false, type: type) { devices, blockSize throws(ValidationError) in
+            try common.perform(offline: false, type: type, note: selection.leftOut) {
+                devices, blockSize throws(ValidationError) in
                 try selection.devices(in: devices, blockSize: blockSize)
             }
         }
@@ -108,9 +110,9 @@ struct DeviceCommandOptions: ParsableArguments {
     }
 
     /// Scans sysfs once, lets `select` pick devices from what is there (given the memory block
-    /// size), and carries out the command.
+    /// size), and carries out the command. `note` says what the selection left out, if anything.
     func perform(
-        offline: Bool, force: Bool = false, type: String? = nil,
+        offline: Bool, force: Bool = false, type: String? = nil, note: ([DeviceStatus]) -> String? = { _ in nil },
         select: ([DeviceStatus], Int) throws(ValidationError) -> [DeviceID]
     ) throws {
         let context = try CommandContext(machine)
@@ -122,12 +124,22 @@ struct DeviceCommandOptions: ParsableArguments {
             // Bad usage all the same, but ArgumentParser would print the root command's usage here.
             throw ExitStatus.usage.reporting(error.message)
         }
+        if let left = note(devices) { print("note: \(left)") }
         var present: [DeviceID: OfflinePlan.Device] = [:]
         for device in devices {
             guard let id = DeviceID(kind: device.kind, index: device.index) else { continue }
             present[id] = OfflinePlan.Device(
                 id: id, online: device.state == .online,
                 hasOnlineAttribute: device.kind == .memory || context.sysfs.has(id, "online"), zone: device.zone)
+        }
+        // Devices already where the command would take them are left alone, and said to be.
+        let already = selected.filter { present[$0]?.online == !offline }
+        if !already.isEmpty {
+            let state = offline ? "offline" : "online"
+            print(
+                already.count == selected.count
+                    ? "nothing to do: \(Self.names(already)) \(already.count == 1 ? "is" : "are") \(state) already"
+                    : "already \(state), left alone: \(Self.names(already))")
         }
         let operations = DeviceOperations(sysfs: context.sysfs, timeout: .seconds(timeout))
         StopSignals.trap()
@@ -153,6 +165,14 @@ struct DeviceCommandOptions: ParsableArguments {
         }
         report(outcome, offline: offline)
         if outcome.status != .ok { throw outcome.status.code }
+    }
+
+    /// `memory40-47`, `cpu2-3,6`: devices as runs, one list per kind.
+    static func names(_ devices: [DeviceID]) -> String {
+        DeviceKind.allCases.compactMap { kind in
+            let indices = devices.filter { $0.kind == kind }.map { $0.index...$0.index }
+            return indices.isEmpty ? nil : "\(kind.rawValue)\(CPUList(indices))"
+        }.joined(separator: " ")
     }
 
     /// Adds (`offline`) or drops the devices' intent entries. Failing to record intent does not stop

@@ -43,17 +43,25 @@ struct CPUSelection {
     }
 }
 
-/// `--range`: block numbers (`32-35`, `32`), or addresses the way lsmem(1) and `hotplugd status`
-/// print them (`0x100000000-0x17fffffff`), which operators paste; those become blocks once the
-/// block size is read.
+/// `--range`: block numbers (`32-35`, `32`), addresses the way lsmem(1) and `hotplugd status`
+/// print them (`0x100000000-0x17fffffff`), which operators paste, or a start address and a size
+/// as chmem(8) takes sizes (`0x100000000+2G`); addresses become blocks once the block size is read.
 enum MemoryRange: Equatable {
     case blocks(ClosedRange<Int>)
     case addresses(ClosedRange<Int>)
 
     static let syntax = ValidationError(
-        "--range must be block numbers, A-B or A, or addresses as status shows them, 0x100000000-0x17fffffff")
+        "--range must be block numbers (A-B or A), addresses as status shows them (0x100000000-0x17fffffff), "
+            + "or a start address and a size (0x100000000+2G; K, M, G, T)")
 
     init(parsing text: String) throws(ValidationError) {
+        if let plus = text.firstIndex(of: "+") {
+            guard let start = Self.address(text[..<plus]), let size = Self.size(text[text.index(after: plus)...]),
+                size > 0, start <= Int.max - (size - 1)
+            else { throw Self.syntax }
+            self = .addresses(start...(start + size - 1))
+            return
+        }
         let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
         guard (1...2).contains(bounds.count) else { throw Self.syntax }
         let hex = bounds[0].lowercased().hasPrefix("0x")
@@ -88,6 +96,16 @@ enum MemoryRange: Equatable {
         return Int(text)
     }
 
+    /// `2G`, `512M`, `134217728`: binary units, as chmem(8) and lsmem(1) mean them.
+    private static func size(_ text: Substring) -> Int? {
+        let units: [Character: Int] = ["K": 10, "M": 20, "G": 30, "T": 40]
+        guard let last = text.last else { return nil }
+        let shift = units[Character(last.uppercased())]
+        guard let number = block(shift == nil ? text : text.dropLast()) else { return nil }
+        let (value, overflow) = number.multipliedReportingOverflow(by: 1 << (shift ?? 0))
+        return overflow ? nil : value
+    }
+
     private static func address(_ text: Substring) -> Int? {
         guard text.lowercased().hasPrefix("0x") else { return nil }
         let digits = text.dropFirst(2)
@@ -101,8 +119,8 @@ struct MemorySelection: ParsableArguments {
     @Option(help: "Every hot-pluggable block of a NUMA node.") var node: Int?
     @Option(
         help: ArgumentHelp(
-            "Block numbers, A-B or A; or addresses as status and lsmem print them (0x100000000-0x17fffffff), "
-                + "whole blocks, converted to block numbers with the block size.",
+            "Block numbers, A-B or A; addresses as status and lsmem print them (0x100000000-0x17fffffff); "
+                + "or a start address and a size (0x100000000+2G). Addresses must cover whole blocks.",
             valueName: "range"))
     var range: String?
 
@@ -111,6 +129,16 @@ struct MemorySelection: ParsableArguments {
             throw ValidationError("give exactly one of --dimm, --node, --range")
         }
         if let range { _ = try MemoryRange(parsing: range) }
+    }
+
+    /// What the selection left out of what its words might suggest, to be said before acting:
+    /// `--node` leaves out the node's boot memory.
+    func leftOut(in present: [DeviceStatus]) -> String? {
+        guard let node else { return nil }
+        let boot = present.filter { $0.kind == .memory && $0.node == node && $0.dimm == nil }.count
+        guard boot > 0 else { return nil }
+        return "--node \(node) leaves out its \(boot) block\(boot == 1 ? "" : "s") of boot memory (of no DIMM, "
+            + "not hot-pluggable); --range selects blocks by number"
     }
 
     /// The blocks selected among those present; none is an error.

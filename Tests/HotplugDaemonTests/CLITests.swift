@@ -238,7 +238,7 @@ import Testing
             (["offline", "memory"], nil, 64, "give exactly one of --dimm, --node, --range"),
             (
                 ["offline", "memory", "--range", "5-x"], nil, 64,
-                "--range must be block numbers, A-B or A, or addresses"
+                "--range must be block numbers (A-B or A), addresses as status shows them"
             ),
             (["offline", "memory", "--range", "0x100000000-40"], nil, 64, "--range must be block numbers"),
             (["offline", "memory", "--range", "0x1ffffffffffffffff"], nil, 64, "--range must be block numbers"),
@@ -386,6 +386,28 @@ import Testing
             (
                 ["offline", "cpu", "2", "3", "--config", "<none>", "--sysfs-root", "<root>"], 0,
                 "cpu3: offline\ncpu2: offline\n"
+            ),
+            // A start address and a size, as chmem takes sizes: the same DIMM.
+            (
+                ["offline", "memory", "--range", "0x100000000+512M", "--config", "<none>", "--sysfs-root", "<root>"],
+                0, "memory35: offline\nmemory34: offline\nmemory33: offline\nmemory32: offline\n"
+            ),
+            (
+                ["offline", "memory", "--range", "0x100000000+0", "--config", "<none>", "--sysfs-root", "<root>"],
+                64, "or a start address and a size (0x100000000+2G; K, M, G, T)"
+            ),
+            // Commands say what is already so, and what --node leaves out.
+            (
+                ["online", "memory", "--dimm", "PNP0C80:00", "--config", "<none>", "--sysfs-root", "<root>"], 0,
+                "nothing to do: memory32-35 are online already"
+            ),
+            (
+                ["online", "cpu", "1", "--config", "<none>", "--sysfs-root", "<root>"], 0,
+                "nothing to do: cpu1 is online already"
+            ),
+            (
+                ["offline", "memory", "--node", "0", "--config", "<none>", "--sysfs-root", "<root>"], 0,
+                "note: --node 0 leaves out its 8 blocks of boot memory (of no DIMM, not hot-pluggable)"
             ),
             (["status", "--config", "<none>", "--sysfs-root", "<root>"], 0, "0x0000000100000000-0x000000011fffffff"),
             (["check-config", "<none>"], 0, "<none>: ok"),
