@@ -6,6 +6,11 @@ struct ConfigFile: Decodable {
         var message: String
     }
 
+    /// Every problem `validated()` found.
+    struct Invalids: Error {
+        var all: [Invalid]
+    }
+
     struct Monitor: Decodable {
         var source: String?
         var receiveBufferBytes: Int?
@@ -101,73 +106,141 @@ struct ConfigFile: Decodable {
         }
     }
 
-    func validated() throws(Invalid) -> Config {
+    /// Every value checked; the problems are all reported, in the order the checks run (the
+    /// parser sorts them by line).
+    func validated() throws(Invalids) -> Config {
         var config = Config()
-        if let monitor {
-            if let source = monitor.source {
-                config.monitor.source = try Self.choice(source, at: ["monitor", "source"])
+        var problems: [Invalid] = []
+        /// The value, or nil with the problem noted: one bad value does not hide the next.
+        func check<Value>(_ body: () throws(Invalid) -> Value) -> Value? {
+            do {
+                return try body()
+            } catch {
+                problems.append(error)
+                return nil
             }
-            if let bytes = monitor.receiveBufferBytes {
-                config.monitor.receiveBufferBytes = try Self.bounded(
-                    bytes, Self.receiveBufferRange, at: ["monitor", "receive_buffer_bytes"])
+        }
+        if let monitor {
+            if let text = monitor.source,
+                let value: MonitorSource = check({ () throws(Invalid) in
+                    try Self.choice(text, at: ["monitor", "source"])
+                })
+            {
+                config.monitor.source = value
+            }
+            if let bytes = monitor.receiveBufferBytes,
+                let value = check({ () throws(Invalid) in
+                    try Self.bounded(bytes, Self.receiveBufferRange, at: ["monitor", "receive_buffer_bytes"])
+                })
+            {
+                config.monitor.receiveBufferBytes = value
             }
         }
         if let cpu {
             if let value = cpu.autoOnline { config.cpu.autoOnline = value }
-            if let text = cpu.include { config.cpu.include = try Self.cpuList(text, at: ["cpu", "include"]) }
-            if let text = cpu.exclude { config.cpu.exclude = try Self.cpuList(text, at: ["cpu", "exclude"]) }
-            if let text = cpu.coldplug { config.cpu.coldplug = try Self.choice(text, at: ["cpu", "coldplug"]) }
+            if let text = cpu.include,
+                let list = check({ () throws(Invalid) in
+                    try Self.cpuList(text, at: ["cpu", "include"])
+                })
+            {
+                config.cpu.include = list
+            }
+            if let text = cpu.exclude,
+                let list = check({ () throws(Invalid) in
+                    try Self.cpuList(text, at: ["cpu", "exclude"])
+                })
+            {
+                config.cpu.exclude = list
+            }
+            if let text = cpu.coldplug,
+                let mode: ColdplugMode = check({ () throws(Invalid) in
+                    try Self.choice(text, at: ["cpu", "coldplug"])
+                })
+            {
+                config.cpu.coldplug = mode
+            }
             if let value = cpu.enforce { config.cpu.enforce = value }
         }
         if let memory {
             if let value = memory.autoOnline { config.memory.autoOnline = value }
-            if let text = memory.onlineType {
-                config.memory.onlineType = try Self.choice(text, at: ["memory", "online_type"])
+            if let text = memory.onlineType,
+                let type: MemoryOnlineType = check({ () throws(Invalid) in
+                    try Self.choice(text, at: ["memory", "online_type"])
+                })
+            {
+                config.memory.onlineType = type
             }
-            if let ratio = memory.autoMovableRatio {
-                config.memory.autoMovableRatio = try Self.bounded(
-                    ratio, Self.ratioRange, at: ["memory", "auto_movable_ratio"])
+            if let ratio = memory.autoMovableRatio,
+                let value = check({ () throws(Invalid) in
+                    try Self.bounded(ratio, Self.ratioRange, at: ["memory", "auto_movable_ratio"])
+                })
+            {
+                config.memory.autoMovableRatio = value
             }
             if let value = memory.autoMovableNUMAAware { config.memory.autoMovableNUMAAware = value }
-            if let text = memory.coldplug {
-                config.memory.coldplug = try Self.choice(text, at: ["memory", "coldplug"])
+            if let text = memory.coldplug,
+                let mode: ColdplugMode = check({ () throws(Invalid) in
+                    try Self.choice(text, at: ["memory", "coldplug"])
+                })
+            {
+                config.memory.coldplug = mode
             }
             if let value = memory.enforce { config.memory.enforce = value }
             if let value = memory.kernelOnline { config.memory.kernelOnline = value }
-            if let text = memory.dax { config.memory.dax = try Self.choice(text, at: ["memory", "dax"]) }
+            if let text = memory.dax,
+                let mode: DaxMemoryMode = check({ () throws(Invalid) in
+                    try Self.choice(text, at: ["memory", "dax"])
+                })
+            {
+                config.memory.dax = mode
+            }
             for (index, node) in (memory.node ?? []).enumerated() {
                 let path: [TOMLPath.Component] = [.key("memory"), .key("node"), .index(index)]
                 guard let id = node.node else {
-                    throw Invalid(path: path + [.key("node")], message: "required key is missing")
+                    problems.append(Invalid(path: path + [.key("node")], message: "required key is missing"))
+                    continue
                 }
-                let nodeID = try Self.bounded(id, Self.nodeRange, at: path + [.key("node")])
+                guard
+                    let nodeID = check({ () throws(Invalid) in
+                        try Self.bounded(id, Self.nodeRange, at: path + [.key("node")])
+                    })
+                else { continue }
                 if config.memory.nodes.contains(where: { $0.node == nodeID }) {
-                    throw Invalid(path: path + [.key("node")], message: "node \(nodeID) already has a rule")
+                    problems.append(Invalid(path: path + [.key("node")], message: "node \(nodeID) already has a rule"))
+                    continue
                 }
                 var rule = Config.NodeRule(node: nodeID, autoOnline: node.autoOnline)
                 if let text = node.onlineType {
-                    rule.onlineType = try Self.choice(text, at: path + [.key("online_type")])
+                    rule.onlineType = check { () throws(Invalid) in
+                        try Self.choice(text, at: path + [.key("online_type")])
+                    }
                 }
                 config.memory.nodes.append(rule)
             }
         }
         if let textfile = metrics?.textfile {
-            guard textfile.hasPrefix("/"), textfile.hasSuffix(".prom"), !textfile.contains("\0") else {
-                throw Invalid(
-                    path: [.key("metrics"), .key("textfile")],
-                    message: "must be an absolute path ending in .prom (the textfile collector reads only those)")
+            if textfile.hasPrefix("/"), textfile.hasSuffix(".prom"), !textfile.contains("\0") {
+                config.metrics.textfile = textfile
+            } else {
+                problems.append(
+                    Invalid(
+                        path: [.key("metrics"), .key("textfile")],
+                        message: "must be an absolute path ending in .prom (the textfile collector reads only those)"))
             }
-            config.metrics.textfile = textfile
         }
         for (index, hook) in (hook ?? []).enumerated() {
-            let parsed = try Self.hook(hook, at: [.key("hook"), .index(index)])
+            guard let parsed = check({ () throws(Invalid) in try Self.hook(hook, at: [.key("hook"), .index(index)]) })
+            else { continue }
             if config.hooks.contains(where: { $0.name == parsed.name }) {
-                throw Invalid(
-                    path: [.key("hook"), .index(index), .key("name")],
-                    message: "\(parsed.name.debugDescription) is used by another hook")
+                problems.append(
+                    Invalid(
+                        path: [.key("hook"), .index(index), .key("name")],
+                        message: "\(parsed.name.debugDescription) is used by another hook"))
+                continue
             }
             config.hooks.append(parsed)
         }
+        guard problems.isEmpty else { throw Invalids(all: problems) }
         return config
     }
 

@@ -21,6 +21,7 @@ public enum ConfigParser {
         try checkTableHeaders(text, file: file)
         let locator = TOMLLocator(text: text)
         let raw: ConfigFile
+        var errors: [ConfigError] = []
         do {
             raw = try TOMLDecoder(strictDecoding: true).decode(ConfigFile.self, from: text)
         } catch let error as TOMLParseError {
@@ -32,24 +33,39 @@ public enum ConfigParser {
             }
             throw ConfigError(file: file, line: line, key: "", message: error.description)
         } catch let error as UnexpectedKeysError {
-            // Each entry's path already ends with the unexpected key; report the first in the file.
-            let path =
-                error.keys.values.map { $0.map(TOMLPath.Component.init) }
-                .min { (locator.line(of: $0) ?? .max) < (locator.line(of: $1) ?? .max) } ?? []
-            throw ConfigError(
-                file: file, line: locator.line(of: path), key: TOMLPath.dotted(path), message: "unknown key")
+            // Each entry's path already ends with the unexpected key: all of them are said, and
+            // the values of the known keys are still checked (decoded again, unknown keys ignored).
+            errors = error.keys.values.map { keys in
+                let path = keys.map(TOMLPath.Component.init)
+                return ConfigError(
+                    file: file, line: locator.line(of: path), key: TOMLPath.dotted(path), message: "unknown key")
+            }
+            do {
+                raw = try TOMLDecoder(strictDecoding: false).decode(ConfigFile.self, from: text)
+            } catch let error as DecodingError {
+                throw ConfigError.all(errors + [Self.describe(error, file: file, locator: locator)])
+            } catch {
+                throw ConfigError.all(errors)
+            }
         } catch let error as DecodingError {
             throw Self.describe(error, file: file, locator: locator)
         } catch {
             throw ConfigError(file: file, line: nil, key: "", message: "\(error)")
         }
-        do throws(ConfigFile.Invalid) {
-            return try raw.validated()
+        let config: Config
+        do throws(ConfigFile.Invalids) {
+            config = try raw.validated()
         } catch {
-            throw ConfigError(
-                file: file, line: locator.line(of: error.path), key: TOMLPath.dotted(error.path),
-                message: error.message)
+            throw ConfigError.all(
+                errors
+                    + error.all.map {
+                        ConfigError(
+                            file: file, line: locator.line(of: $0.path), key: TOMLPath.dotted($0.path),
+                            message: $0.message)
+                    })
         }
+        if !errors.isEmpty { throw ConfigError.all(errors) }
+        return config
     }
 
     /// What to say instead of toml++'s "cannot redefine existing boolean 'auto_online'" (a key

@@ -48,7 +48,12 @@ func loadConfiguration(path: String, required: Bool) throws(ExitCode) -> Config 
     do {
         return try ConfigLoader.load(path: path, required: required)
     } catch {
-        throw ExitStatus.config.reporting("invalid configuration: \(error)")
+        // A file with several errors: all of them, one per line, in file order.
+        let lines = "\(error)".split(separator: "\n")
+        throw ExitStatus.config.reporting(
+            lines.count == 1
+                ? "invalid configuration: \(error)"
+                : "invalid configuration, \(lines.count) errors:\n" + lines.map { "  \($0)" }.joined(separator: "\n"))
     }
 }
 

@@ -158,6 +158,37 @@ import Testing
         }
     }
 
+    @Test func everyErrorOfAFileIsSaidInFileOrder() {
+        let text = """
+            [monitor]
+            source = "telepathy"
+            [cpu]
+            colour = "blue"
+            include = "1-x"
+            [memory]
+            online_type = "fast"
+            [[memory.node]]
+            node = 0
+            online_type = "sideways"
+            [[hook]]
+            command = ["irqbalance"]
+            """
+        do {
+            _ = try ConfigParser.parse(text, file: "all.toml")
+            Issue.record("accepted")
+        } catch {
+            let all = [error] + error.more
+            #expect(all.map(\.line) == [2, 4, 5, 7, 10, 12])
+            #expect(
+                all.map(\.key) == [
+                    "monitor.source", "cpu.colour", "cpu.include", "memory.online_type", "memory.node[0].online_type",
+                    "hook[0].command",
+                ])
+            #expect(error.description.split(separator: "\n").count == 6)
+            #expect(error.description.split(separator: "\n")[1] == "all.toml:4: cpu.colour: unknown key")
+        }
+    }
+
     @Test func brokenTOMLIsASyntaxErrorWithItsLine() {
         do {
             _ = try ConfigParser.parse("[cpu]\nauto_online = true\ninclude = \"0-3\n", file: "x.toml")
