@@ -16,7 +16,8 @@
 SHELL := /bin/bash
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 PYTHON ?= python3
-DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config
+# zsh and fish: the completion tests load the generated scripts in each shell.
+DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config zsh fish
 # The acceptance suite's guest: QEMU, busybox and cpio for the initramfs (the kernel and udevd
 # are fetched with apt-get download into .cache/e2e).
 E2E_PACKAGES := qemu-system-x86 busybox-static cpio debootstrap e2fsprogs

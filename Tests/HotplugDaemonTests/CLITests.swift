@@ -153,6 +153,69 @@ import Testing
         #expect(try Self.bashCompletions(["hotplugd", "run", "--source", "u"]) == ["udev"])
     }
 
+    /// What fish's completion offers for `line`, with the generated script sourced: fish
+    /// completes a command line on request (`complete -C`).
+    static func fishCompletions(_ line: String) throws -> [String] {
+        let script = try temporaryFile(try run(["--generate-completion-script", "fish"]).stdout)
+        defer { unlink(script) }
+        let output = try run(["-c", "source \(script); complete -C '\(line)'"], executable: "/usr/bin/fish")
+        #expect(output.status == 0, "\(output.stderr)")
+        return output.stdout.split(separator: "\n").map { String($0.prefix { $0 != "\t" }) }
+    }
+
+    /// What zsh shows after `line` and a Tab at an interactive prompt (driven through a pseudo
+    /// terminal, zsh/zpty) with compinit and the generated script loaded; waits until `expected`
+    /// shows or 30 s pass.
+    static func zshCompletionScreen(_ line: String, expected: String) throws -> String {
+        let script = try temporaryFile(try run(["--generate-completion-script", "zsh"]).stdout)
+        let driver = try temporaryFile(
+            """
+            zmodload zsh/zpty
+            zpty z zsh -f -i
+            zpty -w z "PS1=''; autoload -U compinit && compinit -u -d $2.zcompdump; source $2"
+            zpty -n -w z "$1"$'\\t'
+            out=""
+            for i in {1..60}; do
+              while zpty -r -t z chunk; do out+=$chunk; done
+              [[ $out == *$3* ]] && break
+              sleep 0.5
+            done
+            print -r -- "$out"
+            zpty -d z
+            """)
+        defer { for file in [script, driver, script + ".zcompdump"] { unlink(file) } }
+        let output = try run(["-f", driver, line, script, expected], executable: "/usr/bin/zsh")
+        return output.stdout
+    }
+
+    @Test(.enabled(if: access("/usr/bin/fish", X_OK) == 0, "needs fish"))
+    func fishCompletesPathsAndValues() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "".write(to: directory.appendingPathComponent("hotplugd.toml"), atomically: false, encoding: .utf8)
+        let prefix = directory.path + "/"
+        #expect(try Self.fishCompletions("hotplugd check-config \(prefix)") == [prefix + "hotplugd.toml"])
+        #expect(try Self.fishCompletions("hotplugd status --config \(prefix)") == [prefix + "hotplugd.toml"])
+        #expect(
+            try Self.fishCompletions("hotplugd online memory --type online_") == ["online_kernel", "online_movable"])
+    }
+
+    @Test(.enabled(if: access("/usr/bin/zsh", X_OK) == 0, "needs zsh"))
+    func zshCompletesPathsAndValues() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotplugd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "".write(to: directory.appendingPathComponent("hotplugd.toml"), atomically: false, encoding: .utf8)
+        let prefix = directory.path + "/"
+        // The only candidate is put on the line.
+        let path = "hotplugd check-config \(prefix)hotplugd.toml"
+        #expect(try Self.zshCompletionScreen("hotplugd check-config \(prefix)", expected: path).contains(path))
+        // Two candidates are listed under the line.
+        let screen = try Self.zshCompletionScreen("hotplugd online memory --type online_", expected: "online_movable")
+        #expect(screen.contains("online_kernel") && screen.contains("online_movable"), "\(screen)")
+    }
+
     @Test func versionAndUnknownOptions() throws {
         #expect(try Self.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
         let bad = try Self.run(["run", "--source", "carrier-pigeon"])
