@@ -59,7 +59,12 @@ let package = Package(
                 "HotplugSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            exclude: ["man"]
+            exclude: ["man"],
+            // The release binary (the Swift runtime and Foundation linked in) is linked with the
+            // toolchain's lld: GNU ld repeats glibc's link-time warning about `mktemp`, which
+            // Foundation's temporary-file code references and hotplugd never calls; lld does not
+            // act on such warning sections, and no other warning is lost.
+            linkerSettings: [.unsafeFlags(["-use-ld=lld"], .when(configuration: .release))]
         ),
         .testTarget(
             name: "HotplugCoreTests",

@@ -36,6 +36,11 @@ def test_install_keeps_an_existing_configuration_and_uninstall_removes_the_rest(
         binary = dest / "usr/bin/hotplugd"
         sections = subprocess.run(["readelf", "-S", "-W", str(binary)], capture_output=True, text=True, check=True)
         assert ".symtab" not in sections.stdout, "the installed binary is not stripped"
+        # Linked by lld, which does not repeat glibc's link-time warning about mktemp (in
+        # Foundation, never called) as GNU ld did on every release build.
+        comment = subprocess.run(["readelf", "-p", ".comment", str(binary)], capture_output=True, text=True,
+                                 check=True)
+        assert "Linker: LLD" in comment.stdout, comment.stdout
         assert subprocess.run([str(binary), "--version"], capture_output=True, check=False).returncode == 0
 
         config.write_text('[memory]\nonline_type = "online_movable"\n')
