@@ -433,6 +433,49 @@ EMPTY_SWIFT_PROGRAM = """@main struct Wait {
 """
 
 
+# What Foundation costs a binary: the same wait, with Data used (as TOMLKit uses it), linked with
+# the whole of Foundation (ICU's data included) or with FoundationEssentials alone.
+FOUNDATION_PROGRAMS = {
+    "Foundation": "import Foundation\n",
+    "FoundationEssentials": "import FoundationEssentials\n",
+}
+DATA_PROGRAM = """@main struct Wait {
+    static func main() async {
+        print(Data(CommandLine.arguments[0].utf8).count)
+        let never = AsyncStream<Int> { _ in }
+        for await _ in never {}
+    }
+}
+"""
+
+
+def stripped_size(binary):
+    """The size of `binary` stripped as make install strips it."""
+    with tempfile.TemporaryDirectory() as work:
+        copy = pathlib.Path(work) / "stripped"
+        subprocess.run(["strip", "-o", str(copy), str(binary)], check=True)
+        return copy.stat().st_size
+
+
+def binary_sizes(smoke):
+    """The release binary as built and as installed (stripped), beside the smallest async Swift
+    program and the same program using Data from Foundation or FoundationEssentials, all built
+    the same way (release, runtime linked in, stripped). A smoke run builds the first only."""
+    binary = image.hotplugd()
+    sizes = {"hotplugd": {"file_bytes": binary.stat().st_size, "stripped_bytes": stripped_size(binary)}}
+    programs = [("empty Swift program", EMPTY_SWIFT_PROGRAM)] + [
+        (f"empty program with {module}.Data", header + DATA_PROGRAM) for module, header in FOUNDATION_PROGRAMS.items()]
+    with tempfile.TemporaryDirectory() as work:
+        for name, source_text in programs[:1] if smoke else programs:
+            source = pathlib.Path(work) / "main.swift"
+            source.write_text(source_text)
+            program = pathlib.Path(work) / "program"
+            subprocess.run([str(pathlib.Path(SWIFT).parent / "swiftc"), "-O", "-parse-as-library", "-static-stdlib",
+                            "-use-ld=lld", str(source), "-o", str(program)], check=True)
+            sizes[name] = {"file_bytes": program.stat().st_size, "stripped_bytes": stripped_size(program)}
+    return sizes
+
+
 def idle_daemon(seconds):
     """The daemon on this machine (dry run, real sysfs and uevents) idle, and the empty Swift
     program beside it."""
@@ -794,6 +837,8 @@ def report(results, smoke):
     events, scans, idle = results.get("events"), results.get("scans"), results.get("idle")
     if events:
         lines += process_report(results, events, scans, idle)
+    if results.get("binary"):
+        lines += binary_report(results)
     text = "\n".join(lines)
     for key, value in limits(results).items():
         text = text.replace("{" + key + "}", value)
@@ -880,6 +925,41 @@ def process_report(results, events, scans, idle):
         "",
     ]
     return lines
+
+
+def binary_report(results):
+    sizes = results["binary"]
+    mib = lambda n: f"{n / 2**20:.1f} MiB"  # noqa: E731
+    lines = [
+        "## The binary" + dated(results, "binary"),
+        "",
+        "The release binary as built and as `make install` installs it (stripped), beside the smallest async "
+        "Swift program and the same program using `Data` from Foundation or from FoundationEssentials alone, "
+        "built the same way (release, Swift runtime linked in, lld).",
+        "",
+        "| program | as built | stripped |",
+        "|---|---|---|",
+    ]
+    for name, figures in sizes.items():
+        lines.append(f"| {name} | {mib(figures['file_bytes'])} | {mib(figures['stripped_bytes'])} |")
+    hotplugd = sizes["hotplugd"]["stripped_bytes"]
+    empty = sizes.get("empty Swift program", {}).get("stripped_bytes")
+    full = sizes.get("empty program with Foundation.Data", {}).get("stripped_bytes")
+    essentials = sizes.get("empty program with FoundationEssentials.Data", {}).get("stripped_bytes")
+    if empty and full and essentials:
+        lines += [
+            "",
+            f"What it would take to shrink it: Foundation with ICU's data is {mib(full - empty)} of any program "
+            f"that links it, FoundationEssentials alone {mib(essentials - empty)}; hotplugd's own code and its other "
+            f"libraries are the rest, about {mib(hotplugd - full)}. Foundation comes in through TOMLKit, the TOML "
+            "parser, which imports it for `Data`, and through hotplugd's own control socket and commands "
+            "(`JSONSerialization` for the varlink frames, `ISO8601DateFormatter` in `monitor`, `FileManager` in "
+            "`check-config`). With a TOML parser that reads bytes and those uses moved to FoundationEssentials "
+            "(`JSONEncoder`/`JSONDecoder`, `Data`, `Date`), the binary would be about "
+            f"{mib(hotplugd - full + essentials - empty)} or less, and the resident file pages of the running "
+            "daemon (previous section) would shrink with the pages of Foundation it touches.",
+        ]
+    return lines + [""]
 
 
 def spread(values):
@@ -1122,7 +1202,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks that everything works")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sections", default="memory,pressure,cpus,process",
+    parser.add_argument("--sections", default="memory,pressure,cpus,process,binary",
                         help="what to measure; the others keep their figures from --results")
     parser.add_argument("--vcpus", default="1,2")
     parser.add_argument("--methods", help="memory: measure only these set-ups (names as in METHODS), as a rerun")
@@ -1203,6 +1283,10 @@ def main():
                                        "runs": values}
             print(f"cpus {method}: {results['cpus'][method]}", flush=True)
         results["dates"]["cpus"] = today
+        save_results(results, results_path)
+    if "binary" in sections:
+        results["binary"] = binary_sizes(options.smoke)
+        results["dates"]["binary"] = today
         save_results(results, results_path)
     if "process" in sections:
         results["events"] = in_process(["events", "1000" if options.smoke else "50000"])

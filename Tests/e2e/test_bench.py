@@ -15,7 +15,7 @@ def test_benchmark_smoke_run(tmp_path):
                     "--plot", str(plot)], cwd=ROOT, check=True, timeout=1800)
     text = report.read_text()
     for heading in ["## Memory hot-add", "## CPU hot-add: 3 CPUs", "## The daemon's own cost per event",
-                    "## Start-up scan", "## The running daemon"]:
+                    "## Start-up scan", "## The running daemon", "## The binary"]:
         assert heading in text, text
     rows = {
         "memory": [line for line in text.splitlines() if re.match(r"\| \d+ GiB \(\d+ blocks\)", line)],
@@ -26,4 +26,6 @@ def test_benchmark_smoke_run(tmp_path):
         seconds = [float(x) for x in re.findall(r"(\d+\.\d+) s \(", line)]
         assert len(seconds) == 4 and all(s > 0 for s in seconds), line
     assert re.search(r"\| \d+\.\d MiB \| \d+ \| \d+ \|", text), text
+    binary = text.split("## The binary")[1]
+    assert re.search(r"\| hotplugd \| \d+\.\d MiB \| \d+\.\d MiB \|\n", binary), binary
     assert plot.stat().st_size > 1000
