@@ -524,8 +524,13 @@ def seconds_of(results, method, device, vcpus, rerun=None):
 
 
 def reruns(results):
-    """The names of the reruns in results, oldest first."""
-    return sorted({r["rerun"] for r in results.get("memory", []) if r.get("rerun")})
+    """The names of the reruns in results, oldest first: in the order they were measured (runs are
+    appended as they end), not by name, since two reruns of one day differ only by commit."""
+    names = []
+    for run in results.get("memory", []):
+        if run.get("rerun") and run["rerun"] not in names:
+            names.append(run["rerun"])
+    return names
 
 
 def side_by_side(results, kernel, daemon, device, vcpus):
