@@ -25,6 +25,9 @@ public final class CoreDriver {
     /// the core onlines memory itself).
     private(set) var kernelOnline: KernelOnlineControl?
     /// Device changes and online writes since the last `take…()`.
+    /// Memory blocks' transitions, said per run of blocks (`LogDigest`); nil: each as it comes.
+    /// The daemon's driver has one, the commands' (which log nothing) none.
+    public var digest: LogDigest?
     private var changes: [DeviceChange] = []
     private var operations: [OnlineOperation] = []
     /// The time the current input was given. Its answers carry the same time: the core's clock
@@ -96,6 +99,20 @@ public final class CoreDriver {
     }
 
     public var nextDeadline: ContinuousClock.Instant? { core.nextDeadline }
+
+    /// When the held memory transitions are due to be said.
+    public var logDeadline: ContinuousClock.Instant? { digest?.deadline }
+
+    /// Says the held memory transitions: when due, or before a stop.
+    public func sayHeldTransitions() {
+        guard let records = digest?.take() else { return }
+        for record in records { log(record) }
+    }
+
+    private func log(_ record: LogRecord) {
+        logger.log(
+            level: record.level.loggerLevel, "\(record.message)", metadata: record.metadata.mapValues { .string($0) })
+    }
 
     /// Whether the kernel onlines hot-added memory inside the add (see `CoreLoop`).
     public var kernelOnlinesMemory: Bool { core.memoryOnlining.isKernel }
@@ -183,9 +200,11 @@ public final class CoreDriver {
                     metadata: ["path": "\(intentStore.path)", "error": "\(error)"])
             }
         case .log(let record):
-            logger.log(
-                level: record.level.loggerLevel, "\(record.message)",
-                metadata: record.metadata.mapValues { .string($0) })
+            if digest != nil, LogDigest.takes(record) {
+                digest?.hold(record, now: .now)
+            } else {
+                log(record)
+            }
         case .changed(let change):
             changes.append(change)
         case .finished(let operation):

@@ -67,8 +67,11 @@ final class CoreLoop: @unchecked Sendable {
         var unshown = false
         var droppedEvents = 0
         var burst = MemoryBurst()
+        defer { driver.sayHeldTransitions() }
         while true {
-            let item = queue.next(deadline: [driver.nextDeadline, burst.deadline].compactMap { $0 }.min())
+            if let due = driver.logDeadline, due <= .now { driver.sayHeldTransitions() }
+            let item = queue.next(
+                deadline: [driver.nextDeadline, burst.deadline, driver.logDeadline].compactMap { $0 }.min())
             if case .events(let batch) = item, driver.kernelOnlinesMemory, MemoryBurst.holds(batch) {
                 metrics?.received(batch)
                 burst.hold(batch, now: .now)

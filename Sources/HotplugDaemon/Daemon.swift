@@ -290,9 +290,11 @@ public final class Daemon: Service {
                     metadata: ["path": "\(baseline.path)", "error": "\(error)"])
             }
         }
-        return CoreDriver(
+        let driver = CoreDriver(
             config: options.config, sysfs: try Sysfs(root: options.sysfsRoot), options: coreOptions,
             retry: options.retry, intentStore: options.intentStore, logger: logger)
+        driver.digest = LogDigest()  // A DIMM is one line at info, its blocks' lines at debug.
+        return driver
     }
 
     /// Sets the kernel's onlining settings from the configuration, or in a dry run says what it would set.

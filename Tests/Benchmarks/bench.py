@@ -163,7 +163,7 @@ def memory_guest(append, device, vcpus, artifacts, boot_memory=None):
 
 def start_hotplugd(guest, config, oom_score_adj=None):
     guest.sh(f"cat > /etc/hotplugd/hotplugd.toml <<'EOF'\n{config}\nEOF")
-    guest.sh("e2e start && e2e wait-log 'memory devices present' 30")
+    guest.sh("e2e start --log-level info && e2e wait-log 'memory devices present' 30")
     if oom_score_adj is not None:  # what the unit's OOMScoreAdjust= does
         guest.sh(f"echo {oom_score_adj} > /proc/$(cat /run/hotplugd.pid)/oom_score_adj")
 

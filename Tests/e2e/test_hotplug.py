@@ -193,6 +193,11 @@ def test_auto_movable_matches_the_kernels_own_policy(boot, kernel_online):
     hot = {block["device"]: block for block in status["memory"]["blocks"] if block.get("dimm")}
     assert all(0 < hot[name]["seconds_to_online"] < 60 for name, _ in daemon_blocks), hot
     assert "Last hot-add: " + last["first_device"] in guest.sh("hotplugd status")
+    # At info a DIMM is one line, its blocks' own lines are at debug.
+    log = guest.daemon_log()
+    said = re.findall(r" info .*\] memory[\d,-]+: (\d+) blocks (?:offline|onlining) to online", log)
+    assert sum(int(count) for count in said) == len(daemon_blocks), log
+    assert not re.search(r" info .*\] memory\d+ (?:offline|onlining) -> online", log), log
 
     assert [name for name, _ in daemon_blocks] == [name for name, _ in kernel_blocks]
     assert {name: value[1] for name, value in daemon_blocks} == {name: value[1] for name, value in kernel_blocks}

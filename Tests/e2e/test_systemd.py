@@ -102,8 +102,12 @@ def test_service_onlines_logs_to_the_journal_reloads_and_survives_its_watchdog(s
     assert online[0]["MESSAGE_ID"] == ONLINE_ID
     assert online[0]["PRIORITY"] == "6"
     assert online[0]["MESSAGE"] == "cpu1 onlining -> online"
-    block = [e for e in journal(service, "HOTPLUG_DEVICE=memory32") if e.get("HOTPLUG_TO") == "online"]
-    assert block and block[0]["HOTPLUG_ZONE"] == "Movable" and block[0]["HOTPLUG_NODE"] == "0", block
+    # The DIMM is one entry at info (the unit's level), its blocks' own at debug, not journaled.
+    dimm = [e for e in journal(service, "HOTPLUG_DEVICES=memory32-39") if e.get("HOTPLUG_TO") == "online"]
+    assert dimm and dimm[0]["HOTPLUG_ZONE"] == "Movable" and dimm[0]["HOTPLUG_NODE"] == "0", dimm
+    assert dimm[0]["HOTPLUG_COUNT"] == "8" and dimm[0]["MESSAGE_ID"] == ONLINE_ID, dimm
+    own = [e for e in journal(service, "HOTPLUG_DEVICE=memory32") if e.get("HOTPLUG_TO") == "online"]
+    assert not own, "a block's own line is at debug"
 
     # A good configuration is taken on reload...
     service.sh("printf '[memory]\\nonline_type = \"online_kernel\"\\n' > /etc/hotplugd/hotplugd.toml")
