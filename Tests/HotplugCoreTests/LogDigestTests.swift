@@ -24,13 +24,30 @@ import Testing
         #expect(said.filter { $0.level == .debug }.count == 11)
         #expect(
             info.map(\.message) == [
-                "memory32-39,50: 9 blocks offline to online", "memory40-41: 2 blocks offline to online",
+                "memory32-39,50: 9 blocks online", "memory40-41: 2 blocks online",
             ])
         #expect(info[0].metadata["devices"] == "memory32-39,50" && info[0].metadata["count"] == "9")
         #expect(info[0].metadata["zone"] == "Movable" && info[0].metadata["by"] == "kernel")
         #expect(info[0].metadata["kind"] == LogKind.online.rawValue, "the journal's MESSAGE_ID of an online")
         #expect(info[0].metadata["device"] == nil && info[0].metadata["attempts"] == nil)
+        #expect(info[0].metadata["from"] == "offline" && info[0].metadata["action"] == "online", "alike, so said")
         #expect(digest.deadline == nil && digest.take().isEmpty)
+    }
+
+    @Test func blocksSeenOnlineByTheirAddOrTheirOnlineEventAreOneLine() {
+        // As the kernel's events and the reads interleave, some blocks of a DIMM are read online at
+        // their `add`, the others come online by their `online` event.
+        var digest = LogDigest()
+        for block in 32..<36 { digest.hold(Self.online(block), now: Self.start) }
+        for block in 36..<40 {
+            var record = Self.online(block)
+            record.metadata["from"] = "absent"
+            record.metadata["action"] = "add"
+            digest.hold(record, now: Self.start)
+        }
+        let info = digest.take().filter { $0.level == .info }
+        #expect(info.map(\.message) == ["memory32-39: 8 blocks online"])
+        #expect(info.first?.metadata["from"] == nil && info.first?.metadata["action"] == nil)
     }
 
     @Test func aSingleBlockIsSaidAsItsOwnLine() {

@@ -1,5 +1,5 @@
 /// Memory blocks' transitions said as one line per run of alike blocks: a 32 GiB DIMM is one line
-/// at info, "memory32-287: 256 blocks offline to online", not 256 (each block's own line is kept at
+/// at info, "memory32-287: 256 blocks online", not 256 (each block's own line is kept at
 /// debug). Lines are held while they keep coming, until `quiet` without one or `longest` after the
 /// first, so that a DIMM whose blocks come online over several inputs is still one line. A run of
 /// one block is said as its own line, at its own level.
@@ -7,10 +7,15 @@ public struct LogDigest: Sendable {
     public static let quiet: Duration = .milliseconds(100)
     public static let longest: Duration = .seconds(1)
 
-    /// Alike: the same transition, cause, zone, node, value and who onlined it.
+    /// Alike: the same state reached, zone, node, value and who onlined it. Where they came from
+    /// and what said so may differ (a DIMM's blocks are seen online at their `add` or by their
+    /// `online` event, as the events and the reads interleave); the summary names them if alike.
     private struct Key: Hashable {
         var fields: [String: String]
     }
+
+    /// Kept in a block's own line, left out of what makes blocks alike.
+    private static let ownFields: Set<String> = ["device", "attempts", "from", "action"]
 
     private var held: [(key: Key, record: LogRecord, block: Int)] = []
     private var first: ContinuousClock.Instant?
@@ -27,9 +32,7 @@ public struct LogDigest: Sendable {
     /// Holds a record `takes` accepted.
     public mutating func hold(_ record: LogRecord, now: ContinuousClock.Instant) {
         guard let id = record.metadata["device"].flatMap(DeviceID.init(name:)) else { return }
-        var fields = record.metadata
-        fields["device"] = nil
-        fields["attempts"] = nil  // A retry does not make a block unlike its neighbours.
+        let fields = record.metadata.filter { !Self.ownFields.contains($0.key) }
         held.append((Key(fields: fields), record, id.index))
         first = first ?? now
         last = now
@@ -73,10 +76,11 @@ public struct LogDigest: Sendable {
             var metadata = key.fields
             metadata["devices"] = range
             metadata["count"] = "\(blocks.count)"
-            let from = key.fields["from"] ?? "?"
-            let to = key.fields["to"] ?? "?"
-            summaries.append(
-                LogRecord(.info, "\(range): \(blocks.count) blocks \(from) to \(to)", metadata))
+            for field in ["from", "action"] {
+                let values = Set(group.map { $0.record.metadata[field] })
+                if values.count == 1, let value = values.first { metadata[field] = value }
+            }
+            summaries.append(LogRecord(.info, "\(range): \(blocks.count) blocks \(key.fields["to"] ?? "?")", metadata))
         }
         return debug + summaries
     }
