@@ -18,6 +18,8 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 PYTHON ?= python3
 # zsh and fish: the completion tests load the generated scripts in each shell.
 DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config zsh fish
+# The one version, of the binary (Plugins/VersionFromFile), the man pages and the package.
+VERSION := $(shell cat VERSION)
 # The acceptance suite's guest: QEMU, busybox and cpio for the initramfs (the kernel and udevd
 # are fetched with apt-get download into .cache/e2e).
 E2E_PACKAGES := qemu-system-x86 busybox-static cpio debootstrap e2fsprogs
@@ -100,10 +102,10 @@ test: deps e2e-deps format-check
 
 # The code as swift-format (in the toolchain) lays it out, by .swift-format; `make format` applies it.
 format-check:
-	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+	$(SWIFT) format lint --strict --recursive Sources Tests Plugins Package.swift
 
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+	$(SWIFT) format --in-place --recursive Sources Tests Plugins Package.swift
 
 # Unit, core and driver tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan);
 # the suites that make real uevents one at a time after the rest, as in test.
@@ -153,8 +155,10 @@ install: release
 	@# An existing configuration is the administrator's: never overwritten.
 	test -e $(DESTDIR)$(SYSCONFDIR)/hotplugd/hotplugd.toml || \
 	  install -D -m 0644 config/hotplugd.toml $(DESTDIR)$(SYSCONFDIR)/hotplugd/hotplugd.toml
-	install -D -m 0644 Sources/hotplugd/man/hotplugd.8 $(DESTDIR)$(MANDIR)/man8/hotplugd.8
-	install -D -m 0644 Sources/hotplugd/man/hotplugd.toml.5 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	sed 's|@VERSION@|$(VERSION)|' Sources/hotplugd/man/hotplugd.8 > $(DESTDIR)$(MANDIR)/man8/hotplugd.8
+	sed 's|@VERSION@|$(VERSION)|' Sources/hotplugd/man/hotplugd.toml.5 > $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
+	chmod 0644 $(DESTDIR)$(MANDIR)/man8/hotplugd.8 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	$(RELEASE_BIN) --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/hotplugd
 	$(RELEASE_BIN) --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_hotplugd
