@@ -160,7 +160,8 @@ install: release
 	sed 's|@VERSION@|$(VERSION)|' Sources/hotplugd/man/hotplugd.toml.5 > $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
 	chmod 0644 $(DESTDIR)$(MANDIR)/man8/hotplugd.8 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
-	$(RELEASE_BIN) --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/hotplugd
+	@# Without the generator's #!/bin/bash: bash sources the file, it never runs it.
+	$(RELEASE_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(DESTDIR)$(BASHCOMPDIR)/hotplugd
 	$(RELEASE_BIN) --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_hotplugd
 	$(RELEASE_BIN) --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/hotplugd.fish
 
