@@ -10,6 +10,7 @@
 #   make soak   SOAK_CYCLES (200) hot-add and hot-remove cycles in a guest (make test runs 20)
 #   make format   lay the Swift code out as .swift-format says (make test checks it)
 #   make install / make uninstall   (PREFIX=/usr/local, DESTDIR=)
+#   make deb    the Debian package, hotplugd_VERSION_ARCH.deb, in .build/deb (README.md)
 #
 # Missing Debian packages are installed when run as root; otherwise the command to do so is printed.
 
@@ -18,6 +19,11 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 PYTHON ?= python3
 # zsh and fish: the completion tests load the generated scripts in each shell.
 DEB_PACKAGES := libudev-dev libsystemd-dev pkg-config zsh fish
+# For `make deb`, and for the acceptance suite, which builds the package and runs lintian on it.
+DEB_BUILD_PACKAGES := debhelper dpkg-dev lintian
+# The one version, of the binary (Plugins/VersionFromFile), the man pages and the package.
+VERSION := $(shell cat VERSION)
+DEB_DIR ?= .build/deb
 # The acceptance suite's guest: QEMU, busybox and cpio for the initramfs (the kernel and udevd
 # are fetched with apt-get download into .cache/e2e).
 E2E_PACKAGES := qemu-system-x86 busybox-static cpio debootstrap e2fsprogs
@@ -54,8 +60,11 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 RELEASE_BIN := .build/release/hotplugd
+# Stripped: the symbols are a third of the binary and of no use to a running daemon. The package
+# build sets it empty, so that dh_strip moves them into the -dbgsym package.
+INSTALL_STRIP ?= -s
 
-.PHONY: all deps e2e-deps install-packages build release run test test-instrumented test-acceptance e2e bench fuzz sanitize soak install uninstall clean format format-check
+.PHONY: all deps e2e-deps install-packages build release run test test-instrumented test-acceptance e2e bench fuzz sanitize soak install uninstall deb clean format format-check
 
 all: build
 
@@ -63,7 +72,7 @@ deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_PACKAGES)"
 
 e2e-deps:
-	@$(MAKE) --no-print-directory install-packages PACKAGES="$(E2E_PACKAGES)"
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(E2E_PACKAGES) $(DEB_BUILD_PACKAGES)"
 	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || $(PYTHON) -m pip install --quiet matplotlib
 
@@ -109,10 +118,10 @@ test-acceptance:
 
 # The code as swift-format (in the toolchain) lays it out, by .swift-format; `make format` applies it.
 format-check:
-	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+	$(SWIFT) format lint --strict --recursive Sources Tests Plugins Package.swift
 
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+	$(SWIFT) format --in-place --recursive Sources Tests Plugins Package.swift
 
 # Unit, core and driver tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan);
 # the suites that make real uevents one at a time after the rest, as in test.
@@ -154,18 +163,20 @@ release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product hotplugd
 
 install: release
-	@# Stripped: the symbols are a third of the binary and of no use to a running daemon.
-	install -D -s -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/hotplugd
+	install -D $(INSTALL_STRIP) -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/hotplugd
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/hotplugd|$(BINDIR)/hotplugd|' systemd/hotplugd.service > $(DESTDIR)$(UNITDIR)/hotplugd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/hotplugd.service
 	@# An existing configuration is the administrator's: never overwritten.
 	test -e $(DESTDIR)$(SYSCONFDIR)/hotplugd/hotplugd.toml || \
 	  install -D -m 0644 config/hotplugd.toml $(DESTDIR)$(SYSCONFDIR)/hotplugd/hotplugd.toml
-	install -D -m 0644 Sources/hotplugd/man/hotplugd.8 $(DESTDIR)$(MANDIR)/man8/hotplugd.8
-	install -D -m 0644 Sources/hotplugd/man/hotplugd.toml.5 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	sed 's|@VERSION@|$(VERSION)|' Sources/hotplugd/man/hotplugd.8 > $(DESTDIR)$(MANDIR)/man8/hotplugd.8
+	sed 's|@VERSION@|$(VERSION)|' Sources/hotplugd/man/hotplugd.toml.5 > $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
+	chmod 0644 $(DESTDIR)$(MANDIR)/man8/hotplugd.8 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
-	$(RELEASE_BIN) --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/hotplugd
+	@# Without the generator's #!/bin/bash: bash sources the file, it never runs it.
+	$(RELEASE_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(DESTDIR)$(BASHCOMPDIR)/hotplugd
 	$(RELEASE_BIN) --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_hotplugd
 	$(RELEASE_BIN) --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/hotplugd.fish
 
@@ -174,6 +185,25 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/hotplugd $(DESTDIR)$(UNITDIR)/hotplugd.service \
 	  $(DESTDIR)$(MANDIR)/man8/hotplugd.8 $(DESTDIR)$(MANDIR)/man5/hotplugd.toml.5 \
 	  $(DESTDIR)$(BASHCOMPDIR)/hotplugd $(DESTDIR)$(ZSHCOMPDIR)/_hotplugd $(DESTDIR)$(FISHCOMPDIR)/hotplugd.fish
+
+# The Debian package (and its -dbgsym) in DEB_DIR, by debian/rules. Not dpkg-buildpackage, which
+# writes into the parent directory. debian/changelog is written from VERSION, dated by the last
+# commit so that one commit builds the same package.
+deb: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEB_BUILD_PACKAGES)"
+	dpkg-checkbuilddeps
+	{ printf 'hotplugd (%s) unstable; urgency=medium\n\n' '$(VERSION)'; \
+	  printf '  * Version %s. The changes are in the project history.\n\n' '$(VERSION)'; \
+	  printf ' -- %s  %s\n' "$$(sed -n 's/^Maintainer: //p' debian/control)" \
+	    "$$(git log -1 --format=%cD 2>/dev/null || date -R)"; } > debian/changelog
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	@# What debhelper left from the last build (dh_clean would also walk .build and .cache).
+	rm -rf debian/hotplugd debian/hotplugd-dbgsym debian/.debhelper debian/debhelper-build-stamp debian/files \
+	  debian/*.substvars debian/*.debhelper debian/*.debhelper.log
+	DEB_RULES_REQUIRES_ROOT=no DEB_DIR=$(abspath $(DEB_DIR)) debian/rules binary
+	@for deb in $(DEB_DIR)/*.deb; do \
+	  echo "$$deb: $$(stat -c %s $$deb) bytes, Installed-Size $$(dpkg-deb -f $$deb Installed-Size) KiB"; \
+	done
 
 clean:
 	rm -rf .build

@@ -64,8 +64,11 @@ let package = Package(
             // toolchain's lld: GNU ld repeats glibc's link-time warning about `mktemp`, which
             // Foundation's temporary-file code references and hotplugd never calls; lld does not
             // act on such warning sections, and no other warning is lost.
-            linkerSettings: [.unsafeFlags(["-use-ld=lld"], .when(configuration: .release))]
+            linkerSettings: [.unsafeFlags(["-use-ld=lld"], .when(configuration: .release))],
+            plugins: ["VersionFromFile"]
         ),
+        // `hotplugd --version` from the VERSION file, which the package and the man pages also read.
+        .plugin(name: "VersionFromFile", capability: .buildTool()),
         .testTarget(
             name: "HotplugCoreTests",
             dependencies: [

@@ -3,7 +3,8 @@ import HotplugCore
 
 @main
 struct Hotplugd: AsyncParsableCommand {
-    static let version = "0.1.0"
+    // From the VERSION file (Plugins/VersionFromFile).
+    static let version = packageVersion
 
     static let configuration = CommandConfiguration(
         commandName: "hotplugd",

@@ -26,10 +26,11 @@ class GuestError(Exception):
 
 class Guest:
     def __init__(self, kernel, initrd, append="", smp="1,maxcpus=4", memory="512M,slots=8,maxmem=32G",
-                 cpu="qemu64,+rdrand", disk=None, accel="tcg", numa=None, virtio_mem=None):
+                 cpu="qemu64,+rdrand", disk=None, accel="tcg", numa=None, virtio_mem=None, data=None):
         """numa: the boot memory of each NUMA node in MiB (their sum must be the -m size), e.g.
         [256, 256]; all CPUs are on node 0. virtio_mem: (node, bytes) adds a virtio-mem-pci device
-        (id vm0) of that size with nothing plugged (requested-size 0), and loads its driver."""
+        (id vm0) of that size with nothing plugged (requested-size 0), and loads its driver.
+        data: a file (a tar archive, say) the guest reads as its second disk, /dev/vdb, read-only."""
         self.kernel = kernel
         self.initrd = initrd
         self.append = append
@@ -40,6 +41,7 @@ class Guest:
         self.accel = accel
         self.numa = numa
         self.virtio_mem = virtio_mem
+        self.data = data
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="hotplugd-e2e-"))
         self.console = self.workdir / "console.log"
         self.process = None
@@ -72,6 +74,8 @@ class Guest:
         if self.disk:
             # snapshot=on: the guest's writes go to a temporary overlay, the image stays as built.
             args += ["-drive", f"file={self.disk},format=raw,if=virtio,snapshot=on"]
+        if self.data:
+            args += ["-drive", f"file={self.data},format=raw,if=virtio,readonly=on"]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT)
         qmp_socket = self._connect(qmp_path)
