@@ -195,7 +195,7 @@ def test_auto_movable_matches_the_kernels_own_policy(boot, kernel_online):
     assert "Last hot-add: " + last["first_device"] in guest.sh("hotplugd status")
     # At info a DIMM is one line, its blocks' own lines are at debug.
     log = guest.daemon_log()
-    said = re.findall(r" info .*\] memory[\d,-]+: (\d+) blocks (?:offline|onlining) to online", log)
+    said = re.findall(r" info .*\] memory[\d,-]+: (\d+) blocks online", log)
     assert sum(int(count) for count in said) == len(daemon_blocks), log
     assert not re.search(r" info .*\] memory\d+ (?:offline|onlining) -> online", log), log
 

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import FIGURES, Timer
-from test_systemd import journal, wait_for
+from test_systemd import journal, onlined, wait_for
 from vm import GIB
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -34,19 +34,6 @@ MAKE_INSTALLED = [
 ]
 # Anything of hotplugd's on the guest's disk or in /run, by name.
 LEFTOVERS = "find / /run -xdev -name '*hotplugd*' -not -path '/var/tmp/debs*' 2>/dev/null"
-
-
-def onlined(guest, kind, count, timeout=30):
-    """The journal's entries that say devices of `kind` (cpu, memory) came online, once they name
-    `count` devices. Alike memory blocks of one burst are one entry (HOTPLUG_DEVICES,
-    HOTPLUG_COUNT), written when the burst has ended, which can be after they are online."""
-    deadline = time.monotonic() + timeout
-    while True:
-        entries = [e for e in journal(guest, "HOTPLUG_TO=online")
-                   if e.get("HOTPLUG_DEVICE", e.get("HOTPLUG_DEVICES", "")).startswith(kind)]
-        if sum(int(e.get("HOTPLUG_COUNT", 1)) for e in entries) >= count or time.monotonic() > deadline:
-            return entries
-        time.sleep(0.5)
 
 
 def control(deb, field):
