@@ -37,6 +37,10 @@ import Testing
         defer { if daemon.isRunning { daemon.terminate() } }
         let deadline = Date().addingTimeInterval(60)
         while access("\(directory)/run/control", F_OK) != 0, Date() < deadline { usleep(20_000) }
+        // The socket is there before the start-up scan ends, and a query is answered after it: one
+        // status first, so that the write below cannot meet the scan's read of the same file (a
+        // write truncates it first, and a scan that read it empty would leave cpu1 out).
+        #expect(try CLITests.run(["status", "--json"] + machine).status == 0)
         // Coldplug onlined cpu1 at start; taken offline again behind its back, and no uevent:
         // sysfs says offline, the daemon still knows it as online.
         try tree.write("devices/system/cpu/cpu1/online", "0")
