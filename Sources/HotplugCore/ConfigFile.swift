@@ -120,79 +120,53 @@ struct ConfigFile: Decodable {
                 return nil
             }
         }
+        /// Sets `setting` to the checked value; a bad value leaves the default and is noted.
+        func set<Value>(_ setting: inout Value, _ body: () throws(Invalid) -> Value) {
+            if let value = check(body) { setting = value }
+        }
         if let monitor {
-            if let text = monitor.source,
-                let value: MonitorSource = check({ () throws(Invalid) in
-                    try Self.choice(text, at: ["monitor", "source"])
-                })
-            {
-                config.monitor.source = value
+            if let text = monitor.source {
+                set(&config.monitor.source) { () throws(Invalid) in try Self.choice(text, at: ["monitor", "source"]) }
             }
-            if let bytes = monitor.receiveBufferBytes,
-                let value = check({ () throws(Invalid) in
+            if let bytes = monitor.receiveBufferBytes {
+                set(&config.monitor.receiveBufferBytes) { () throws(Invalid) in
                     try Self.bounded(bytes, Self.receiveBufferRange, at: ["monitor", "receive_buffer_bytes"])
-                })
-            {
-                config.monitor.receiveBufferBytes = value
+                }
             }
         }
         if let cpu {
             if let value = cpu.autoOnline { config.cpu.autoOnline = value }
-            if let text = cpu.include,
-                let list = check({ () throws(Invalid) in
-                    try Self.cpuList(text, at: ["cpu", "include"])
-                })
-            {
-                config.cpu.include = list
+            if let text = cpu.include {
+                set(&config.cpu.include) { () throws(Invalid) in try Self.cpuList(text, at: ["cpu", "include"]) }
             }
-            if let text = cpu.exclude,
-                let list = check({ () throws(Invalid) in
-                    try Self.cpuList(text, at: ["cpu", "exclude"])
-                })
-            {
-                config.cpu.exclude = list
+            if let text = cpu.exclude {
+                set(&config.cpu.exclude) { () throws(Invalid) in try Self.cpuList(text, at: ["cpu", "exclude"]) }
             }
-            if let text = cpu.coldplug,
-                let mode: ColdplugMode = check({ () throws(Invalid) in
-                    try Self.choice(text, at: ["cpu", "coldplug"])
-                })
-            {
-                config.cpu.coldplug = mode
+            if let text = cpu.coldplug {
+                set(&config.cpu.coldplug) { () throws(Invalid) in try Self.choice(text, at: ["cpu", "coldplug"]) }
             }
             if let value = cpu.enforce { config.cpu.enforce = value }
         }
         if let memory {
             if let value = memory.autoOnline { config.memory.autoOnline = value }
-            if let text = memory.onlineType,
-                let type: MemoryOnlineType = check({ () throws(Invalid) in
+            if let text = memory.onlineType {
+                set(&config.memory.onlineType) { () throws(Invalid) in
                     try Self.choice(text, at: ["memory", "online_type"])
-                })
-            {
-                config.memory.onlineType = type
+                }
             }
-            if let ratio = memory.autoMovableRatio,
-                let value = check({ () throws(Invalid) in
+            if let ratio = memory.autoMovableRatio {
+                set(&config.memory.autoMovableRatio) { () throws(Invalid) in
                     try Self.bounded(ratio, Self.ratioRange, at: ["memory", "auto_movable_ratio"])
-                })
-            {
-                config.memory.autoMovableRatio = value
+                }
             }
             if let value = memory.autoMovableNUMAAware { config.memory.autoMovableNUMAAware = value }
-            if let text = memory.coldplug,
-                let mode: ColdplugMode = check({ () throws(Invalid) in
-                    try Self.choice(text, at: ["memory", "coldplug"])
-                })
-            {
-                config.memory.coldplug = mode
+            if let text = memory.coldplug {
+                set(&config.memory.coldplug) { () throws(Invalid) in try Self.choice(text, at: ["memory", "coldplug"]) }
             }
             if let value = memory.enforce { config.memory.enforce = value }
             if let value = memory.kernelOnline { config.memory.kernelOnline = value }
-            if let text = memory.dax,
-                let mode: DaxMemoryMode = check({ () throws(Invalid) in
-                    try Self.choice(text, at: ["memory", "dax"])
-                })
-            {
-                config.memory.dax = mode
+            if let text = memory.dax {
+                set(&config.memory.dax) { () throws(Invalid) in try Self.choice(text, at: ["memory", "dax"]) }
             }
             for (index, node) in (memory.node ?? []).enumerated() {
                 let path: [TOMLPath.Component] = [.key("memory"), .key("node"), .index(index)]
