@@ -70,3 +70,15 @@ public struct DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible 
         return Int(digits)
     }
 }
+
+extension DeviceID {
+    /// Devices as runs, one list per kind, as log lines and the commands name them:
+    /// `memory40-47,50`, `cpu2-3 memory32-35`.
+    public static func runs(_ devices: some Sequence<DeviceID>) -> String {
+        let all = Array(devices)
+        return DeviceKind.allCases.compactMap { kind in
+            let indices = all.filter { $0.kind == kind }.map { $0.index...$0.index }
+            return indices.isEmpty ? nil : "\(kind.directoryName)\(CPUList(indices))"
+        }.joined(separator: " ")
+    }
+}

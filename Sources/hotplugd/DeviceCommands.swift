@@ -138,8 +138,8 @@ struct DeviceCommandOptions: ParsableArguments {
             let state = offline ? "offline" : "online"
             print(
                 already.count == selected.count
-                    ? "nothing to do: \(Self.names(already)) \(already.count == 1 ? "is" : "are") \(state) already"
-                    : "already \(state), left alone: \(Self.names(already))")
+                    ? "nothing to do: \(DeviceID.runs(already)) \(already.count == 1 ? "is" : "are") \(state) already"
+                    : "already \(state), left alone: \(DeviceID.runs(already))")
         }
         let operations = DeviceOperations(sysfs: context.sysfs, timeout: .seconds(timeout))
         StopSignals.trap()
@@ -165,14 +165,6 @@ struct DeviceCommandOptions: ParsableArguments {
         }
         report(outcome, offline: offline)
         if outcome.status != .ok { throw outcome.status.code }
-    }
-
-    /// `memory40-47`, `cpu2-3,6`: devices as runs, one list per kind.
-    static func names(_ devices: [DeviceID]) -> String {
-        DeviceKind.allCases.compactMap { kind in
-            let indices = devices.filter { $0.kind == kind }.map { $0.index...$0.index }
-            return indices.isEmpty ? nil : "\(kind.rawValue)\(CPUList(indices))"
-        }.joined(separator: " ")
     }
 
     /// Adds (`offline`) or drops the devices' intent entries. Failing to record intent does not stop

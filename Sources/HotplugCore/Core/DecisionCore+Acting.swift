@@ -49,7 +49,7 @@ extension DecisionCore {
             log(
                 .info, "memory removed by the driver that added it",
                 [
-                    "blocks": "memory\(CPUList(Set(removedByDriver).map { $0.index...$0.index }))",
+                    "blocks": DeviceID.runs(removedByDriver),
                     "count": "\(Set(removedByDriver).count)",
                 ], kind: .removed)
         }

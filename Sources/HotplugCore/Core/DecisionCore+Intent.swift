@@ -161,10 +161,9 @@ extension DecisionCore {
     /// One line for the blocks drivers took back in this input, however many.
     mutating func sayTakenBackByDriver() {
         guard !takenBackByDriver.isEmpty else { return }
-        let blocks = CPUList(takenBackByDriver.map { $0.index...$0.index })
         log(
             .info, "memory taken back by the driver that added it (virtio-mem, dax/kmem): not operator intent",
-            ["blocks": "memory\(blocks)", "count": "\(takenBackByDriver.count)"], kind: .offline)
+            ["blocks": DeviceID.runs(takenBackByDriver), "count": "\(takenBackByDriver.count)"], kind: .offline)
         takenBackByDriver = []
     }
 

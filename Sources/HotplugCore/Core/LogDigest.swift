@@ -72,7 +72,7 @@ public struct LogDigest: Sendable {
                 debug.append(quiet)
             }
             let blocks = Set(group.map(\.block))
-            let range = "memory\(CPUList(blocks.map { $0...$0 }))"
+            let range = DeviceID.runs(blocks.compactMap { DeviceID(kind: .memory, index: $0) })
             var metadata = key.fields
             metadata["devices"] = range
             metadata["count"] = "\(blocks.count)"
