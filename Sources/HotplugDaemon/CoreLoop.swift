@@ -36,6 +36,9 @@ final class CoreLoop: @unchecked Sendable {
     let afterStart: @Sendable (CoreDriver) -> Void
     /// Hears every burst of device changes as the loop takes it (`hotplugd monitor`).
     var control: ControlServer?
+    /// Told whether the kernel onlines memory, at start and whenever that changes: the monitor
+    /// then lets memory bursts pile up (`UdevMonitor.paceMemoryBursts`).
+    var kernelOnlinesMemory: (@Sendable (Bool) -> Void)?
 
     init(
         driver: CoreDriver, queue: InputQueue, metrics: DaemonMetrics?, logger: Logger,
@@ -67,8 +70,13 @@ final class CoreLoop: @unchecked Sendable {
         var unshown = false
         var droppedEvents = 0
         var burst = MemoryBurst()
+        var toldKernelOnlines: Bool?
         defer { driver.sayHeldTransitions() }
         while true {
+            if driver.kernelOnlinesMemory != toldKernelOnlines {
+                toldKernelOnlines = driver.kernelOnlinesMemory
+                kernelOnlinesMemory?(driver.kernelOnlinesMemory)
+            }
             if let due = driver.logDeadline, due <= .now { driver.sayHeldTransitions() }
             let item = queue.next(
                 deadline: [driver.nextDeadline, burst.deadline, driver.logDeadline].compactMap { $0 }.min())

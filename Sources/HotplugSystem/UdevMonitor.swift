@@ -1,6 +1,7 @@
 import CHotplug
 import Glibc
 import HotplugCore
+import Synchronization
 
 /// Listens to cpu and memory uevents on a thread of its own.
 ///
@@ -10,6 +11,11 @@ import HotplugCore
 /// `udev` context and the monitor from start to end; it waits in poll(2) on the socket and an
 /// eventfd used to stop it, drains every queued datagram in one go, and passes the events on as
 /// `RawUevent` values.
+///
+/// While the kernel onlines memory inside the add (`paceMemoryBursts`), the thread lets a burst of
+/// memory events pile up in the socket and takes them in one go once the kernel stops sending: a
+/// DIMM sends an `add` and an `online` per block, and a wake-up for each takes CPU from the add
+/// itself (in a 1-vCPU guest, the add is slower by it).
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
         public var source: MonitorSource
@@ -23,15 +29,22 @@ public final class UdevMonitor: Sendable {
     /// The largest burst handed on at once; the rest follows in the next message.
     static let maxBatch = 4096
 
+    /// How long the socket must have received nothing more for a paced burst to be taken, and
+    /// the longest a paced burst is left in it (anything else that comes meanwhile waits as long).
+    static let settleQuiet: Duration = .milliseconds(20)
+    static let settleLongest: Duration = .seconds(1)
+
     private let stopFD: Int32
     private let thread: pthread_t
+    private let pacing: Pacing
 
     /// Starts the monitor thread. Its first message is `.ready` or `.failed`.
     public init(options: Options, handler: @escaping @Sendable (MonitorMessage) -> Void) throws(SysfsError) {
         let stopFD = chotplug_eventfd()
         guard stopFD >= 0 else { throw SysfsError(path: "eventfd", operation: "create", errno: .init(rawValue: errno)) }
         self.stopFD = stopFD
-        let context = ThreadContext(options: options, stopFD: stopFD, handler: handler)
+        pacing = Pacing()
+        let context = ThreadContext(options: options, stopFD: stopFD, pacing: pacing, handler: handler)
         var thread = pthread_t()
         let box = Unmanaged.passRetained(context).toOpaque()
         let result = pthread_create(
@@ -48,6 +61,10 @@ public final class UdevMonitor: Sendable {
         }
         self.thread = thread
     }
+
+    /// Whether memory bursts are left to pile up in the socket: set while the kernel onlines memory
+    /// inside the add, when nothing is written during a burst and the daemon holds its events anyway.
+    public func paceMemoryBursts(_ on: Bool) { pacing.on.store(on, ordering: .relaxed) }
 
     /// Stops the thread and waits for it; libudev's objects are freed on it.
     public func stop() {
@@ -70,17 +87,27 @@ public final class UdevMonitor: Sendable {
     }
 }
 
+/// Shared by the monitor and its thread.
+private final class Pacing: Sendable {
+    let on = Atomic<Bool>(false)
+}
+
 /// Everything the monitor thread owns. Created on the caller's thread, used only on the monitor thread.
 private final class ThreadContext: @unchecked Sendable {
     let options: UdevMonitor.Options
     let stopFD: Int32
+    let pacing: Pacing
     let handler: @Sendable (MonitorMessage) -> Void
     /// One datagram received at a time; one byte more than any valid one, so that a longer one shows.
     var buffer = [UInt8](repeating: 0, count: UeventDatagram.maxLength + 1)
 
-    init(options: UdevMonitor.Options, stopFD: Int32, handler: @escaping @Sendable (MonitorMessage) -> Void) {
+    init(
+        options: UdevMonitor.Options, stopFD: Int32, pacing: Pacing,
+        handler: @escaping @Sendable (MonitorMessage) -> Void
+    ) {
         self.options = options
         self.stopFD = stopFD
+        self.pacing = pacing
         self.handler = handler
     }
 
@@ -109,11 +136,12 @@ private final class ThreadContext: @unchecked Sendable {
         let enabled = udev_monitor_enable_receiving(monitor)
         if enabled < 0 { return handler(.failed("cannot start receiving: \(errnoText(-enabled))")) }
         let fd = udev_monitor_get_fd(monitor)
-        handler(.ready(source: source, receiveBufferBytes: Self.receiveBuffer(fd)))
-        loop(fd: fd, source: source)
+        let granted = Self.receiveBuffer(fd)
+        handler(.ready(source: source, receiveBufferBytes: granted))
+        loop(fd: fd, source: source, granted: granted)
     }
 
-    private func loop(fd: Int32, source: MonitorSource) {
+    private func loop(fd: Int32, source: MonitorSource, granted: Int) {
         var fds = [
             pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
         ]
@@ -128,8 +156,8 @@ private final class ThreadContext: @unchecked Sendable {
             // POLLNVAL, which it reports as EBADF. Either way the receive says what happened.
             guard fds[0].revents != 0 else { continue }
             switch drain(fd: fd, source: source) {
-            case .empty:
-                continue
+            case .empty(let memoryBurst):
+                if memoryBurst && pacing.on.load(ordering: .relaxed) && !settle(fd: fd, granted: granted) { return }
             case .shortOfMemory:
                 // Not at once again: the kernel is short of memory, and a retry in a tight loop
                 // would only add to it. The stop signal still ends the pause.
@@ -141,10 +169,27 @@ private final class ThreadContext: @unchecked Sendable {
         }
     }
 
+    /// Waits while the socket keeps receiving, so that the rest of a memory burst is taken in one
+    /// drain (see `UdevMonitor`): until `settleQuiet` passes with nothing more queued, the socket is
+    /// half full, or `settleLongest` has passed. The queue is measured without receiving from it
+    /// (SO_MEMINFO's receive allocation). False when stopped meanwhile.
+    private func settle(fd: Int32, granted: Int) -> Bool {
+        let started = ContinuousClock.now
+        var queued = Self.queuedBytes(fd)
+        while queued >= 0 && queued < granted / 2 && ContinuousClock.now - started < UdevMonitor.settleLongest {
+            var stop = pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)
+            if poll(&stop, 1, Int32(UdevMonitor.settleQuiet / .milliseconds(1))) > 0 { return false }
+            let now = Self.queuedBytes(fd)
+            if now == queued { break }
+            queued = now
+        }
+        return true
+    }
+
     /// How a drain ended.
     private enum DrainEnd {
-        /// The socket is empty.
-        case empty
+        /// The socket is empty; `memoryBurst` when memory blocks were being added or onlined.
+        case empty(memoryBurst: Bool)
         /// The kernel could not allocate memory for a receive.
         case shortOfMemory
         /// The socket cannot be received from any more; the thread stops.
@@ -161,6 +206,7 @@ private final class ThreadContext: @unchecked Sendable {
     /// its reason.
     private func drain(fd: Int32, source: MonitorSource) -> DrainEnd {
         var batch: [RawUevent] = []
+        var memoryBurst = false
         defer { if !batch.isEmpty { handler(.events(batch)) } }
         while true {
             var sender = chotplug_sender()
@@ -170,7 +216,7 @@ private final class ThreadContext: @unchecked Sendable {
             if length < 0 {
                 switch ReceiveFailure(errno: errno) {
                 case .empty:
-                    return .empty
+                    return .empty(memoryBurst: memoryBurst)
                 case .interrupted:
                     continue
                 case .overrun:
@@ -202,6 +248,8 @@ private final class ThreadContext: @unchecked Sendable {
             // hotplugd manages, and a busy machine sends many. A missing SUBSYSTEM is the
             // decoder's to reject.
             if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
+            memoryBurst =
+                memoryBurst || (event.subsystem == "memory" && (event.action == "add" || event.action == "online"))
             batch.append(event)
             if batch.count >= UdevMonitor.maxBatch {
                 handler(.events(batch))
@@ -215,6 +263,14 @@ private final class ThreadContext: @unchecked Sendable {
         if !batch.isEmpty { handler(.events(batch)) }
         batch = []
         handler(.eventsLost)
+    }
+
+    /// The bytes queued on the socket (its receive allocation, SK_MEMINFO_RMEM_ALLOC, the first of
+    /// SO_MEMINFO's values), or -1.
+    private static func queuedBytes(_ fd: Int32) -> Int {
+        var meminfo = [UInt32](repeating: 0, count: 9)
+        var length = socklen_t(MemoryLayout<UInt32>.size * meminfo.count)
+        return getsockopt(fd, SOL_SOCKET, SO_MEMINFO, &meminfo, &length) == 0 ? Int(meminfo[0]) : -1
     }
 
     private static func receiveBuffer(_ fd: Int32) -> Int {

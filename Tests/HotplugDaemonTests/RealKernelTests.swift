@@ -75,6 +75,49 @@ struct RealKernelTests {
         #expect(!inbox.refusals.contains { $0.contains("buffer space") }, "\(inbox.refusals)")
     }
 
+    /// A stream of memory `online` events, one every 5 ms for 1.3 s, then a CPU event: paced, the
+    /// monitor hands them on in a few drains (the first event at once, then at most a second
+    /// apart, then once the stream stops); unpaced, in a drain each or nearly. Nothing is lost
+    /// either way, and the CPU event after the stream comes last.
+    @Test(arguments: [true, false]) func memoryBurstsArePacedWhenAsked(paced: Bool) async throws {
+        let cpu = try #require(RealKernel.last(.cpu))
+        let block = try #require(RealKernel.last(.memory))
+        let drains = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
+        let inbox = Inbox()
+        let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: 1 << 20)) { message in
+            if case .events(let batch) = message { drains.withLock { $0.append((.now, batch)) } }
+            inbox.put(message)
+        }
+        defer { monitor.stop() }
+        monitor.paceMemoryBursts(paced)
+        try await inbox.wait { if case .ready = $0 { true } else { false } }
+        let after = try RealKernel.seqnum()
+        let count = 260
+        for _ in 0..<count {
+            try RealKernel.trigger("online", block)
+            usleep(5000)
+        }
+        let streamEnded = ContinuousClock.now
+        try RealKernel.trigger("change", cpu)
+        try await inbox.waitForEvent(of: cpu, after: after)
+
+        let ours = drains.withLock { $0 }.compactMap { drain -> (at: ContinuousClock.Instant, events: [RawUevent])? in
+            let events = drain.events.filter { $0.seqnum.flatMap { UInt64($0) }.map { $0 > after } == true }
+            return events.isEmpty ? nil : (drain.at, events)
+        }
+        let events = ours.flatMap(\.events)
+        #expect(events.count { $0.devpath == block.devpath && $0.action == "online" } == count)
+        #expect(events.last?.devpath == cpu.devpath)
+        let duringStream = ours.filter { $0.at < streamEnded }.count
+        if paced {
+            // The first at once, one at the one-second limit, the rest once the stream stopped.
+            #expect(ours.count <= 5, "\(ours.map(\.events.count))")
+            #expect(duringStream >= 2, "\(ours.map(\.events.count))")
+        } else {
+            #expect(ours.count >= count / 4, "\(ours.map(\.events.count))")
+        }
+    }
+
     @Test func daemonInDryRunFollowsRealEventsAndWritesNothing() async throws {
         let cpu = try #require(RealKernel.last(.cpu))
         let block = try #require(RealKernel.last(.memory))
