@@ -9,10 +9,9 @@ import Logging
 /// async side's. The watchdog watches the driver's heartbeat from outside, and stop reaches the
 /// loop through the queue, ahead of anything queued.
 ///
-/// When the kernel onlines memory inside the add (kernel mode), memory `add` and `online` events
-/// are held while they keep coming (`MemoryBurst`) and taken as one burst once the add is over:
-/// the kernel is still adding while they arrive, and every read and log line of the daemon's
-/// during the add is CPU taken from it (in a 1-vCPU guest, the add itself is slower).
+/// When the kernel onlines memory inside the add (kernel mode), the monitor holds memory bursts
+/// until the kernel has stopped sending (`UdevMonitor.holdMemoryBursts`): the loop is told each
+/// time that mode changes.
 final class CoreLoop: @unchecked Sendable {
     /// What the async side hears from the loop.
     enum Publication: Sendable {
@@ -36,8 +35,7 @@ final class CoreLoop: @unchecked Sendable {
     let afterStart: @Sendable (CoreDriver) -> Void
     /// Hears every burst of device changes as the loop takes it (`hotplugd monitor`).
     var control: ControlServer?
-    /// Told whether the kernel onlines memory, at start and whenever that changes: the monitor
-    /// then lets memory bursts pile up (`UdevMonitor.paceMemoryBursts`).
+    /// Told whether the kernel onlines memory, at start and whenever that changes.
     var kernelOnlinesMemory: (@Sendable (Bool) -> Void)?
 
     init(
@@ -69,7 +67,6 @@ final class CoreLoop: @unchecked Sendable {
         /// Whether something changed since the last snapshot.
         var unshown = false
         var droppedEvents = 0
-        var burst = MemoryBurst()
         var toldKernelOnlines: Bool?
         defer { driver.sayHeldTransitions() }
         while true {
@@ -78,17 +75,7 @@ final class CoreLoop: @unchecked Sendable {
                 kernelOnlinesMemory?(driver.kernelOnlinesMemory)
             }
             if let due = driver.logDeadline, due <= .now { driver.sayHeldTransitions() }
-            let item = queue.next(
-                deadline: [driver.nextDeadline, burst.deadline, driver.logDeadline].compactMap { $0 }.min())
-            if case .events(let batch) = item, driver.kernelOnlinesMemory, MemoryBurst.holds(batch) {
-                metrics?.received(batch)
-                burst.hold(batch, now: .now)
-                continue
-            }
-            if let held = burst.take() {
-                let rejected = driver.handle(held)
-                metrics?.rejected(stage: "decode", count: rejected)
-            }
+            let item = queue.next(deadline: [driver.nextDeadline, driver.logDeadline].compactMap { $0 }.min())
             switch item {
             case .events(let batch):
                 metrics?.received(batch)
@@ -138,44 +125,5 @@ final class CoreLoop: @unchecked Sendable {
             }
             publish.yield(.progress(changes: changes, operations: operations, snapshot: snapshot))
         }
-    }
-}
-
-/// Memory events held while the kernel is adding memory (see `CoreLoop`): until none has come for
-/// `quiet`, and at most `longest` after the first, so that a stream of adds is still seen.
-struct MemoryBurst {
-    static let quiet: Duration = .milliseconds(100)
-    static let longest: Duration = .seconds(1)
-
-    private var events: [RawUevent] = []
-    private var first: ContinuousClock.Instant?
-    private var last: ContinuousClock.Instant?
-
-    /// Whether a batch is only memory blocks being added or onlined.
-    static func holds(_ batch: [RawUevent]) -> Bool {
-        !batch.isEmpty && batch.allSatisfy { $0.subsystem == "memory" && ($0.action == "add" || $0.action == "online") }
-    }
-
-    /// When the held events are due, if any are held.
-    var deadline: ContinuousClock.Instant? {
-        guard let first, let last else { return nil }
-        return min(last + Self.quiet, first + Self.longest)
-    }
-
-    mutating func hold(_ batch: [RawUevent], now: ContinuousClock.Instant) {
-        events += batch
-        first = first ?? now
-        last = now
-    }
-
-    /// The held events, once due or when something else comes (which must not overtake them).
-    mutating func take() -> [RawUevent]? {
-        guard !events.isEmpty else { return nil }
-        defer {
-            events = []
-            first = nil
-            last = nil
-        }
-        return events
     }
 }

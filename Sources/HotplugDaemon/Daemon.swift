@@ -119,7 +119,7 @@ public final class Daemon: Service {
             control = nil
         }
         loop.control = control
-        loop.kernelOnlinesMemory = { monitor.paceMemoryBursts($0) }
+        loop.kernelOnlinesMemory = { monitor.holdMemoryBursts($0) }
         let thread: DedicatedThread
         do {
             thread = try DedicatedThread { loop.run() }

@@ -12,10 +12,13 @@ import Synchronization
 /// eventfd used to stop it, drains every queued datagram in one go, and passes the events on as
 /// `RawUevent` values.
 ///
-/// While the kernel onlines memory inside the add (`paceMemoryBursts`), the thread lets a burst of
-/// memory events pile up in the socket and takes them in one go once the kernel stops sending: a
-/// DIMM sends an `add` and an `online` per block, and a wake-up for each takes CPU from the add
-/// itself (in a 1-vCPU guest, the add is slower by it).
+/// While the kernel onlines memory inside the add (`holdMemoryBursts`), the thread holds a burst of
+/// memory `add` and `online` events and hands it on whole once the kernel has stopped sending
+/// (`PendingEvents`): a DIMM sends two per block, and the daemon's work for each, done while the
+/// kernel adds, is CPU taken from the add (in a 1-vCPU guest, the add is slower by it). While it
+/// holds, the thread looks at the socket every `burstLook` rather than at every datagram, so each
+/// event's receive time is still known to that much, and anything else that comes is that late
+/// at most.
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
         public var source: MonitorSource
@@ -26,25 +29,20 @@ public final class UdevMonitor: Sendable {
         }
     }
 
-    /// The largest burst handed on at once; the rest follows in the next message.
-    static let maxBatch = 4096
-
-    /// How long the socket must have received nothing more for a paced burst to be taken, and
-    /// the longest a paced burst is left in it (anything else that comes meanwhile waits as long).
-    static let settleQuiet: Duration = .milliseconds(20)
-    static let settleLongest: Duration = .seconds(1)
+    /// While a memory burst is held, the socket is looked at this often.
+    static let burstLook: Duration = .milliseconds(20)
 
     private let stopFD: Int32
     private let thread: pthread_t
-    private let pacing: Pacing
+    private let holding: Holding
 
     /// Starts the monitor thread. Its first message is `.ready` or `.failed`.
     public init(options: Options, handler: @escaping @Sendable (MonitorMessage) -> Void) throws(SysfsError) {
         let stopFD = chotplug_eventfd()
         guard stopFD >= 0 else { throw SysfsError(path: "eventfd", operation: "create", errno: .init(rawValue: errno)) }
         self.stopFD = stopFD
-        pacing = Pacing()
-        let context = ThreadContext(options: options, stopFD: stopFD, pacing: pacing, handler: handler)
+        holding = Holding()
+        let context = ThreadContext(options: options, stopFD: stopFD, holding: holding, handler: handler)
         var thread = pthread_t()
         let box = Unmanaged.passRetained(context).toOpaque()
         let result = pthread_create(
@@ -62,9 +60,9 @@ public final class UdevMonitor: Sendable {
         self.thread = thread
     }
 
-    /// Whether memory bursts are left to pile up in the socket: set while the kernel onlines memory
-    /// inside the add, when nothing is written during a burst and the daemon holds its events anyway.
-    public func paceMemoryBursts(_ on: Bool) { pacing.on.store(on, ordering: .relaxed) }
+    /// Whether memory bursts are held until the kernel has stopped sending (see above): while the
+    /// kernel onlines memory inside the add, when the daemon writes nothing during a burst.
+    public func holdMemoryBursts(_ on: Bool) { holding.on.store(on, ordering: .relaxed) }
 
     /// Stops the thread and waits for it; libudev's objects are freed on it.
     public func stop() {
@@ -88,7 +86,7 @@ public final class UdevMonitor: Sendable {
 }
 
 /// Shared by the monitor and its thread.
-private final class Pacing: Sendable {
+private final class Holding: Sendable {
     let on = Atomic<Bool>(false)
 }
 
@@ -96,18 +94,18 @@ private final class Pacing: Sendable {
 private final class ThreadContext: @unchecked Sendable {
     let options: UdevMonitor.Options
     let stopFD: Int32
-    let pacing: Pacing
+    let holding: Holding
     let handler: @Sendable (MonitorMessage) -> Void
     /// One datagram received at a time; one byte more than any valid one, so that a longer one shows.
     var buffer = [UInt8](repeating: 0, count: UeventDatagram.maxLength + 1)
 
     init(
-        options: UdevMonitor.Options, stopFD: Int32, pacing: Pacing,
+        options: UdevMonitor.Options, stopFD: Int32, holding: Holding,
         handler: @escaping @Sendable (MonitorMessage) -> Void
     ) {
         self.options = options
         self.stopFD = stopFD
-        self.pacing = pacing
+        self.holding = holding
         self.handler = handler
     }
 
@@ -136,28 +134,47 @@ private final class ThreadContext: @unchecked Sendable {
         let enabled = udev_monitor_enable_receiving(monitor)
         if enabled < 0 { return handler(.failed("cannot start receiving: \(errnoText(-enabled))")) }
         let fd = udev_monitor_get_fd(monitor)
-        let granted = Self.receiveBuffer(fd)
-        handler(.ready(source: source, receiveBufferBytes: granted))
-        loop(fd: fd, source: source, granted: granted)
+        handler(.ready(source: source, receiveBufferBytes: Self.receiveBuffer(fd)))
+        loop(fd: fd, source: source)
     }
 
-    private func loop(fd: Int32, source: MonitorSource, granted: Int) {
+    /// Received and not handed on yet.
+    private var pending = PendingEvents()
+
+    /// Whether to wait for more before handing `pending` on (see `PendingEvents`).
+    private var holdsBurst: Bool { holding.on.load(ordering: .relaxed) && pending.holdsBurst(at: .now) }
+
+    private func keep(_ event: RawUevent) {
+        if let due = pending.append(event) { handler(.events(due)) }
+    }
+
+    private func handOn() {
+        if let events = pending.take() { handler(.events(events)) }
+    }
+
+    private func loop(fd: Int32, source: MonitorSource) {
         var fds = [
             pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
         ]
         while true {
-            let ready = poll(&fds, 2, -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return handler(.failed("poll failed: \(errnoText(errno))"))
+            if holdsBurst {
+                // Only the stop signal ends the wait early: the socket is drained after it anyway.
+                if poll(&fds[1], 1, Int32(UdevMonitor.burstLook / .milliseconds(1))) > 0 { return }
+            } else {
+                handOn()
+                let ready = poll(&fds, 2, -1)
+                if ready < 0 {
+                    if errno == EINTR { continue }
+                    return handler(.failed("poll failed: \(errnoText(errno))"))
+                }
+                if fds[1].revents != 0 { return }
+                // POLLIN; or POLLERR after an overrun, which the next receive reports as ENOBUFS; or
+                // POLLNVAL, which it reports as EBADF. Either way the receive says what happened.
+                guard fds[0].revents != 0 else { continue }
             }
-            if fds[1].revents != 0 { return }
-            // POLLIN; or POLLERR after an overrun, which the next receive reports as ENOBUFS; or
-            // POLLNVAL, which it reports as EBADF. Either way the receive says what happened.
-            guard fds[0].revents != 0 else { continue }
             switch drain(fd: fd, source: source) {
-            case .empty(let memoryBurst):
-                if memoryBurst && pacing.on.load(ordering: .relaxed) && !settle(fd: fd, granted: granted) { return }
+            case .empty:
+                if !holdsBurst { handOn() }
             case .shortOfMemory:
                 // Not at once again: the kernel is short of memory, and a retry in a tight loop
                 // would only add to it. The stop signal still ends the pause.
@@ -169,27 +186,10 @@ private final class ThreadContext: @unchecked Sendable {
         }
     }
 
-    /// Waits while the socket keeps receiving, so that the rest of a memory burst is taken in one
-    /// drain (see `UdevMonitor`): until `settleQuiet` passes with nothing more queued, the socket is
-    /// half full, or `settleLongest` has passed. The queue is measured without receiving from it
-    /// (SO_MEMINFO's receive allocation). False when stopped meanwhile.
-    private func settle(fd: Int32, granted: Int) -> Bool {
-        let started = ContinuousClock.now
-        var queued = Self.queuedBytes(fd)
-        while queued >= 0 && queued < granted / 2 && ContinuousClock.now - started < UdevMonitor.settleLongest {
-            var stop = pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)
-            if poll(&stop, 1, Int32(UdevMonitor.settleQuiet / .milliseconds(1))) > 0 { return false }
-            let now = Self.queuedBytes(fd)
-            if now == queued { break }
-            queued = now
-        }
-        return true
-    }
-
     /// How a drain ended.
     private enum DrainEnd {
-        /// The socket is empty; `memoryBurst` when memory blocks were being added or onlined.
-        case empty(memoryBurst: Bool)
+        /// The socket is empty.
+        case empty
         /// The kernel could not allocate memory for a receive.
         case shortOfMemory
         /// The socket cannot be received from any more; the thread stops.
@@ -199,15 +199,12 @@ private final class ThreadContext: @unchecked Sendable {
     /// The pause before receiving again after ENOMEM.
     static let memoryPauseMilliseconds: Int32 = 10
 
-    /// Receives until the socket is empty, handing on events in batches.
+    /// Receives until the socket is empty, into `pending`.
     ///
     /// Each datagram is taken off the socket once, into `buffer`, checked there, and its fields
     /// taken from those bytes (`UeventDatagram.fields(source:)`); a refused one is reported with
-    /// its reason.
+    /// its reason. What the caller does not hold is handed on before a loss or a failure is said.
     private func drain(fd: Int32, source: MonitorSource) -> DrainEnd {
-        var batch: [RawUevent] = []
-        var memoryBurst = false
-        defer { if !batch.isEmpty { handler(.events(batch)) } }
         while true {
             var sender = chotplug_sender()
             let length = buffer.withUnsafeMutableBytes {
@@ -216,17 +213,18 @@ private final class ThreadContext: @unchecked Sendable {
             if length < 0 {
                 switch ReceiveFailure(errno: errno) {
                 case .empty:
-                    return .empty(memoryBurst: memoryBurst)
+                    return .empty
                 case .interrupted:
                     continue
                 case .overrun:
                     // What is still queued is received after the report.
-                    lost(&batch)
+                    lost()
                     continue
                 case .shortOfMemory:
-                    lost(&batch)
+                    lost()
                     return .shortOfMemory
                 case .fatal(let reason):
+                    handOn()
                     return .failed(reason)
                 }
             }
@@ -238,6 +236,7 @@ private final class ThreadContext: @unchecked Sendable {
                 event = try datagram.fields(source: source)
                 event.receivedAt = .now
             } catch {
+                handOn()
                 handler(.refused("\(error)"))
                 continue
             }
@@ -248,29 +247,14 @@ private final class ThreadContext: @unchecked Sendable {
             // hotplugd manages, and a busy machine sends many. A missing SUBSYSTEM is the
             // decoder's to reject.
             if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
-            memoryBurst =
-                memoryBurst || (event.subsystem == "memory" && (event.action == "add" || event.action == "online"))
-            batch.append(event)
-            if batch.count >= UdevMonitor.maxBatch {
-                handler(.events(batch))
-                batch = []
-            }
+            keep(event)
         }
     }
 
     /// Hands on the events received so far, then the loss: the daemon rescans after them.
-    private func lost(_ batch: inout [RawUevent]) {
-        if !batch.isEmpty { handler(.events(batch)) }
-        batch = []
+    private func lost() {
+        handOn()
         handler(.eventsLost)
-    }
-
-    /// The bytes queued on the socket (its receive allocation, SK_MEMINFO_RMEM_ALLOC, the first of
-    /// SO_MEMINFO's values), or -1.
-    private static func queuedBytes(_ fd: Int32) -> Int {
-        var meminfo = [UInt32](repeating: 0, count: 9)
-        var length = socklen_t(MemoryLayout<UInt32>.size * meminfo.count)
-        return getsockopt(fd, SOL_SOCKET, SO_MEMINFO, &meminfo, &length) == 0 ? Int(meminfo[0]) : -1
     }
 
     private static func receiveBuffer(_ fd: Int32) -> Int {
