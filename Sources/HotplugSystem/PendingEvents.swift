@@ -6,45 +6,69 @@ import HotplugCore
 /// A burst is held while it is only memory blocks being added or onlined: until nothing more has
 /// come for `quiet`, and at most `longest` after its first event, so that a stream without end
 /// is still handed on. Anything else ends the hold, since it must not wait behind the memory, and
-/// so does `maxCount` events (each message stays of a bounded size). Times are the events'
-/// `receivedAt`.
+/// so does `maxCount` items (each message stays of a bounded size).
 struct PendingEvents {
     static let quiet: Duration = .milliseconds(100)
     static let longest: Duration = .seconds(10)
     static let maxCount = 4096
 
-    private(set) var events: [RawUevent] = []
+    /// One received event, or a held datagram whose fields are taken when it is handed on.
+    enum Item {
+        case event(RawUevent)
+        /// A kernel datagram that begins as a memory block's `add` or `online` (`isMemoryAdd(_:)`).
+        case datagram(UeventDatagram, receivedAt: ContinuousClock.Instant)
+    }
+
+    private(set) var items: [Item] = []
     private var onlyMemoryAdds = true
     private var first = ContinuousClock.now
     private var latest = ContinuousClock.now
 
-    /// Adds a received event; returns what is due to be handed on at once (`maxCount` reached).
-    mutating func append(_ event: RawUevent) -> [RawUevent]? {
-        let at = event.receivedAt ?? .now
-        if events.isEmpty { first = at }
+    /// Adds a received item; true when `maxCount` is reached and the items are due at once.
+    mutating func append(_ item: Item) -> Bool {
+        let at: ContinuousClock.Instant
+        switch item {
+        case .event(let event):
+            at = event.receivedAt ?? .now
+            onlyMemoryAdds = onlyMemoryAdds && Self.isMemoryAdd(event)
+        case .datagram(_, let receivedAt):
+            at = receivedAt
+        }
+        if items.isEmpty { first = at }
         latest = at
-        events.append(event)
-        onlyMemoryAdds = onlyMemoryAdds && Self.isMemoryAdd(event)
-        return events.count >= Self.maxCount ? take() : nil
+        items.append(item)
+        return items.count >= Self.maxCount
     }
 
-    /// Whether the events are a burst to go on holding at `now`.
+    /// Whether the items are a burst to go on holding at `now`.
     func holdsBurst(at now: ContinuousClock.Instant) -> Bool {
-        !events.isEmpty && onlyMemoryAdds && now - first < Self.longest && now - latest < Self.quiet
+        !items.isEmpty && onlyMemoryAdds && now - first < Self.longest && now - latest < Self.quiet
     }
 
-    /// The events, oldest first, and nothing left pending; nil when there were none.
-    mutating func take() -> [RawUevent]? {
-        guard !events.isEmpty else { return nil }
+    /// The items, oldest first, and nothing left pending; nil when there were none.
+    mutating func take() -> [Item]? {
+        guard !items.isEmpty else { return nil }
         defer {
-            events = []
+            items = []
             onlyMemoryAdds = true
         }
-        return events
+        return items
     }
 
     /// A memory block added, or onlined (by the kernel inside the add).
     static func isMemoryAdd(_ event: RawUevent) -> Bool {
         event.subsystem == "memory" && (event.action == "add" || event.action == "online")
     }
+
+    /// Whether a kernel datagram begins as a memory block's `add` or `online` (its header is
+    /// `ACTION@DEVPATH`): such a datagram can be held as it is and its fields taken afterwards,
+    /// which is the costly part of receiving it. Whatever it turns out to be, it is then checked
+    /// whole as any other.
+    static func isMemoryAdd(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        memoryAddHeaders.contains { header in
+            bytes.count > header.count && zip(header, bytes).allSatisfy { $0 == $1 }
+        }
+    }
+
+    private static let memoryAddHeaders = ["add", "online"].map { Array("\($0)@/devices/system/memory/memory".utf8) }
 }

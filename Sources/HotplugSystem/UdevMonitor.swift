@@ -144,12 +144,34 @@ private final class ThreadContext: @unchecked Sendable {
     /// Whether to wait for more before handing `pending` on (see `PendingEvents`).
     private var holdsBurst: Bool { holding.on.load(ordering: .relaxed) && pending.holdsBurst(at: .now) }
 
-    private func keep(_ event: RawUevent) {
-        if let due = pending.append(event) { handler(.events(due)) }
+    private func keep(_ item: PendingEvents.Item, source: MonitorSource) {
+        if pending.append(item) { handOn(source: source) }
     }
 
-    private func handOn() {
-        if let events = pending.take() { handler(.events(events)) }
+    /// Hands on what is pending, in the order received; a held datagram's fields are taken now,
+    /// and one refused is reported in its place.
+    private func handOn(source: MonitorSource) {
+        guard let items = pending.take() else { return }
+        var events: [RawUevent] = []
+        events.reserveCapacity(items.count)
+        for item in items {
+            switch item {
+            case .event(let event):
+                events.append(event)
+            case .datagram(let datagram, let receivedAt):
+                do {
+                    var event = try datagram.fields(source: source)
+                    event.receivedAt = receivedAt
+                    if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
+                    events.append(event)
+                } catch {
+                    if !events.isEmpty { handler(.events(events)) }
+                    events = []
+                    handler(.refused("\(error)"))
+                }
+            }
+        }
+        if !events.isEmpty { handler(.events(events)) }
     }
 
     private func loop(fd: Int32, source: MonitorSource) {
@@ -161,7 +183,7 @@ private final class ThreadContext: @unchecked Sendable {
                 // Only the stop signal ends the wait early: the socket is drained after it anyway.
                 if poll(&fds[1], 1, Int32(UdevMonitor.burstLook / .milliseconds(1))) > 0 { return }
             } else {
-                handOn()
+                handOn(source: source)
                 let ready = poll(&fds, 2, -1)
                 if ready < 0 {
                     if errno == EINTR { continue }
@@ -174,7 +196,7 @@ private final class ThreadContext: @unchecked Sendable {
             }
             switch drain(fd: fd, source: source) {
             case .empty:
-                if !holdsBurst { handOn() }
+                if !holdsBurst { handOn(source: source) }
             case .shortOfMemory:
                 // Not at once again: the kernel is short of memory, and a retry in a tight loop
                 // would only add to it. The stop signal still ends the pause.
@@ -218,25 +240,37 @@ private final class ThreadContext: @unchecked Sendable {
                     continue
                 case .overrun:
                     // What is still queued is received after the report.
-                    lost()
+                    lost(source: source)
                     continue
                 case .shortOfMemory:
-                    lost()
+                    lost(source: source)
                     return .shortOfMemory
                 case .fatal(let reason):
-                    handOn()
+                    handOn(source: source)
                     return .failed(reason)
                 }
             }
-            let datagram = UeventDatagram(
-                bytes: buffer[..<min(length, buffer.count)], length: length,
-                sender: .init(port: sender.port, groups: sender.groups, uid: sender.has_uid != 0 ? sender.uid : nil))
+            let received = min(length, buffer.count)
+            let from = UeventDatagram.Sender(
+                port: sender.port, groups: sender.groups, uid: sender.has_uid != 0 ? sender.uid : nil)
+            // Held for later as it is (see `PendingEvents.isMemoryAdd`): a copy of its bytes,
+            // since the buffer is received into again.
+            if source == .kernel && holding.on.load(ordering: .relaxed) && pending.holdsBurst(at: .now)
+                && buffer.withUnsafeBytes({
+                    PendingEvents.isMemoryAdd(UnsafeRawBufferPointer(rebasing: $0[..<received]))
+                })
+            {
+                let copy = UeventDatagram(bytes: Array(buffer[..<received])[...], length: length, sender: from)
+                keep(.datagram(copy, receivedAt: .now), source: source)
+                continue
+            }
+            let datagram = UeventDatagram(bytes: buffer[..<received], length: length, sender: from)
             var event: RawUevent
             do {
                 event = try datagram.fields(source: source)
                 event.receivedAt = .now
             } catch {
-                handOn()
+                handOn(source: source)
                 handler(.refused("\(error)"))
                 continue
             }
@@ -247,13 +281,13 @@ private final class ThreadContext: @unchecked Sendable {
             // hotplugd manages, and a busy machine sends many. A missing SUBSYSTEM is the
             // decoder's to reject.
             if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
-            keep(event)
+            keep(.event(event), source: source)
         }
     }
 
     /// Hands on the events received so far, then the loss: the daemon rescans after them.
-    private func lost() {
-        handOn()
+    private func lost(source: MonitorSource) {
+        handOn(source: source)
         handler(.eventsLost)
     }
 

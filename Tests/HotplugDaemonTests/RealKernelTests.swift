@@ -99,8 +99,9 @@ struct RealKernelTests {
             usleep(5000)
         }
         let streamEnded = ContinuousClock.now
+        let streamSeqnum = try RealKernel.seqnum()
         try RealKernel.trigger("change", cpu)
-        try await inbox.waitForEvent(of: cpu, after: after)
+        try await inbox.waitForEvent(of: cpu, after: streamSeqnum)
 
         let ours = drains.withLock { $0 }.compactMap { drain -> (at: ContinuousClock.Instant, events: [RawUevent])? in
             let events = drain.events.filter { $0.seqnum.flatMap { UInt64($0) }.map { $0 > after } == true }
