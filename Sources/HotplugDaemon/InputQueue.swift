@@ -14,7 +14,10 @@ import Synchronization
 /// not yet taken. Stop goes past everything queued.
 ///
 /// The consumer waits in poll(2) on an eventfd with the core's next deadline as the timeout, so
-/// that timers live in one place.
+/// that timers live in one place. Bursts of events queued one after the other are taken as one
+/// (up to `takenAtOnce` events): while the core's thread was busy (a write waits for the kernel's
+/// add), the monitor may have queued a datagram at a time, and each input costs the core a pass
+/// and the daemon a publication.
 public final class InputQueue: Sendable {
     public enum Item: Sendable, Equatable {
         case events([RawUevent])
@@ -53,6 +56,8 @@ public final class InputQueue: Sendable {
     }
 
     public let capacity: Int
+    /// The most events taken as one input.
+    public static let takenAtOnce = 4096
     private let state = Mutex(State())
     private let wakeFD: Int32
 
@@ -179,8 +184,17 @@ public final class InputQueue: Sendable {
         state.withLock { state in
             if state.stopped { return .stop }
             guard state.head < state.items.count else { return nil }
-            let item = state.items[state.head]
+            var item = state.items[state.head]
             state.head += 1
+            if case .events(var batch) = item {
+                while state.head < state.items.count, case .events(let next) = state.items[state.head],
+                    batch.count + next.count <= Self.takenAtOnce
+                {
+                    batch += next
+                    state.head += 1
+                }
+                item = .events(batch)
+            }
             // Compact now and then so the array does not grow without bound.
             if state.head >= 1024 && state.head * 2 >= state.items.count {
                 state.items.removeFirst(state.head)

@@ -47,11 +47,26 @@ import Testing
         queue.push(Self.burst(3))
         queue.push(Self.burst(4))
         queue.push(.eventsLost)
-        #expect(queue.next(deadline: nil) == .events(Self.events(3)))
-        #expect(queue.next(deadline: nil) == .events(Self.events(4)))
+        #expect(queue.next(deadline: nil) == .events(Self.events(3) + Self.events(4)))
         #expect(queue.next(deadline: nil) == .eventsLost)
         #expect(queue.isEmpty)
         #expect(queue.counters.mergedLosses == 1)
+    }
+
+    /// Bursts queued one after the other are one input, in order, up to `takenAtOnce` events;
+    /// anything between them keeps them apart.
+    @Test func burstsQueuedInARowAreTakenAsOne() {
+        let queue = InputQueue(capacity: 10_000)
+        for count in [1, 2, 3] { queue.push(Self.burst(count)) }
+        queue.push(.refused("forged"))
+        queue.push(Self.burst(4))
+        queue.push(Self.burst(InputQueue.takenAtOnce - 4))
+        queue.push(Self.burst(1))
+        #expect(queue.next(deadline: nil) == .events(Self.events(1) + Self.events(2) + Self.events(3)))
+        #expect(queue.next(deadline: nil) == .refused("forged"))
+        #expect(queue.next(deadline: nil) == .events(Self.events(4) + Self.events(InputQueue.takenAtOnce - 4)))
+        #expect(queue.next(deadline: nil) == Self.burst(1).asItem)
+        #expect(queue.isEmpty)
     }
 
     @Test func aFloodOfRefusalsIsBoundedToo() {
