@@ -1,9 +1,40 @@
 import HotplugCore
 
+/// Which memory events the monitor holds back as a burst (see `UdevMonitor.holdMemoryBursts`).
+public enum MemoryBurstHolding: UInt8, Sendable {
+    /// Each drain is handed on as it ends.
+    case none
+    /// Memory `online` events: when hotplugd onlines blocks itself, each is the answer to a write
+    /// it made (the write's result already said so) or news of somebody else's online, and none
+    /// is to be acted on while the add goes on. `add` events are handed on at once: they are
+    /// what hotplugd writes for.
+    case onlines
+    /// Memory `add` and `online` events: when the kernel onlines memory inside the add.
+    case addsAndOnlines
+
+    /// Whether an event is one to hold.
+    func holds(_ event: RawUevent) -> Bool {
+        event.subsystem == "memory" && (event.action == "online" || (self == .addsAndOnlines && event.action == "add"))
+    }
+
+    /// Whether a kernel datagram begins as a memory block's event to hold (its header is
+    /// `ACTION@DEVPATH`): such a datagram can be held as it is and its fields taken afterwards,
+    /// which is the costly part of receiving it. Whatever it turns out to be, it is then checked
+    /// whole as any other.
+    func holds(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let headers = self == .addsAndOnlines ? Self.headers : self == .onlines ? [Self.headers[1]] : []
+        return headers.contains { header in
+            bytes.count > header.count && zip(header, bytes).allSatisfy { $0 == $1 }
+        }
+    }
+
+    private static let headers = ["add", "online"].map { Array("\($0)@/devices/system/memory/memory".utf8) }
+}
+
 /// What the monitor thread has received and not handed on yet: a drain's events, or a memory
 /// burst held until the kernel has stopped sending (see `UdevMonitor.holdMemoryBursts`).
 ///
-/// A burst is held while it is only memory blocks being added or onlined: until nothing more has
+/// A burst is held while it is only the memory events held (`MemoryBurstHolding`): until nothing more has
 /// come for `quiet`, and at most `longest` after its first event, so that a stream without end
 /// is still handed on. Anything else ends the hold, since it must not wait behind the memory, and
 /// so does `maxCount` items (each message stays of a bounded size).
@@ -15,22 +46,23 @@ struct PendingEvents {
     /// One received event, or a held datagram whose fields are taken when it is handed on.
     enum Item {
         case event(RawUevent)
-        /// A kernel datagram that begins as a memory block's `add` or `online` (`isMemoryAdd(_:)`).
+        /// A kernel datagram that begins as a memory event to hold (`MemoryBurstHolding.holds(_:)`).
         case datagram(UeventDatagram, receivedAt: ContinuousClock.Instant)
     }
 
     private(set) var items: [Item] = []
-    private var onlyMemoryAdds = true
+    /// Whether every item is one to hold.
+    private var onlyHeld = true
     private var first = ContinuousClock.now
     private var latest = ContinuousClock.now
 
     /// Adds a received item; true when `maxCount` is reached and the items are due at once.
-    mutating func append(_ item: Item) -> Bool {
+    mutating func append(_ item: Item, holding: MemoryBurstHolding) -> Bool {
         let at: ContinuousClock.Instant
         switch item {
         case .event(let event):
             at = event.receivedAt ?? .now
-            onlyMemoryAdds = onlyMemoryAdds && Self.isMemoryAdd(event)
+            onlyHeld = onlyHeld && holding.holds(event)
         case .datagram(_, let receivedAt):
             at = receivedAt
         }
@@ -42,7 +74,7 @@ struct PendingEvents {
 
     /// Whether the items are a burst to go on holding at `now`.
     func holdsBurst(at now: ContinuousClock.Instant) -> Bool {
-        !items.isEmpty && onlyMemoryAdds && now - first < Self.longest && now - latest < Self.quiet
+        !items.isEmpty && onlyHeld && now - first < Self.longest && now - latest < Self.quiet
     }
 
     /// The items, oldest first, and nothing left pending; nil when there were none.
@@ -50,25 +82,8 @@ struct PendingEvents {
         guard !items.isEmpty else { return nil }
         defer {
             items = []
-            onlyMemoryAdds = true
+            onlyHeld = true
         }
         return items
     }
-
-    /// A memory block added, or onlined (by the kernel inside the add).
-    static func isMemoryAdd(_ event: RawUevent) -> Bool {
-        event.subsystem == "memory" && (event.action == "add" || event.action == "online")
-    }
-
-    /// Whether a kernel datagram begins as a memory block's `add` or `online` (its header is
-    /// `ACTION@DEVPATH`): such a datagram can be held as it is and its fields taken afterwards,
-    /// which is the costly part of receiving it. Whatever it turns out to be, it is then checked
-    /// whole as any other.
-    static func isMemoryAdd(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        memoryAddHeaders.contains { header in
-            bytes.count > header.count && zip(header, bytes).allSatisfy { $0 == $1 }
-        }
-    }
-
-    private static let memoryAddHeaders = ["add", "online"].map { Array("\($0)@/devices/system/memory/memory".utf8) }
 }

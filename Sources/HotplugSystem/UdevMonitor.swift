@@ -62,7 +62,9 @@ public final class UdevMonitor: Sendable {
 
     /// Whether memory bursts are held until the kernel has stopped sending (see above): while the
     /// kernel onlines memory inside the add, when the daemon writes nothing during a burst.
-    public func holdMemoryBursts(_ on: Bool) { holding.on.store(on, ordering: .relaxed) }
+    public func holdMemoryBursts(_ holding: MemoryBurstHolding) {
+        self.holding.mode.store(holding.rawValue, ordering: .relaxed)
+    }
 
     /// Stops the thread and waits for it; libudev's objects are freed on it.
     public func stop() {
@@ -87,7 +89,9 @@ public final class UdevMonitor: Sendable {
 
 /// Shared by the monitor and its thread.
 private final class Holding: Sendable {
-    let on = Atomic<Bool>(false)
+    let mode = Atomic<UInt8>(MemoryBurstHolding.none.rawValue)
+
+    var current: MemoryBurstHolding { MemoryBurstHolding(rawValue: mode.load(ordering: .relaxed)) ?? .none }
 }
 
 /// Everything the monitor thread owns. Created on the caller's thread, used only on the monitor thread.
@@ -142,10 +146,10 @@ private final class ThreadContext: @unchecked Sendable {
     private var pending = PendingEvents()
 
     /// Whether to wait for more before handing `pending` on (see `PendingEvents`).
-    private var holdsBurst: Bool { holding.on.load(ordering: .relaxed) && pending.holdsBurst(at: .now) }
+    private var holdsBurst: Bool { holding.current != .none && pending.holdsBurst(at: .now) }
 
     private func keep(_ item: PendingEvents.Item, source: MonitorSource) {
-        if pending.append(item) { handOn(source: source) }
+        if pending.append(item, holding: holding.current) { handOn(source: source) }
     }
 
     /// Hands on what is pending, in the order received; a held datagram's fields are taken now,
@@ -227,6 +231,11 @@ private final class ThreadContext: @unchecked Sendable {
     /// taken from those bytes (`UeventDatagram.fields(source:)`); a refused one is reported with
     /// its reason. What the caller does not hold is handed on before a loss or a failure is said.
     private func drain(fd: Int32, source: MonitorSource) -> DrainEnd {
+        // One reading of the clock for the drain, which takes far less than the look interval:
+        // in a guest whose clock source is emulated (HPET under QEMU's TCG) each reading is a
+        // trap, and a DIMM is 128 datagrams.
+        let now = ContinuousClock.now
+        let deferring = source == .kernel ? holding.current : .none
         while true {
             var sender = chotplug_sender()
             let length = buffer.withUnsafeMutableBytes {
@@ -253,22 +262,20 @@ private final class ThreadContext: @unchecked Sendable {
             let received = min(length, buffer.count)
             let from = UeventDatagram.Sender(
                 port: sender.port, groups: sender.groups, uid: sender.has_uid != 0 ? sender.uid : nil)
-            // Held for later as it is (see `PendingEvents.isMemoryAdd`): a copy of its bytes,
-            // since the buffer is received into again.
-            if source == .kernel && holding.on.load(ordering: .relaxed) && pending.holdsBurst(at: .now)
-                && buffer.withUnsafeBytes({
-                    PendingEvents.isMemoryAdd(UnsafeRawBufferPointer(rebasing: $0[..<received]))
-                })
+            // A kernel datagram of a burst being held is kept as it is (`MemoryBurstHolding.holds`):
+            // a copy of its bytes, since the buffer is received into again.
+            if deferring != .none && pending.holdsBurst(at: now)
+                && buffer.withUnsafeBytes({ deferring.holds(UnsafeRawBufferPointer(rebasing: $0[..<received])) })
             {
                 let copy = UeventDatagram(bytes: Array(buffer[..<received])[...], length: length, sender: from)
-                keep(.datagram(copy, receivedAt: .now), source: source)
+                keep(.datagram(copy, receivedAt: now), source: source)
                 continue
             }
             let datagram = UeventDatagram(bytes: buffer[..<received], length: length, sender: from)
             var event: RawUevent
             do {
                 event = try datagram.fields(source: source)
-                event.receivedAt = .now
+                event.receivedAt = now
             } catch {
                 handOn(source: source)
                 handler(.refused("\(error)"))

@@ -23,20 +23,23 @@ import Testing
             receivedAt: start + at)
     }
 
-    @Test func onlyMemoryAddsAndOnlinesAreHeld() {
+    @Test(arguments: [MemoryBurstHolding.addsAndOnlines, .onlines])
+    func onlyTheMemoryEventsOfTheModeAreHeld(holding: MemoryBurstHolding) {
+        let addsHeld = holding == .addsAndOnlines
         for (items, held) in [
-            ([Self.event("add", "memory64")], true),
+            ([Self.event("add", "memory64")], addsHeld),
             ([Self.event("online", "memory64")], true),
-            ([Self.event("add", "memory64"), Self.datagram("online@/devices/system/memory/memory64\0")], true),
+            ([Self.event("online", "memory64"), Self.datagram("online@/devices/system/memory/memory65\0")], true),
+            ([Self.event("add", "memory64"), Self.event("online", "memory64")], addsHeld),
             ([Self.event("offline", "memory64")], false),
             ([Self.event("remove", "memory64")], false),
-            ([Self.event("add", "cpu4", "cpu")], false),
-            ([Self.event("add", "memory64"), Self.event("add", "cpu4", "cpu")], false),
+            ([Self.event("online", "cpu4", "cpu")], false),
+            ([Self.event("online", "memory64"), Self.event("add", "cpu4", "cpu")], false),
             ([], false),
         ] {
             var pending = PendingEvents()
             for item in items {
-                let due = pending.append(item)
+                let due = pending.append(item, holding: holding)
                 #expect(!due)
             }
             #expect(pending.holdsBurst(at: Self.start) == held, "\(items)")
@@ -49,14 +52,15 @@ import Testing
 
     @Test func heldUntilQuietButNotForever() {
         var pending = PendingEvents()
-        _ = pending.append(Self.event("add", "memory64"))
+        _ = pending.append(Self.event("add", "memory64"), holding: .addsAndOnlines)
         #expect(pending.holdsBurst(at: Self.start + .milliseconds(99)))
         #expect(!pending.holdsBurst(at: Self.start + PendingEvents.quiet))
         // A stream that never pauses is still handed on `longest` after its first event.
         var at = Duration.zero
         while at < PendingEvents.longest + .milliseconds(100) {
             at += .milliseconds(90)
-            _ = pending.append(Self.datagram("online@/devices/system/memory/memory64\0", at: at))
+            _ = pending.append(
+                Self.datagram("online@/devices/system/memory/memory64\0", at: at), holding: .addsAndOnlines)
             let due = at >= PendingEvents.longest
             #expect(pending.holdsBurst(at: Self.start + at) == !due, "at \(at)")
         }
@@ -70,10 +74,10 @@ import Testing
     @Test func aFullBatchIsDueAtOnce() {
         var pending = PendingEvents()
         for index in 1..<PendingEvents.maxCount {
-            let due = pending.append(Self.event("add", "memory\(index)"))
+            let due = pending.append(Self.event("add", "memory\(index)"), holding: .addsAndOnlines)
             #expect(!due)
         }
-        let due = pending.append(Self.event("add", "memory\(PendingEvents.maxCount)"))
+        let due = pending.append(Self.event("add", "memory\(PendingEvents.maxCount)"), holding: .addsAndOnlines)
         #expect(due)
         let taken = pending.take()
         let rest = pending.take()
@@ -81,22 +85,25 @@ import Testing
         #expect(rest == nil)
     }
 
-    /// Only a header that names a memory block's add or online is held unread; everything else
-    /// (and anything cut short) is received as usual.
+    /// Only a header that names a memory event of the mode is held unread; everything else (and
+    /// anything cut short) is received as usual.
     @Test func heldUnreadOnlyByItsHeader() {
-        for (text, held) in [
-            ("add@/devices/system/memory/memory64\0ACTION=add\0", true),
-            ("online@/devices/system/memory/memory64\0", true),
-            ("add@/devices/system/memory/memory", false),
-            ("offline@/devices/system/memory/memory64\0", false),
-            ("remove@/devices/system/memory/memory64\0", false),
-            ("add@/devices/system/cpu/cpu4\0", false),
-            ("add@/devices/system/memory/auto_online_blocks\0", false),
-            ("libudev\0add@/devices/system/memory/memory64\0", false),
-            ("", false),
+        for (text, adds, onlines) in [
+            ("add@/devices/system/memory/memory64\0ACTION=add\0", true, false),
+            ("online@/devices/system/memory/memory64\0", true, true),
+            ("add@/devices/system/memory/memory", false, false),
+            ("offline@/devices/system/memory/memory64\0", false, false),
+            ("remove@/devices/system/memory/memory64\0", false, false),
+            ("add@/devices/system/cpu/cpu4\0", false, false),
+            ("online@/devices/system/cpu/cpu4\0", false, false),
+            ("add@/devices/system/memory/auto_online_blocks\0", false, false),
+            ("libudev\0add@/devices/system/memory/memory64\0", false, false),
+            ("", false, false),
         ] {
             let bytes = Array(text.utf8)
-            #expect(bytes.withUnsafeBytes { PendingEvents.isMemoryAdd($0) } == held, "\(text)")
+            #expect(bytes.withUnsafeBytes { MemoryBurstHolding.addsAndOnlines.holds($0) } == adds, "\(text)")
+            #expect(bytes.withUnsafeBytes { MemoryBurstHolding.onlines.holds($0) } == onlines, "\(text)")
+            #expect(!bytes.withUnsafeBytes { MemoryBurstHolding.none.holds($0) }, "\(text)")
         }
     }
 }

@@ -89,7 +89,7 @@ struct RealKernelTests {
             inbox.put(message)
         }
         defer { monitor.stop() }
-        monitor.holdMemoryBursts(held)
+        monitor.holdMemoryBursts(held ? .onlines : .none)
         try await inbox.wait { if case .ready = $0 { true } else { false } }
         let after = try RealKernel.seqnum()
         let count = 260
