@@ -748,9 +748,9 @@ def pressure_report(results):
         "OOM there ends in a kernel panic. "
         + ("One guest per size." if results.get("pressure_runs", 1) == 1 else ""),
         "",
-        "| onlining | memmap_on_memory | available before | largest fully online | first that was not | "
-        "OOM kills (dmesg) | daemon |",
-        "|---|---|---|---|---|---|---|",
+        "| onlining | memmap_on_memory | available before | largest fully online | OOM kills up to it | "
+        "first that was not | available after it | OOM kills after it | daemon |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     names = {"kernel": "kernel alone", "kernel-assisted": "hotplugd kernel-assisted", "userspace": "hotplugd userspace"}
     for mode in ["kernel", "kernel-assisted", "userspace"]:
@@ -781,6 +781,10 @@ def pressure_report(results):
             if good and not bad:
                 largest += f", none larger tried"
             kills = sorted({k for a in tried for k in a.get("oom_killed", [])})
+            kills_online = sorted({k for a in good for k in a.get("oom_killed", [])})
+            kills_after = sorted({k for a in bad[:1] for k in a.get("oom_killed", [])})
+            after = (f"{bad[0]['available_after'] // MIB} MiB" if bad and bad[0].get("available_after")
+                     else "- (guest lost)" if bad else "-")
             avail = [a["available_before"] // MIB for a in tried if "available_before" in a]
             if mode == "kernel":
                 daemon = "-"
@@ -790,8 +794,9 @@ def pressure_report(results):
             else:
                 daemon = "alive" if all(a.get("daemon_alive", False) for a in tried) else "died"
             lines.append(f"| {names[mode]} | {'on' if memmap else 'off'} | "
-                         f"{min(avail) if avail else '-'}..{max(avail) if avail else '-'} MiB | {largest} | {first_bad} | "
-                         f"{', '.join(kills) or 'none'} | {daemon} |")
+                         f"{min(avail) if avail else '-'}..{max(avail) if avail else '-'} MiB | {largest} | "
+                         f"{', '.join(kills_online) or 'none'} | {first_bad} | {after} | "
+                         f"{', '.join(kills_after) or 'none'} | {daemon} |")
     lines += ["", "{LIMITS_PRESSURE}", ""]
     dmesg = sorted({line.split("] ", 1)[-1][:160] for a in attempts for line in a.get("dmesg", []) + a.get("console", [])})
     if dmesg:
@@ -1167,10 +1172,35 @@ def limits(results):
             "one call for all its blocks, so here it changes nothing for a DIMM of more than 128 MiB. It would "
             "for virtio-mem and dax/kmem, which add a block at a time (not measured under pressure here). "
             "The time is from the QMP `device_add` to the guest's polling loop (once a second) seeing every "
-            "block online, so it does not compare the modes. The OOM kills follow the failed add, which leaves "
-            "the guest without memory in every mode: hotplugd (-900) is the only process the OOM killer may "
-            "take in this guest, and after it, nothing is left and the kernel panics.")
+            "block online, so it does not compare the modes. No process was OOM-killed at any size that came "
+            "online. The kills come after the failed add, which itself leaves the guest without memory in every "
+            "mode: on Linux 6.1 `add_memory_resource` does not undo what `arch_add_memory` added when that fails "
+            "(`__add_pages` stops at the first section whose memmap cannot be allocated and returns; only a "
+            "failure to create the block devices is undone), so the memmap of the sections added before the "
+            "failure stays allocated with no block to use it (available after it, where the guest still "
+            "answered: " + ", ".join(sorted({f"{a['available_after'] // MIB} MiB" for a in results["pressure"]
+                                              if not a["online"] and a.get("available_after")})) + "). hotplugd "
+            "(-900) is then the only process the OOM killer may take in this guest; without it the kernel "
+            "panics, having nothing to kill. " + pressure_verdict(results["pressure"]))
     return texts
+
+
+def pressure_verdict(attempts):
+    """Whether kernel-assisted hotplugd reached what the kernel alone reached, with no OOM kill."""
+    def largest(mode, memmap):
+        sizes = [a["size"] for a in attempts if a["mode"] == mode and a["memmap_on_memory"] == memmap and a["online"]]
+        return max(sizes, default=0)
+    parts = []
+    for memmap in [False, True]:
+        kernel, assisted = largest("kernel", memmap), largest("kernel-assisted", memmap)
+        if not any(a["mode"] == "kernel-assisted" and a["memmap_on_memory"] == memmap for a in attempts):
+            continue
+        kills = sorted({k for a in attempts if a["mode"] == "kernel-assisted" and a["memmap_on_memory"] == memmap
+                        and a["online"] for k in a.get("oom_killed", [])})
+        verdict = "met" if assisted >= kernel and not kills else "NOT met"
+        parts.append(f"memmap_on_memory {'on' if memmap else 'off'}: kernel-assisted {assisted // GIB} GiB, "
+                     f"kernel alone {kernel // GIB} GiB, OOM kills up to it: {', '.join(kills) or 'none'} ({verdict})")
+    return "Target (kernel-assisted reaches what the kernel alone reaches, no process OOM-killed): " + "; ".join(parts) + "."
 
 
 def rerun_label(today):
