@@ -1039,9 +1039,10 @@ def limits(results):
             "What limits it: in the shipped configuration hotplugd onlines nothing itself; the kernel onlines each "
             "block inside the add exactly as it does alone, so `hotplugd / kernel` is what the daemon running beside "
             "it costs, or noise (next table). Beside the kernel the daemon receives an `add` and an `online` uevent "
-            "per block; it holds memory events while they keep coming (until 100 ms without one, at most 1 s) and "
-            "only then reads each block once and logs its lines, so during the add it only wakes to take the "
-            "datagrams. A block it reads offline then it leaves to the kernel until memory events have been quiet "
+            "per block; its monitor holds them until none has come for 100 ms, looking at the socket every 20 ms "
+            "and keeping each datagram as received (checked, and its fields taken, afterwards), and only then does "
+            "the daemon read each block once and log its lines, so during the add it only wakes 50 times a second "
+            "to copy datagrams. A block it reads offline then it leaves to the kernel until memory events have been quiet "
             "for 1 s, and writes it "
             "the kernel's own type only if it is still offline then (the write waits on the device hotplug lock "
             "for any add in progress)"
@@ -1049,10 +1050,12 @@ def limits(results):
                if daemon_runs and by_kernel == blocks and not by_hotplugd else
                f"; in the rerun {by_kernel} of {blocks} blocks were onlined `by=kernel` and {by_hotplugd} `by=hotplugd`"
                if daemon_runs else "")
-            + ". For a DIMM the whole add is one hold of that lock, and the daemon's work for its `add` events "
-            f"runs while the kernel adds: {against(dimms)}. virtio-mem adds and onlines one 128 MiB block per "
+            + ". For a DIMM the whole add is one hold of that lock: "
+            f"{against(dimms)}. virtio-mem adds and onlines one 128 MiB block per "
             "call, taking the lock for each, so whatever the daemon does between the driver's adds can delay the "
-            f"next: {against(virtio)}. The by-hand floor, the best onlining from userspace does, is "
+            f"next: {against(virtio)}. The guests' clock source is HPET, whose every reading QEMU's TCG emulates, "
+            "and code run for the first time is translated by TCG first: a guest pays for the daemon's work more "
+            "than a machine does. The by-hand floor, the best onlining from userspace does, is "
             f"{span(per('by hand online', 'kernel auto-movable'))} the kernel alone; udevd "
             f"{span(per('udevd', 'kernel auto-movable'))}" + (" (full run)." if rerun_cells else "."))
         if rerun_cells:
