@@ -9,9 +9,9 @@ import Logging
 /// async side's. The watchdog watches the driver's heartbeat from outside, and stop reaches the
 /// loop through the queue, ahead of anything queued.
 ///
-/// When the kernel onlines memory inside the add (kernel mode), the monitor holds memory bursts
-/// until the kernel has stopped sending (`UdevMonitor.holdMemoryBursts`): the loop is told each
-/// time that mode changes.
+/// The monitor holds memory bursts until the kernel has stopped sending, which events depending
+/// on who onlines memory (`UdevMonitor.holdMemoryBursts`): the loop says so at start and whenever
+/// that changes.
 final class CoreLoop: @unchecked Sendable {
     /// What the async side hears from the loop.
     enum Publication: Sendable {
@@ -36,7 +36,7 @@ final class CoreLoop: @unchecked Sendable {
     /// Hears every burst of device changes as the loop takes it (`hotplugd monitor`).
     var control: ControlServer?
     /// Told whether the kernel onlines memory, at start and whenever that changes.
-    var kernelOnlinesMemory: (@Sendable (Bool) -> Void)?
+    var onliningChanged: (@Sendable (_ kernelOnlinesMemory: Bool) -> Void)?
 
     init(
         driver: CoreDriver, queue: InputQueue, metrics: DaemonMetrics?, logger: Logger,
@@ -72,7 +72,7 @@ final class CoreLoop: @unchecked Sendable {
         while true {
             if driver.kernelOnlinesMemory != toldKernelOnlines {
                 toldKernelOnlines = driver.kernelOnlinesMemory
-                kernelOnlinesMemory?(driver.kernelOnlinesMemory)
+                onliningChanged?(driver.kernelOnlinesMemory)
             }
             if let due = driver.logDeadline, due <= .now { driver.sayHeldTransitions() }
             let item = queue.next(deadline: [driver.nextDeadline, driver.logDeadline].compactMap { $0 }.min())

@@ -119,7 +119,7 @@ public final class Daemon: Service {
             control = nil
         }
         loop.control = control
-        loop.kernelOnlinesMemory = { monitor.holdMemoryBursts($0 ? .addsAndOnlines : .onlines) }
+        loop.onliningChanged = { monitor.holdMemoryBursts($0 ? .addsAndOnlines : .onlines) }
         let thread: DedicatedThread
         do {
             thread = try DedicatedThread { loop.run() }

@@ -12,13 +12,13 @@ import Synchronization
 /// eventfd used to stop it, drains every queued datagram in one go, and passes the events on as
 /// `RawUevent` values.
 ///
-/// While the kernel onlines memory inside the add (`holdMemoryBursts`), the thread holds a burst of
-/// memory `add` and `online` events and hands it on whole once the kernel has stopped sending
-/// (`PendingEvents`): a DIMM sends two per block, and the daemon's work for each, done while the
-/// kernel adds, is CPU taken from the add (in a 1-vCPU guest, the add is slower by it). While it
-/// holds, the thread looks at the socket every `burstLook` rather than at every datagram, so each
-/// event's receive time is still known to that much, and anything else that comes is that late
-/// at most.
+/// Memory bursts are held and handed on whole once the kernel has stopped sending
+/// (`holdMemoryBursts`, `PendingEvents`): `add` and `online` events while the kernel onlines memory
+/// inside the add, `online` events while hotplugd does. A DIMM sends two per block, and the
+/// daemon's work for each, done while the kernel adds, is CPU taken from the add (in a 1-vCPU
+/// guest, the add is slower by it). While it holds, the thread looks at the socket every
+/// `burstLook` rather than at every datagram, so each event's receive time is still known to that
+/// much, and anything else that comes is that late at most.
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
         public var source: MonitorSource
@@ -60,8 +60,7 @@ public final class UdevMonitor: Sendable {
         self.thread = thread
     }
 
-    /// Whether memory bursts are held until the kernel has stopped sending (see above): while the
-    /// kernel onlines memory inside the add, when the daemon writes nothing during a burst.
+    /// Which memory events are held until the kernel has stopped sending (see above).
     public func holdMemoryBursts(_ holding: MemoryBurstHolding) {
         self.holding.mode.store(holding.rawValue, ordering: .relaxed)
     }
