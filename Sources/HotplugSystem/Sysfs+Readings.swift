@@ -40,6 +40,10 @@ extension SysfsAccess {
             var readings = Readings()
             readFirmwareRAM(into: &readings)
             return readings
+        case .daxRAM:
+            var readings = Readings()
+            readDaxRAM(into: &readings)
+            return readings
         }
     }
 
@@ -144,8 +148,9 @@ extension SysfsAccess {
         }
     }
 
-    /// The node and zone of a device just onlined: the hinted node's link is tried first, one
-    /// lookup instead of a directory listing. A zone the write itself determined is not read.
+    /// The node, zone and DIMM of a device just onlined: the hinted node's link is tried first, one
+    /// lookup instead of a directory listing. A zone the write itself determined is not read. The
+    /// DIMM link is read for `status` (a block written at its `add` was not read before).
     private func readOnlined(_ id: DeviceID, nodeHint: Int?, zone: Zone?) -> Readings {
         var readings = Readings()
         do throws(SysfsError) {
@@ -153,7 +158,8 @@ extension SysfsAccess {
             var block: MemoryBlock?
             if id.kind == .memory {
                 let zones = if let zone { [zone] } else { Zone.list(try read(id, "valid_zones")) }
-                block = MemoryBlock(id: id, node: node, validZones: zones, firmwareNode: nil, online: true)
+                block = MemoryBlock(
+                    id: id, node: node, validZones: zones, firmwareNode: try link(id, "firmware_node"), online: true)
             }
             readings.devices[id] = DeviceReading(state: .online, node: node, block: block)
         } catch {

@@ -48,6 +48,8 @@ import Testing
                 return Readings(devices: [id: reading])
             case .firmwareRAM:
                 return Readings(firmwareRAM: firmwareRAM)
+            case .daxRAM:
+                return Readings(daxRAM: daxRAM)
             }
         }
     }

@@ -55,15 +55,34 @@ extension DecisionCore {
         }
         // New devices: read their attributes. Not for a late `add` of a device already taken in
         // (a DIMM's blocks are found before their events are read), nor for online/offline events,
-        // whose action is the truth even when the attribute does not show it yet (the kernel sends first).
-        let toRead = Set(added).subtracting(alreadyRead)
-        if toRead.isEmpty {
+        // whose action is the truth even when the attribute does not show it yet (the kernel sends
+        // first), nor for blocks whose decision needs nothing from sysfs: those are read after
+        // their write.
+        let new = Set(added).subtracting(alreadyRead)
+        let writtenFirst = new.filter(decidedWithoutReading)
+        for id in writtenFirst.sorted() {
+            update(id) { $0.block = MemoryBlock(id: id, node: nil, validZones: [], firmwareNode: nil, online: false) }
+        }
+        let toRead = new.subtracting(writtenFirst).sorted()
+        if !toRead.isEmpty {
+            effects.append(.read(ReadRequest(.devices(toRead, zonesWithoutNode: false), for: .added(touched: touched))))
+        } else if !writtenFirst.isEmpty && config.memory.dax == .leave {
+            // Whether a block is a dax device's is known from the dax devices alone.
+            effects.append(.read(ReadRequest(.daxRAM, for: .added(touched: touched))))
+        } else {
             flushIntent()
             act(on: touched)
-        } else {
-            let ids = toRead.sorted()
-            effects.append(.read(ReadRequest(.devices(ids, zonesWithoutNode: false), for: .added(touched: touched))))
         }
+    }
+
+    /// Whether a hot-added memory block is written at its `add` and read only after the write: in
+    /// userspace mode, when no node rule needs its node and its online type is explicit or the
+    /// kernel picks the auto-movable zone. Reading first (state, node, zones, DIMM link: some
+    /// fifteen system calls a block) would put all of a DIMM's reads before its first write; the
+    /// write itself says whether the block is still there and offline.
+    func decidedWithoutReading(_ id: DeviceID) -> Bool {
+        id.kind == .memory && !memoryOnlining.isKernel && config.memory.nodes.isEmpty
+            && (config.memory.onlineType != .autoMovable || memoryOnlining.kernelPicksZones)
     }
 
     /// After the start-up scan: devices of a kind whose coldplug is off are left alone; the rest
@@ -173,6 +192,7 @@ extension DecisionCore {
         guard var block = records[id]?.block else { return }
         if let node = reading.node { block.node = node }
         if let zones = reading.block?.validZones, !zones.isEmpty { block.validZones = zones }
+        if let firmwareNode = reading.block?.firmwareNode { block.firmwareNode = firmwareNode }
         setBlock(id, block)
     }
 

@@ -36,11 +36,13 @@ public struct ReadRequest: Sendable, Equatable {
         /// The blocks next to a DIMM's known blocks that carry the same `firmware_node`: walking down
         /// from `below` and up from `above` while the link matches, each read like `devices`.
         case dimm(firmwareNode: String, below: DeviceID?, above: DeviceID?)
-        /// The node and zone of a device just onlined; `nodeHint` is tried before listing its
+        /// The node, zone and DIMM of a device just onlined; `nodeHint` is tried before listing its
         /// directory, and a `zone` the write determined (`online_movable`) is not read.
         case onlined(DeviceID, nodeHint: Int?, zone: Zone?)
         /// The firmware's memory map (`Readings.firmwareRAM`), to tell memory a driver manages.
         case firmwareRAM
+        /// The dax devices' ranges (`Readings.daxRAM`), to tell dax/kmem memory.
+        case daxRAM
     }
 
     public let what: What
