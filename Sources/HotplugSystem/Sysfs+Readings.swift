@@ -44,6 +44,8 @@ extension SysfsAccess {
             var readings = Readings()
             readDaxRAM(into: &readings)
             return readings
+        case .nodes(let ids, let hint):
+            return readNodes(ids, hint: hint)
         }
     }
 
@@ -146,6 +148,32 @@ extension SysfsAccess {
             readDevice(id, zonesWithoutNode: false, nodes: nil, into: &readings)
             next = DeviceID(kind: .memory, index: id.index + step)
         }
+    }
+
+    /// See `ReadRequest.What.nodes`. A block gone meanwhile ends the look like an unlinked one: its
+    /// `remove` event follows.
+    private func readNodes(_ ids: [DeviceID], hint: Int?) -> Readings {
+        var readings = Readings()
+        var hint = hint
+        look: for id in ids.sorted() {
+            let node: Int?
+            if let hint, has(id, "node\(hint)") {
+                node = hint
+            } else {
+                do throws(SysfsError) {
+                    node = try self.node(of: id)
+                } catch  where error.errno == .noSuchFileOrDirectory || error.errno == Errno(rawValue: ENODEV) {
+                    break look
+                } catch {
+                    readings.failures[id] = "\(error)"
+                    break look
+                }
+            }
+            guard let node else { break }
+            readings.nodes[id] = node
+            hint = node
+        }
+        return readings
     }
 
     /// The node, zone and DIMM of a device just onlined: the hinted node's link is tried first, one

@@ -50,6 +50,13 @@ import Testing
                 return Readings(firmwareRAM: firmwareRAM)
             case .daxRAM:
                 return Readings(daxRAM: daxRAM)
+            case .nodes(let ids, _):
+                var readings = Readings()
+                for id in ids.sorted() {
+                    guard let node = devices[id]?.node else { break }
+                    readings.nodes[id] = node
+                }
+                return readings
             }
         }
     }

@@ -89,20 +89,44 @@ import Testing
         #expect(Self.reads(effects).first == .daxRAM)
     }
 
-    @Test func whatTheDecisionNeedsIsReadFirst() {
-        // hotplugd's own auto-movable needs the zones and the DIMM; a node rule needs the node.
-        var rule = Self.movable()
-        rule.memory.nodes = [.init(node: 1, onlineType: .onlineKernel)]
-        for config in [Config(), rule] {
-            var machine = DecisionCoreTests.bootMachine()
-            var core = Self.started(config, &machine)
-            machine.add(memory: 64, dimm: "PNP0C80:00")
-            let effects = DecisionCoreTests.run(
-                &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
-            let id = DeviceID(kind: .memory, index: 64)!
-            #expect(Self.reads(effects).first == .devices([id], zonesWithoutNode: false))
-            #expect(DecisionCoreTests.writes(effects).count == 1)
-        }
+    @Test func hotplugdsOwnAutoMovableReadsTheBlockFirst() {
+        // It needs the block's zones and its DIMM.
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(Config(), &machine)
+        machine.add(memory: 64, dimm: "PNP0C80:00")
+        let effects = DecisionCoreTests.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        let id = DeviceID(kind: .memory, index: 64)!
+        #expect(Self.reads(effects).first == .devices([id], zonesWithoutNode: false))
+        #expect(DecisionCoreTests.writes(effects) == ["memory64=online_movable"])
+    }
+
+    @Test func aNodeRuleLooksOnlyForTheNodeAndWaitsForIt() {
+        var config = Self.movable()
+        config.memory.nodes = [.init(node: 1, onlineType: .onlineKernel)]
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(config, &machine)
+        // The kernel links a range's blocks to their node after creating them all, in order.
+        for index in 64..<67 { machine.add(memory: index, node: nil) }
+        let events = (64..<67).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+        let first = DecisionCoreTests.run(&core, &machine, core.receive(events, now: Self.start))
+        let blocks = (64..<67).map { DeviceID(kind: .memory, index: $0)! }
+        #expect(Self.reads(first) == [.daxRAM, .nodes(blocks, hint: nil)])
+        #expect(DecisionCoreTests.writes(first).isEmpty)
+        machine.add(memory: 64, node: 1)
+        let poll = Self.start + .milliseconds(5)
+        let second = DecisionCoreTests.run(&core, &machine, core.tick(now: poll), now: poll)
+        #expect(DecisionCoreTests.writes(second) == ["memory64=online_kernel"])
+        #expect(Self.reads(second).first == .nodes(blocks, hint: nil))
+        for index in 65..<67 { machine.add(memory: index, node: 1) }
+        let later = poll + .milliseconds(5)
+        let third = DecisionCoreTests.run(&core, &machine, core.tick(now: later), now: later)
+        #expect(DecisionCoreTests.writes(third) == ["memory65=online_kernel", "memory66=online_kernel"])
+        // The hint is the block before's node, now the rule's node.
+        #expect(Self.reads(third).first == .nodes(Array(blocks[1...]), hint: 1))
+        #expect(core.nextDeadline == nil)
+        #expect(core.records[blocks[2]]?.zone == .normal)
+        #expect(!Self.reads(first + second + third).contains { if case .devices = $0 { true } else { false } })
     }
 
     @Test func aBlockGoneBeforeItsWriteIsRemovedNotFailed() {

@@ -50,6 +50,26 @@ import Testing
             #expect(try sysfs.node(of: id) == membership[id], "\(id)")
         }
     }
+
+    /// A look for blocks' nodes goes up to the first block without a link, whatever the hint.
+    @Test func nodesAreLookedForInOrderUpToTheFirstUnlinkedBlock() throws {
+        let tree = try FakeSysfsTree()
+        try tree.addMemory(8, node: 1)
+        try tree.addMemory(9, node: 0)
+        try tree.addMemory(10, node: nil)
+        try tree.addMemory(11, node: 1)
+        let sysfs = try Sysfs(root: tree.root)
+        let ids = (8...11).map { DeviceID(kind: .memory, index: $0)! }
+        for hint in [nil, 0, 1, 5] {
+            let readings = sysfs.answer(.nodes(ids.reversed(), hint: hint))
+            #expect(readings.nodes == [ids[0]: 1, ids[1]: 0], "hint \(String(describing: hint))")
+            #expect(readings.failures.isEmpty)
+        }
+        // A block gone ends the look quietly: its `remove` event follows.
+        try tree.remove("memory10")
+        #expect(sysfs.answer(.nodes(ids, hint: 1)).nodes == [ids[0]: 1, ids[1]: 0])
+        #expect(sysfs.answer(.nodes(ids, hint: 1)).failures.isEmpty)
+    }
 }
 
 @Suite struct FirmwareMemoryMapTests {

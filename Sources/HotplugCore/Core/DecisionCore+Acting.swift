@@ -56,8 +56,8 @@ extension DecisionCore {
         // New devices: read their attributes. Not for a late `add` of a device already taken in
         // (a DIMM's blocks are found before their events are read), nor for online/offline events,
         // whose action is the truth even when the attribute does not show it yet (the kernel sends
-        // first), nor for blocks whose decision needs nothing from sysfs: those are read after
-        // their write.
+        // first), nor for blocks whose decision needs at most their node (`decideMemory` looks for
+        // it): those are read after their write.
         let new = Set(added).subtracting(alreadyRead)
         let writtenFirst = new.filter(decidedWithoutReading)
         for id in writtenFirst.sorted() {
@@ -75,14 +75,16 @@ extension DecisionCore {
         }
     }
 
-    /// Whether a hot-added memory block is written at its `add` and read only after the write: in
-    /// userspace mode, when no node rule needs its node and its online type is explicit or the
-    /// kernel picks the auto-movable zone. Reading first (state, node, zones, DIMM link: some
-    /// fifteen system calls a block) would put all of a DIMM's reads before its first write; the
-    /// write itself says whether the block is still there and offline.
+    /// Whether a memory block's decision needs nothing from sysfs but, with node rules, its node:
+    /// in userspace mode, when every online type of the configuration is explicit or an
+    /// auto-movable whose zone the kernel picks. Such a block is written at its `add` (once its
+    /// node is linked, if a rule needs it) and read after the write. Reading it whole first (state,
+    /// node, zones, DIMM link: some fifteen system calls) would put all of a DIMM's reads before
+    /// its first write, and the write itself says whether the block is still there and offline.
     func decidedWithoutReading(_ id: DeviceID) -> Bool {
-        id.kind == .memory && !memoryOnlining.isKernel && config.memory.nodes.isEmpty
-            && (config.memory.onlineType != .autoMovable || memoryOnlining.kernelPicksZones)
+        guard id.kind == .memory, !memoryOnlining.isKernel else { return false }
+        let types = [config.memory.onlineType] + config.memory.nodes.compactMap(\.onlineType)
+        return !types.contains(.autoMovable) || memoryOnlining.kernelPicksZones
     }
 
     /// After the start-up scan: devices of a kind whose coldplug is off are left alone; the rest

@@ -43,6 +43,7 @@ extension DecisionCore {
             return
         }
         var toRead: [DeviceID] = []
+        var nodesToRead: [DeviceID] = []
         var zonesWithoutNode: [DeviceID] = []
         var ready = Set<DeviceID>()
         var withoutNode: [DeviceID] = []
@@ -62,7 +63,7 @@ extension DecisionCore {
             let unread = !pass.read.contains(id)
             if record.node == nil && needsNode {
                 if unread {
-                    toRead.append(id)
+                    if decidedWithoutReading(id) { nodesToRead.append(id) } else { toRead.append(id) }
                     continue
                 }
                 let since = waiting[id] ?? now
@@ -103,8 +104,12 @@ extension DecisionCore {
             effects.append(.read(ReadRequest(.devices(zonesWithoutNode, zonesWithoutNode: true), for: .decide(next))))
             return
         }
-        if !toRead.isEmpty {
-            effects.append(.read(ReadRequest(.devices(toRead, zonesWithoutNode: false), for: .decide(pass))))
+        if !toRead.isEmpty || !nodesToRead.isEmpty {
+            let what: ReadRequest.What =
+                toRead.isEmpty
+                ? .nodes(nodesToRead, hint: nodeHint(before: nodesToRead[0]))
+                : .devices(toRead + nodesToRead, zonesWithoutNode: false)
+            effects.append(.read(ReadRequest(what, for: .decide(pass))))
             return
         }
         if !withoutNode.isEmpty {
@@ -176,6 +181,11 @@ extension DecisionCore {
         for (id, decision) in decisions.sorted(by: { $0.key < $1.key }) {
             online(id, decision)
         }
+    }
+
+    /// The node of the block before `id`, which a DIMM's blocks share: the first node to try for it.
+    func nodeHint(before id: DeviceID) -> Int? {
+        DeviceID(kind: .memory, index: id.index - 1).flatMap { records[$0]?.node }
     }
 
     /// The lowest and highest block index of a DIMM's run of known blocks around `id`.

@@ -274,6 +274,14 @@ public struct DecisionCore: Sendable {
                 pass.read.insert(id)
                 if let block = reading.block, records[id]?.isPresent == true { setBlock(id, block) }
             }
+            if case .nodes(let ids, _) = request.what {
+                pass.read.formUnion(ids)
+                for (id, node) in readings.nodes.sorted(by: { $0.key < $1.key }) where records[id]?.isPresent == true {
+                    guard var block = records[id]?.block else { continue }
+                    block.node = node
+                    setBlock(id, block)
+                }
+            }
             if case .dimm = request.what { joinDIMM(readings) }
             decideMemory(pass)
         case .onlined(let result):
@@ -314,9 +322,9 @@ public struct DecisionCore: Sendable {
         if outcome == .succeeded, id.kind == .memory || records[id]?.node == nil {
             // The zone and node first, so the transition's line says where the device went. A block
             // written before its node link appeared: the write waited for the add, so the link is
-            // there now. A DIMM's blocks share a node: the previous block's is tried first.
-            let hint =
-                id.kind == .memory ? DeviceID(kind: .memory, index: id.index - 1).flatMap { records[$0]?.node } : nil
+            // there now. A DIMM's blocks share a node: the previous block's is tried first, unless
+            // the block's own is known.
+            let hint = id.kind == .memory ? records[id]?.node ?? nodeHint(before: id) : nil
             let zone: Zone? = value == .onlineMovable ? .movable : nil
             effects.append(.read(ReadRequest(.onlined(id, nodeHint: hint, zone: zone), for: .onlined(finish))))
         } else {

@@ -43,6 +43,11 @@ public struct ReadRequest: Sendable, Equatable {
         case firmwareRAM
         /// The dax devices' ranges (`Readings.daxRAM`), to tell dax/kmem memory.
         case daxRAM
+        /// The node links of these memory blocks (`Readings.nodes`), in ascending order up to the
+        /// first without one: the kernel links a hot-added range's blocks in that order once it
+        /// has created them all, so the ones after an unlinked block are looked at next time. The
+        /// node just found (first `hint`) is tried before a block's directory is listed.
+        case nodes([DeviceID], hint: Int?)
     }
 
     public let what: What
@@ -70,6 +75,8 @@ public struct Readings: Sendable, Equatable {
     /// With `.everything` and reads of memory blocks: the dax devices' ranges (dax/kmem memory),
     /// nil when not read or unreadable.
     public var daxRAM: [ClosedRange<Int>]?
+    /// With `.nodes`: the blocks found linked to a node, and the node.
+    public var nodes: [DeviceID: Int] = [:]
     /// What else could not be read (the firmware's memory map, the dax ranges), each with what the
     /// core does without it.
     public var otherFailures: [String] = []
