@@ -16,9 +16,11 @@ import Synchronization
 /// (`holdMemoryBursts`, `PendingEvents`): `add` and `online` events while the kernel onlines memory
 /// inside the add, `online` events while hotplugd does. A DIMM sends two per block, and the
 /// daemon's work for each, done while the kernel adds, is CPU taken from the add (in a 1-vCPU
-/// guest, the add is slower by it). While it holds, the thread looks at the socket every
-/// `burstLook` rather than at every datagram, so each event's receive time is still known to that
-/// much, and anything else that comes is that late at most.
+/// guest, the add is slower by it). While it holds the kernel's burst, the thread looks at the
+/// socket every `burstLook` rather than at every datagram, so each event's receive time is still
+/// known to that much, and anything else that comes is that late at most. While it holds only
+/// `online` events it still wakes at each datagram: an `add` in between is one hotplugd writes
+/// for (a virtio-mem device adds a block at a time), and goes on at once.
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
         public var source: MonitorSource
@@ -182,9 +184,15 @@ private final class ThreadContext: @unchecked Sendable {
             pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
         ]
         while true {
-            if holdsBurst {
+            if holdsBurst && holding.current == .addsAndOnlines {
                 // Only the stop signal ends the wait early: the socket is drained after it anyway.
                 if poll(&fds[1], 1, Int32(UdevMonitor.burstLook / .milliseconds(1))) > 0 { return }
+            } else if holdsBurst {
+                // Onlines only: an `add` hotplugd writes for goes on the moment it comes.
+                if poll(&fds, 2, Int32(UdevMonitor.burstLook / .milliseconds(1))) < 0 && errno != EINTR {
+                    return handler(.failed("poll failed: \(errnoText(errno))"))
+                }
+                if fds[1].revents != 0 { return }
             } else {
                 handOn(source: source)
                 let ready = poll(&fds, 2, -1)

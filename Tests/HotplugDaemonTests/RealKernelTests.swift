@@ -127,6 +127,50 @@ struct RealKernelTests {
         }
     }
 
+    /// Holding only `online` events (userspace mode), an `add` goes on the moment it comes: the
+    /// thread still wakes at each datagram. Holding the kernel's burst, it waits for the burst.
+    @Test(arguments: [MemoryBurstHolding.onlines, .addsAndOnlines])
+    func anAddGoesOnAtOnceUnlessTheKernelsBurstIsHeld(holding: MemoryBurstHolding) async throws {
+        let block = try #require(RealKernel.last(.memory))
+        let handedOn = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
+        let inbox = Inbox()
+        let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: 1 << 20)) { message in
+            if case .events(let batch) = message { handedOn.withLock { $0.append((.now, batch)) } }
+            inbox.put(message)
+        }
+        defer { monitor.stop() }
+        monitor.holdMemoryBursts(holding)
+        try await inbox.wait { if case .ready = $0 { true } else { false } }
+        let after = try RealKernel.seqnum()
+        var triggered: [ContinuousClock.Instant] = []
+        for round in 0..<160 {
+            if round % 8 == 4 {
+                triggered.append(.now)
+                try RealKernel.trigger("add", block)
+            } else {
+                try RealKernel.trigger("online", block)
+            }
+            usleep(5000)
+        }
+        let streamEnded = ContinuousClock.now
+        try await inbox.waitForEvent(of: block, after: try RealKernel.seqnum() - 1)
+        // When each of our `add` events was handed on, in the order sent.
+        let handedOnAt = handedOn.withLock { $0 }.flatMap { drain in
+            drain.events.filter {
+                $0.action == "add" && $0.devpath == block.devpath && ($0.seqnum.flatMap { UInt64($0) } ?? 0) > after
+            }.map { _ in drain.at }
+        }
+        #expect(handedOnAt.count == triggered.count)
+        let delays = zip(triggered, handedOnAt).map { $1 - $0 }
+        if holding == .onlines {
+            // Looking only every 20 ms, few or none would be this prompt (about 20 ms each, measured).
+            let prompt = delays.filter { $0 < .milliseconds(5) }.count
+            #expect(prompt * 2 >= delays.count, "\(delays)")
+        } else {
+            #expect(handedOnAt.allSatisfy { $0 >= streamEnded }, "\(delays)")
+        }
+    }
+
     @Test func daemonInDryRunFollowsRealEventsAndWritesNothing() async throws {
         let cpu = try #require(RealKernel.last(.cpu))
         let block = try #require(RealKernel.last(.memory))
