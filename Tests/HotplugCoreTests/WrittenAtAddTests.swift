@@ -59,7 +59,9 @@ import Testing
         let effects = DecisionCoreTests.run(
             &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
         #expect(DecisionCoreTests.writes(effects).isEmpty)
-        #expect(Self.reads(effects) == [.daxRAM])
+        // Decided from the dax devices alone; the block is read afterwards, for the status.
+        #expect(
+            Self.reads(effects) == [.daxRAM, .devices([DeviceID(kind: .memory, index: 64)!], zonesWithoutNode: false)])
         #expect(core.records[DeviceID(kind: .memory, index: 64)!]?.managed == false)
     }
 
@@ -127,6 +129,28 @@ import Testing
         #expect(core.nextDeadline == nil)
         #expect(core.records[blocks[2]]?.zone == .normal)
         #expect(!Self.reads(first + second + third).contains { if case .devices = $0 { true } else { false } })
+    }
+
+    @Test func aBlockLeftOfflineIsReadForTheStatus() {
+        var leave = Self.movable()
+        leave.memory.autoOnline = false
+        for (config, dryRun) in [(leave, false), (Self.movable(), true)] {
+            var machine = DecisionCoreTests.bootMachine()
+            var options = DecisionCore.Options()
+            options.dryRun = dryRun
+            var core = DecisionCore(config: config, options: options, now: Self.start)
+            core.memoryOnlining = .userspace(reason: "test")
+            DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+            machine.add(memory: 64, node: 1)
+            let effects = DecisionCoreTests.run(
+                &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+            #expect(DecisionCoreTests.writes(effects).isEmpty)
+            let id = DeviceID(kind: .memory, index: 64)!
+            #expect(Self.reads(effects).last == .devices([id], zonesWithoutNode: false))
+            #expect(core.records[id]?.node == 1)
+            #expect(core.records[id]?.block?.validZones == [.normal, .movable])
+            #expect(core.records[id]?.state == .offline)
+        }
     }
 
     @Test func aBlockGoneBeforeItsWriteIsRemovedNotFailed() {

@@ -173,15 +173,24 @@ extension DecisionCore {
         guard let value = decision.onlineValue else {
             log(.info, "left offline", ["device": id.name, "reason": "\(decision)"])
             records[id]?.managed = false
+            readIfTakenUnread(id)
             return
         }
         if options.dryRun {
             log(.notice, "would online (dry run)", ["device": id.name, "value": value.rawValue])
             records[id]?.managed = false
+            readIfTakenUnread(id)
             return
         }
         apply(.onlineRequested, to: id, cause: .write, value: value)
         effects.append(.write(id, value))
+    }
+
+    /// A block taken in at its `add` without a reading (`decidedWithoutReading`) and not written
+    /// after all is read now, so that `status` shows its node and zones; no write will say them.
+    mutating func readIfTakenUnread(_ id: DeviceID) {
+        guard id.kind == .memory, let block = records[id]?.block, block.validZones.isEmpty else { return }
+        effects.append(.read(ReadRequest(.devices([id], zonesWithoutNode: false), for: .added(touched: []))))
     }
 
     /// Records the node and zone a device went to once online.
