@@ -722,8 +722,20 @@ def memory_report(results):
     if rerun_rows:
         lines += ["", "†: " + "; ".join(f"{hot_add_label(d)}, {v} vCPU{'s' if v > 1 else ''}: rerun {r}"
                                        for r, d, v in rerun_rows)
-                  + ". Every figure of such a row is from that rerun, measured round-robin with the "
-                  "kernel-assisted set-ups of the same cell."]
+                  + ". Every figure of such a row is from that rerun, its set-ups measured round-robin in the "
+                  "same run."]
+        history = []
+        for latest, d, v in rerun_rows:
+            for r in reruns(results):
+                if r == latest or not all(seconds_of(results, x, d, v, r) for x in USERSPACE_ROW):
+                    continue
+                m_ = lambda method: median(seconds_of(results, method, d, v, r))  # noqa: E731
+                history.append(
+                    f"{hot_add_label(d)}, {v} vCPU{'s' if v > 1 else ''}, rerun {r}: auto-movable "
+                    f"{m_('hotplugd userspace auto-movable') / m_('by hand online'):.2f}x, online_movable "
+                    f"{m_('hotplugd userspace online_movable') / m_('by hand online_movable'):.2f}x")
+        if history:
+            lines += ["", "hotplugd / floor in the earlier reruns of these rows: " + "; ".join(history) + "."]
     lines += ["", "{LIMITS_USERSPACE}", ""]
 
     lines += [
@@ -1086,11 +1098,11 @@ def limits(results):
                              [x for pair in KERNEL_PAIRS for x in pair[1:]] for d, v in where
                              if seconds_of(results, m_, d, v, rr)})
             texts["RERUN_SHIPPED"] = (
-                f"†: rerun ({', '.join(labels)}: date and commit of the daemon measured) for the kernel-assisted "
-                f"cells only ({cell_names}): the kernel alone and hotplugd in both kernel-assisted configurations, "
+                f"†: rerun ({', '.join(labels)}: date and commit of the daemon measured) of the marked cells "
+                f"({cell_names}): the kernel alone and hotplugd in both kernel-assisted configurations, "
                 f"measured round-robin in the same run, "
                 + (f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}")
-                + " fresh guests each. The other columns of these rows are from the full run: compare a rerun "
+                + " fresh guests each. The by-hand and udevd columns are from the full run: compare a rerun "
                 "figure with the kernel alone beside it, not with them, as the load on the host was not the same "
                 "(the kernel alone, auto-movable, median: "
                 + "; ".join(f"{hot_add_label(d)}, {v} vCPU{'s' if v > 1 else ''}: "
@@ -1159,20 +1171,19 @@ def limits(results):
             f"{span(per('by hand online_movable', 'kernel online_movable'))} the kernel alone for online_movable "
             f"and {span(per('by hand online', 'kernel auto-movable'))} for auto-movable, itself spread by "
             f"{span([spread(s(f, v, d)) for f in ['by hand online', 'by hand online_movable'] for v, d in cells if s(f, v, d)], '{:.0f} %')}. "
-            "hotplugd's distance to the floor is mostly before its first write: it reads every added block "
-            "(state, a listing of the block's directory for its node, `valid_zones`, `firmware_node`) before it "
-            "writes the first, where the shell loop writes at once. In a 1-vCPU guest with an 8 GiB DIMM "
-            "(online_movable, `udevadm monitor` stamps, two guests each): the first block online 0.257 and "
-            "0.265 s after the first `add` against 0.104 and 0.109 s by hand, then a block every 10.3 ms "
-            "(median) against 10.5 and 13.4 ms by hand. Writing each block at its `add` and reading it "
-            "afterwards, where nothing in the configuration needs the reading first (no node rule, an explicit "
-            "type, no driver-managed memory left alone), would take those reads off the path to the first "
-            "online; it is not done yet. The `online` events and their log lines come after the burst (the "
-            "monitor holds them). The auto-movable row also pays for its node rule: a rule per node "
-            "needs each block's node, whose link the kernel makes only after it has created every block of the "
-            "add, and hotplugd re-reads the blocks still without one every 5 ms until then (its "
-            "`memoryGroupPoll`), CPU the add itself needs; the online_movable row writes at the `add` without a "
-            "read. udevd's own spread is "
+            "hotplugd writes a block at its `add` wherever the decision needs nothing from sysfs (an explicit "
+            "type; auto-movable when the kernel picks the zone), having read only the dax devices' ranges, and "
+            "reads the block's node, zone and DIMM after the write, for its line. It used to read every added "
+            "block first (state, a listing of the block's directory for its node, `valid_zones`, "
+            "`firmware_node`): in a 1-vCPU guest with an 8 GiB DIMM (online_movable, `udevadm monitor` stamps, "
+            "two guests each) that put the first block online 0.257 and 0.265 s after the first `add` against "
+            "0.104 and 0.109 s by hand; after it both onlined a block every 10 to 13 ms. The auto-movable row "
+            "also has a node rule, which needs each block's node: the kernel links a block to its node only "
+            "after it has created every block of the add, and hotplugd looks for the links every 5 ms (its "
+            "`memoryGroupPoll`), in block order up to the first block not linked yet. A virtio-mem device adds "
+            "one block at a time, so its blocks wait for their links one by one. The `online` events come "
+            "after the burst (the monitor holds them; an `add` in between goes on at once). "
+            "udevd's own spread is "
             f"{span([spread(s('udevd', v, d)) for v, d in cells if s('udevd', v, d)], '{:.0f} %')}, so "
             "`< udevd` is a verdict only where the gap is wide.")
         mismatches = []
