@@ -1,6 +1,7 @@
 import CHotplug
 import Glibc
 import HotplugCore
+import Synchronization
 
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
@@ -23,6 +24,8 @@ public final class Sysfs: SysfsAccess {
     let memoryHotplugParameters: FileDescriptor?
     /// `firmware/memmap`, absent on kernels built without CONFIG_FIRMWARE_MEMMAP.
     private let firmwareMemoryMap: FileDescriptor?
+    /// The map's entries read so far, by name: a "System RAM" range, or nil for another type.
+    private let memoryMapEntries = Mutex<[String: ClosedRange<Int>?]>([:])
     /// The mount point itself, for what may appear after the start (`bus/dax`, once its module loads).
     let rootDirectory: FileDescriptor
     /// Whether openat2(2) with RESOLVE_BENEATH works here (Linux 5.6 and later, and allowed by
@@ -191,28 +194,42 @@ public final class Sysfs: SysfsAccess {
         return membership
     }
 
+    /// Each entry of the map is read once: the kernel names them by a counter it never reuses
+    /// (drivers/firmware/memmap.c, `map_entries_nr`), also when a removed range comes back, so a
+    /// name's contents never change. A DIMM's add then costs a listing and its own entry, not a
+    /// read of every entry, and virtio-mem's block-at-a-time onlining one listing per block.
     public func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]? {
         guard let firmwareMemoryMap else { return nil }
         let path = "\(root)/firmware/memmap"
-        var ranges: [ClosedRange<Int>] = []
-        for name in try entries(in: firmwareMemoryMap, path: path) {
+        let names = Set(try entries(in: firmwareMemoryMap, path: path))
+        var known = memoryMapEntries.withLock { $0 }
+        known = known.filter { names.contains($0.key) }
+        for name in names where known[name] == nil {
             do throws(Errno) {
-                let entry = try Self.openAt(firmwareMemoryMap, name, flags: chotplug_O_PATH | O_DIRECTORY)
-                defer { entry.closeAfterUse() }
-                guard try Self.readFile(at: entry, "type") == "System RAM" else { continue }
-                let bounds = try ["start", "end"].map { field throws(Errno) in
-                    let text = try Self.readFile(at: entry, field)
-                    guard text.hasPrefix("0x"), let value = Int(text.dropFirst(2), radix: 16) else {
-                        throw Errno.invalidArgument
-                    }
-                    return value
-                }
-                if bounds[0] <= bounds[1] { ranges.append(bounds[0]...bounds[1]) }
+                known[name] = .some(try Self.systemRAMRange(firmwareMemoryMap, name))
+            } catch  where error == .noSuchFileOrDirectory {
+                continue  // Removed since the listing: no longer in the map.
             } catch {
                 throw SysfsError(path: "\(path)/\(name)", operation: "read", errno: error)
             }
         }
-        return ranges
+        memoryMapEntries.withLock { $0 = known }
+        return known.values.compactMap { $0 }.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    /// One entry of the firmware's memory map: its range if it is "System RAM", else nil.
+    private static func systemRAMRange(_ map: FileDescriptor, _ name: String) throws(Errno) -> ClosedRange<Int>? {
+        let entry = try openAt(map, name, flags: chotplug_O_PATH | O_DIRECTORY)
+        defer { entry.closeAfterUse() }
+        guard try readFile(at: entry, "type") == "System RAM" else { return nil }
+        let bounds = try ["start", "end"].map { field throws(Errno) in
+            let text = try readFile(at: entry, field)
+            guard text.hasPrefix("0x"), let value = Int(text.dropFirst(2), radix: 16) else {
+                throw Errno.invalidArgument
+            }
+            return value
+        }
+        return bounds[0] <= bounds[1] ? bounds[0]...bounds[1] : nil
     }
 
     /// The address ranges of the dax devices (`bus/dax/devices/daxX.Y`: `resource`, `size`), as

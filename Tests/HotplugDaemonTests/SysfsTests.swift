@@ -87,6 +87,21 @@ import Testing
                 0...0x9_fbff, 0x10_0000...0x7ffd_ffff, 0x1_0000_0000...0x1_3fff_ffff,
             ])
     }
+
+    /// A hot-add reads only its own new entry: names are never reused, so their contents never change.
+    @Test func eachEntryIsReadOnceAndGoneOnesAreDropped() throws {
+        let tree = try FakeSysfsTree()
+        try tree.addFirmwareMemoryMap([(0x10_0000, 0x7ffd_ffff, "System RAM"), (0xfeff_c000, 0xfeff_ffff, "Reserved")])
+        let sysfs = try Sysfs(root: tree.root)
+        #expect(try sysfs.firmwareRAM() == [0x10_0000...0x7ffd_ffff])
+        try tree.addFirmwareMemoryMap([(0x1_0000_0000, 0x1_3fff_ffff, "System RAM")], first: 2)
+        // Changed behind the kernel's back, so that a second read of it would show.
+        try tree.write("firmware/memmap/0/type", "Reserved")
+        #expect(try sysfs.firmwareRAM() == [0x10_0000...0x7ffd_ffff, 0x1_0000_0000...0x1_3fff_ffff])
+        try FileManager.default.removeItem(atPath: "\(tree.root)/firmware/memmap/2")
+        #expect(try sysfs.firmwareRAM() == [0x10_0000...0x7ffd_ffff])
+        #expect(try Sysfs(root: tree.root).firmwareRAM() == [], "a new reader reads every entry")
+    }
 }
 
 @Suite struct DaxRangesTests {

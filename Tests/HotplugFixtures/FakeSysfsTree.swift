@@ -81,9 +81,10 @@ public final class FakeSysfsTree {
     }
 
     /// `firmware/memmap` with one entry per range, as `N/start`, `N/end` (inclusive, `0x…`) and `N/type`.
-    public func addFirmwareMemoryMap(_ entries: [(start: Int, end: Int, type: String)]) throws {
+    /// Entries of `firmware/memmap`, named from `first` on as the kernel numbers them.
+    public func addFirmwareMemoryMap(_ entries: [(start: Int, end: Int, type: String)], first: Int = 0) throws {
         for (index, entry) in entries.enumerated() {
-            let path = "firmware/memmap/\(index)"
+            let path = "firmware/memmap/\(first + index)"
             try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
             try write("\(path)/start", "0x" + String(entry.start, radix: 16))
             try write("\(path)/end", "0x" + String(entry.end, radix: 16))
