@@ -228,13 +228,17 @@ extension LogRecord.Level {
 
 /// When the core's thread started its current piece of work, or that it is idle: the watchdog
 /// pings systemd only while work moves on.
+///
+/// Beaten at every effect, so it reads CLOCK_MONOTONIC_COARSE: a word the vDSO keeps, to a tick,
+/// where CLOCK_MONOTONIC reads the clock source (a trap into the hypervisor when that is the
+/// HPET, as in TCG guests); the watchdog's limit is seconds.
 public final class Heartbeat: Sendable {
-    /// CLOCK_MONOTONIC in microseconds at the start of the current effect; 0 when idle.
+    /// CLOCK_MONOTONIC_COARSE in microseconds at the start of the current effect; 0 when idle.
     private let busySince = Atomic<UInt64>(0)
 
     public init() {}
 
-    func beat() { busySince.store(ServiceManager.monotonicMicroseconds, ordering: .relaxed) }
+    func beat() { busySince.store(ServiceManager.coarseMonotonicMicroseconds, ordering: .relaxed) }
     func idle() { busySince.store(0, ordering: .relaxed) }
 
     /// Whether the thread is idle or its current effect started less than `limit` ago.
@@ -243,6 +247,6 @@ public final class Heartbeat: Sendable {
         guard since != 0 else { return true }
         let (seconds, attoseconds) = limit.components
         let limitMicroseconds = UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
-        return ServiceManager.monotonicMicroseconds &- since < limitMicroseconds
+        return ServiceManager.coarseMonotonicMicroseconds &- since < limitMicroseconds
     }
 }

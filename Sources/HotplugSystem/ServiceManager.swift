@@ -22,4 +22,11 @@ public enum ServiceManager {
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
     }
+
+    /// CLOCK_MONOTONIC_COARSE in microseconds: as of the last tick, and read without the clock source.
+    public static var coarseMonotonicMicroseconds: UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+    }
 }
