@@ -184,10 +184,11 @@ private final class ThreadContext: @unchecked Sendable {
             pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
         ]
         while true {
-            if holdsBurst && holding.current == .addsAndOnlines {
+            let holds = holdsBurst
+            if holds && holding.current == .addsAndOnlines {
                 // Only the stop signal ends the wait early: the socket is drained after it anyway.
                 if poll(&fds[1], 1, Int32(UdevMonitor.burstLook / .milliseconds(1))) > 0 { return }
-            } else if holdsBurst {
+            } else if holds {
                 // Onlines only: an `add` hotplugd writes for goes on the moment it comes.
                 if poll(&fds, 2, Int32(UdevMonitor.burstLook / .milliseconds(1))) < 0 && errno != EINTR {
                     return handler(.failed("poll failed: \(errnoText(errno))"))

@@ -91,6 +91,21 @@ import Testing
         #expect(Self.reads(effects).first == .daxRAM)
     }
 
+    @Test func theBlocksAfterAKernelPickedBlockAreWrittenWithoutTheirEvents() {
+        // A virtio-mem device adds blocks ahead of their onlining; a DIMM's are all there.
+        var machine = DecisionCoreTests.bootMachine()
+        var core = Self.started(Config(), &machine, zones: true)
+        for index in 64..<67 { machine.add(memory: index) }
+        let effects = DecisionCoreTests.run(
+            &core, &machine, core.receive([FakeSysfsTree.event("add", "memory64")], now: Self.start))
+        #expect(DecisionCoreTests.writes(effects) == ["memory64=online", "memory65=online", "memory66=online"])
+        // The events that follow change nothing.
+        let late = (65..<67).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+        #expect(
+            DecisionCoreTests.writes(DecisionCoreTests.run(&core, &machine, core.receive(late, now: Self.start)))
+                .isEmpty)
+    }
+
     @Test func hotplugdsOwnAutoMovableReadsTheBlockFirst() {
         // It needs the block's zones and its DIMM.
         var machine = DecisionCoreTests.bootMachine()

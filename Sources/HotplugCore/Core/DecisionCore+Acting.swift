@@ -210,14 +210,16 @@ extension DecisionCore {
     /// The block after `id`, when it may have been hot-added with it and its `add` uevent is not
     /// read yet.
     ///
-    /// Once a block with an explicit online type is online, the kernel has finished adding its
-    /// whole DIMM (the write waited for the device hotplug lock the add holds), so the following
-    /// blocks are in sysfs. Taking them in now writes a DIMM in one run of writes instead of one
-    /// wake-up per block; their uevents, read later, change nothing.
+    /// Once a block whose decision is its own (an explicit online type, or the kernel's
+    /// auto-movable zone) is online, the kernel has finished adding its whole DIMM (the write
+    /// waited for the device hotplug lock the add holds), so the following blocks are in sysfs; a
+    /// virtio-mem device adds blocks ahead of their onlining. Taking them in now writes them in one
+    /// run of writes instead of one wake-up per block; their uevents, read later, change nothing.
     func followingBlock(after id: DeviceID, value: OnlineValue) -> DeviceID? {
-        // In kernel mode the kernel onlines the rest of the DIMM itself.
+        // In kernel mode the kernel onlines the rest of the DIMM itself; hotplugd's own
+        // auto-movable decides a DIMM as a whole, from its `add` events.
         guard id.kind == .memory, value != .cpu, !memoryOnlining.isKernel,
-            onlineType(forNode: records[id]?.node) != .autoMovable,
+            onlineType(forNode: records[id]?.node) != .autoMovable || memoryOnlining.kernelPicksZones,
             let next = DeviceID(kind: .memory, index: id.index + 1)
         else { return nil }
         if let known = records[next], known.isPresent { return nil }
@@ -225,8 +227,8 @@ extension DecisionCore {
     }
 
     /// The following block is offline: it was added with the one before and is taken in as added.
-    /// Nothing more is read before the write: an explicit online type needs no zones, and the node
-    /// is read once the block is online.
+    /// Nothing more is read before the write (but its node, for a node rule): its decision needs no
+    /// zones, and the node is read once the block is online.
     mutating func takeInFollowing(_ id: DeviceID) {
         if let known = records[id], known.isPresent { return }
         update(id) {
