@@ -17,6 +17,12 @@ public struct MemoryBlock: Sendable, Equatable {
         self.online = online
     }
 
+    /// An offline block taken in without reading it (written at its `add`, or after the block
+    /// before it): nothing known but its name until it is read.
+    public static func unread(_ id: DeviceID) -> MemoryBlock {
+        MemoryBlock(id: id, node: nil, validZones: [], firmwareNode: nil, online: false)
+    }
+
     /// The zone of an online block, as the kernel names it (`Normal`, `Movable`, `DMA32`, or `none`
     /// when the block spans zones).
     public var zone: Zone? { online ? validZones.first : nil }

@@ -204,7 +204,7 @@ public final class Sysfs: SysfsAccess {
         let names = Set(try entries(in: firmwareMemoryMap, path: path))
         var known = memoryMapEntries.withLock { $0 }
         known = known.filter { names.contains($0.key) }
-        for name in names where known[name] == nil {
+        for name in names where !known.keys.contains(name) {
             do throws(Errno) {
                 known[name] = .some(try Self.systemRAMRange(firmwareMemoryMap, name))
             } catch  where error == .noSuchFileOrDirectory {

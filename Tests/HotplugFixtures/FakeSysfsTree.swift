@@ -80,8 +80,8 @@ public final class FakeSysfsTree {
         }
     }
 
-    /// `firmware/memmap` with one entry per range, as `N/start`, `N/end` (inclusive, `0x…`) and `N/type`.
-    /// Entries of `firmware/memmap`, named from `first` on as the kernel numbers them.
+    /// `firmware/memmap` with one entry per range, as `N/start`, `N/end` (inclusive, `0x…`) and
+    /// `N/type`, numbered from `first` on as the kernel numbers them.
     public func addFirmwareMemoryMap(_ entries: [(start: Int, end: Int, type: String)], first: Int = 0) throws {
         for (index, entry) in entries.enumerated() {
             let path = "firmware/memmap/\(first + index)"

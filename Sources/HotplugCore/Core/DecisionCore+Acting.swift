@@ -61,7 +61,7 @@ extension DecisionCore {
         let new = Set(added).subtracting(alreadyRead)
         let writtenFirst = new.filter(decidedWithoutReading)
         for id in writtenFirst.sorted() {
-            update(id) { $0.block = MemoryBlock(id: id, node: nil, validZones: [], firmwareNode: nil, online: false) }
+            update(id) { $0.block = .unread(id) }
         }
         let toRead = new.subtracting(writtenFirst).sorted()
         if !toRead.isEmpty {
@@ -233,7 +233,7 @@ extension DecisionCore {
         if let known = records[id], known.isPresent { return }
         update(id) {
             $0.managed = true
-            $0.block = MemoryBlock(id: id, node: nil, validZones: [], firmwareNode: nil, online: false)
+            $0.block = .unread(id)
         }
         apply(.event(.add), to: id, cause: .event(.add))
         act(on: [id])
