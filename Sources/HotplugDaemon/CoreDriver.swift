@@ -146,21 +146,68 @@ public final class CoreDriver {
 
     /// Feeds one input to the core and performs its effects depth-first: a read's or write's
     /// answer, and whatever that answer calls for, comes before the next effect of the input.
+    ///
+    /// But for writes in a row (a DIMM's blocks, a run of following blocks): they are performed
+    /// back to back and then answered one by one, each with what its answer calls for. The core
+    /// decided every one of them already, and its work on an answer (where the block went, its
+    /// line, the next blocks) would otherwise sit between the kernel's onlinings, each write
+    /// waiting for it.
     private func run(
         _ input: (inout DecisionCore) -> [Effect], onScan: ((Readings) -> Void)? = nil
     ) {
         core.wallClockSeconds = IntentStore.now
-        var stack = [input(&core)[...]]
+        var stack: [Frame] = [.effects(input(&core)[...])]
         now = core.now
-        while !stack.isEmpty {
-            guard let effect = stack[stack.count - 1].popFirst() else {
-                stack.removeLast()
-                continue
-            }
+        while let frame = stack.popLast() {
             heartbeat?.beat()
-            if let next = perform(effect, onScan: onScan), !next.isEmpty { stack.append(next[...]) }
+            switch frame {
+            case .effects(var effects):
+                guard let effect = effects.popFirst() else { continue }
+                guard effect.isWrite else {
+                    if !effects.isEmpty { stack.append(.effects(effects)) }
+                    if let next = perform(effect, onScan: onScan), !next.isEmpty { stack.append(.effects(next[...])) }
+                    continue
+                }
+                // The writes up to the next read: the log lines and changes between them are
+                // performed in their place, as they need no answer.
+                var performed: [PerformedWrite] = []
+                var next: Effect? = effect
+                while let effect = next, !shouldStop() {
+                    if case .write(let id, let value) = effect {
+                        if !performed.isEmpty { heartbeat?.beat() }
+                        let result = actuator.online(id, value: value.sysfsValue)
+                        performed.append(PerformedWrite(device: id, value: value, result: result, endedAt: .now))
+                    } else {
+                        _ = perform(effect, onScan: onScan)
+                    }
+                    next = effects.first.flatMap { $0.isAnswered && !$0.isWrite ? nil : effects.removeFirst() }
+                }
+                if !effects.isEmpty { stack.append(.effects(effects)) }
+                stack.append(.written(performed[...]))
+            case .written(var performed):
+                guard let write = performed.popFirst() else { continue }
+                if !performed.isEmpty { stack.append(.written(performed)) }
+                let next = core.written(
+                    write.device, write.value, outcome: write.result.outcome, attempts: write.result.attempts,
+                    alreadyThere: write.result.alreadyThere, endedAt: write.endedAt, now: now)
+                if !next.isEmpty { stack.append(.effects(next[...])) }
+            }
         }
         heartbeat?.idle()
+    }
+
+    /// What is left of one step of `run`: effects to perform, or writes performed and not yet answered.
+    private enum Frame {
+        case effects(ArraySlice<Effect>)
+        case written(ArraySlice<PerformedWrite>)
+    }
+
+    private struct PerformedWrite {
+        var device: DeviceID
+        var value: OnlineValue
+        var result: Actuator.Result
+        /// For the time-to-online metric.
+        var endedAt: ContinuousClock.Instant
     }
 
     private func perform(_ effect: Effect, onScan: ((Readings) -> Void)?) -> [Effect]? {
@@ -174,12 +221,8 @@ public final class CoreDriver {
             }
             if request.what == .everything { onScan?(readings) }
             return core.answer(request, readings, now: now)
-        case .write(let id, let value):
-            if shouldStop() { return nil }
-            let result = actuator.online(id, value: value.sysfsValue)
-            return core.written(
-                id, value, outcome: result.outcome, attempts: result.attempts, alreadyThere: result.alreadyThere,
-                endedAt: .now, now: now)
+        case .write:
+            preconditionFailure("writes are performed by run(_:onScan:)")
         case .loadIntent:
             guard let intentStore else { return nil }
             do {
@@ -249,4 +292,16 @@ public final class Heartbeat: Sendable {
         let limitMicroseconds = UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
         return ServiceManager.coarseMonotonicMicroseconds &- since < limitMicroseconds
     }
+}
+
+extension Effect {
+    /// Whether the core hears back about it: a read, a write, the intent file loaded.
+    fileprivate var isAnswered: Bool {
+        switch self {
+        case .read, .write, .loadIntent: true
+        case .persistIntent, .log, .changed, .finished: false
+        }
+    }
+
+    fileprivate var isWrite: Bool { if case .write = self { true } else { false } }
 }

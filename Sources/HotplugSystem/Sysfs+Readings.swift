@@ -29,6 +29,22 @@ extension SysfsAccess {
                 }
             }
             return readings
+        case .offlineRun(let first, let atMost):
+            var readings = Readings()
+            var next: DeviceID? = first
+            for _ in 0..<atMost {
+                guard let id = next else { break }
+                do {
+                    let state = try observe(id)
+                    readings.devices[id] = DeviceReading(state: state)
+                    if state != .offline { break }
+                } catch {
+                    readings.failures[id] = "\(error)"
+                    break
+                }
+                next = DeviceID(kind: id.kind, index: id.index + 1)
+            }
+            return readings
         case .dimm(let firmwareNode, let below, let above):
             var readings = Readings()
             walk(from: below, step: -1, firmwareNode: firmwareNode, into: &readings)

@@ -39,6 +39,14 @@ import Testing
                     devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }), daxRAM: daxRAM)
             case .states(let ids):
                 return Readings(devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }))
+            case .offlineRun(let first, let atMost):
+                var readings = Readings()
+                for index in first.index..<(first.index + atMost) {
+                    let id = DeviceID(kind: first.kind, index: index)!
+                    readings.devices[id] = DeviceReading(state: devices[id]?.state ?? .absent)
+                    if readings.devices[id]?.state != .offline { break }
+                }
+                return readings
             case .dimm(let firmwareNode, _, _):
                 return Readings(devices: devices.filter { $0.value.block?.firmwareNode == firmwareNode })
             case .onlined(let id, _, let zone):

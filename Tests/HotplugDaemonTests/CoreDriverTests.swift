@@ -142,6 +142,27 @@ import Testing
         #expect(log.count("absent -> offline") == 8)
     }
 
+    @Test func writesInARowArePerformedBeforeTheFirstIsAnswered() throws {
+        let engine = engine { $0.memory.onlineType = .onlineMovable }
+        try engine.start()
+        for index in 16..<20 { try tree.addMemory(index) }
+        engine.handle([Self.event("add", "memory16")])
+        // The first block is written, read after (its DIMM link), and the run after it found; the
+        // run is written back to back, and where each block went is read after the last write.
+        let blocks = (16..<20).map { "memory\($0)" }
+        let memory = kernel.operations.filter { operation in
+            blocks.contains { operation.contains("\($0)=") || operation.contains("\($0)/") }
+        }
+        #expect(
+            memory == ["write memory16=online_movable", "link memory16/firmware_node"]
+                + (17..<20).map { "write memory\($0)=online_movable" }
+                + (17..<20).map { "link memory\($0)/firmware_node" })
+        // Each block's line still says where it went.
+        for index in 16..<20 {
+            #expect(log.has(.info, "memory\(index) onlining -> online", ["zone": "Movable", "node": "0"]))
+        }
+    }
+
     @Test func anExplicitOnlineTypeIsWrittenAtOnceWithoutReadingZones() throws {
         let engine = engine { $0.memory.onlineType = .onlineMovable }
         try engine.start()

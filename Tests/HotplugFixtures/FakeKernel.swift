@@ -18,6 +18,7 @@ public final class FakeKernel: SysfsAccess {
     struct State {
         var faults: [DeviceID: [Errno?]] = [:]
         public var writes: [(DeviceID, String)] = []
+        var operations: [String] = []
         public var oopses: [DeviceID] = []
         var delays: [DeviceID: Duration] = [:]
     }
@@ -36,6 +37,10 @@ public final class FakeKernel: SysfsAccess {
     /// Every write that reached the fake kernel, in order, as `device=value`.
     public var writes: [String] { state.withLock { $0.writes.map { "\($0.0)=\($0.1)" } } }
 
+    /// Every write and link read, in order, as `write device=value` and `link device/name`: the
+    /// order in which the driver performs what the core asks.
+    public var operations: [String] { state.withLock { $0.operations } }
+
     public func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] { try sysfs.devices(kind) }
     /// Reads of `valid_zones` that would have oopsed Linux 6.1: an offline block not yet linked to its node.
     public var oopses: [String] { state.withLock { $0.oopses.map(\.name) } }
@@ -48,7 +53,10 @@ public final class FakeKernel: SysfsAccess {
         }
         return try sysfs.read(device, attribute)
     }
-    public func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
+    public func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? {
+        state.withLock { $0.operations.append("link \(device)/\(name)") }
+        return try sysfs.link(device, name)
+    }
     public func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
     public func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
     public func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
@@ -66,6 +74,7 @@ public final class FakeKernel: SysfsAccess {
     {
         let (fault, delay): (Errno?, Duration?) = state.withLock { state in
             state.writes.append((device, value))
+            state.operations.append("write \(device)=\(value)")
             return (
                 state.faults[device]?.isEmpty == false ? state.faults[device]!.removeFirst() : nil,
                 state.delays.removeValue(forKey: device)

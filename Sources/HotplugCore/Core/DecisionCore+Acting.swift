@@ -207,14 +207,15 @@ extension DecisionCore {
         setBlock(id, block)
     }
 
-    /// The block after `id`, when it may have been hot-added with it and its `add` uevent is not
-    /// read yet.
+    /// The first block after `id`, when the blocks after it may have been hot-added with it and
+    /// their `add` uevents are not read yet.
     ///
     /// Once a block whose decision is its own (an explicit online type, or the kernel's
     /// auto-movable zone) is online, the kernel has finished adding its whole DIMM (the write
     /// waited for the device hotplug lock the add holds), so the following blocks are in sysfs; a
-    /// virtio-mem device adds blocks ahead of their onlining. Taking them in now writes them in one
-    /// run of writes instead of one wake-up per block; their uevents, read later, change nothing.
+    /// virtio-mem device adds blocks ahead of their onlining. Taking the run of them in now
+    /// writes them in one row of writes, which the owner performs back to back, instead of one
+    /// wake-up per block; their uevents, read later, change nothing.
     func followingBlock(after id: DeviceID, value: OnlineValue) -> DeviceID? {
         // In kernel mode the kernel onlines the rest of the DIMM itself; hotplugd's own
         // auto-movable decides a DIMM as a whole, from its `add` events.
@@ -226,16 +227,22 @@ extension DecisionCore {
         return next
     }
 
-    /// The following block is offline: it was added with the one before and is taken in as added.
-    /// Nothing more is read before the write (but its node, for a node rule): its decision needs no
-    /// zones, and the node is read once the block is online.
-    mutating func takeInFollowing(_ id: DeviceID) {
-        if let known = records[id], known.isPresent { return }
-        update(id) {
-            $0.managed = true
-            $0.block = .unread(id)
+    /// How many following blocks one read looks at (`ReadRequest.What.offlineRun`): 128 GiB of
+    /// 128 MiB blocks. A larger DIMM is taken in a run at a time.
+    static let followingRun = 1024
+
+    /// The following blocks are offline: added with the one before, they are taken in as added.
+    /// Nothing more is read before the writes (but their nodes, for a node rule): their decision
+    /// needs no zones, and the node is read once each block is online.
+    mutating func takeInFollowing(_ ids: [DeviceID]) {
+        guard !ids.isEmpty else { return }
+        for id in ids {
+            update(id) {
+                $0.managed = true
+                $0.block = .unread(id)
+            }
+            apply(.event(.add), to: id, cause: .event(.add))
         }
-        apply(.event(.add), to: id, cause: .event(.add))
-        act(on: [id])
+        act(on: ids)
     }
 }

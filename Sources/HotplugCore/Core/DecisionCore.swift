@@ -288,9 +288,13 @@ public struct DecisionCore: Sendable {
             for (id, reading) in readings.devices { noteOnlined(id, reading) }
             if case .onlined(let id, _, _) = request.what { finishWrite(id, result) }
         case .following:
-            for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) where reading.state == .offline {
-                takeInFollowing(id)
+            // The run ends at the first block not offline, or one known already.
+            var run: [DeviceID] = []
+            for (id, reading) in readings.devices.sorted(by: { $0.key < $1.key }) {
+                guard reading.state == .offline, records[id]?.isPresent != true else { break }
+                run.append(id)
             }
+            takeInFollowing(run)
         }
         return finish()
     }
@@ -333,7 +337,8 @@ public struct DecisionCore: Sendable {
         return self.finish()
     }
 
-    /// Applies a write's outcome; after a memory block with an explicit type, looks at the next block.
+    /// Applies a write's outcome; after a memory block with a type of its own, looks at the blocks
+    /// after it.
     mutating func finishWrite(_ id: DeviceID, _ result: WriteResult) {
         let transition = apply(
             .onlineFinished(result.outcome), to: id, cause: .write, value: result.value, attempts: result.attempts,
@@ -347,7 +352,7 @@ public struct DecisionCore: Sendable {
         if result.outcome == .succeeded, records[id]?.state == .online,
             let next = followingBlock(after: id, value: result.value)
         {
-            effects.append(.read(ReadRequest(.states([next]), for: .following)))
+            effects.append(.read(ReadRequest(.offlineRun(from: next, atMost: Self.followingRun), for: .following)))
         }
     }
 

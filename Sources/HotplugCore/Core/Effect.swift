@@ -4,7 +4,9 @@
 ///
 /// Effects are performed in the order they are returned. A read or write is answered before any
 /// effect after it is performed and before the next input, so the core never sees the world change
-/// between asking and hearing back except through what the answer says.
+/// between asking and hearing back except through what the answer says. One exception: writes
+/// returned in a row may all be performed before the first is answered (each is answered in
+/// order), since the core decided each of them already; see `CoreDriver`.
 public enum Effect: Sendable, Equatable {
     /// Read from sysfs; answer with `answer(_:_:now:)`.
     case read(ReadRequest)
@@ -33,6 +35,10 @@ public struct ReadRequest: Sendable, Equatable {
         case devices([DeviceID], zonesWithoutNode: Bool)
         /// Only whether these devices are online, offline or absent.
         case states([DeviceID])
+        /// The states of the blocks from `from` upward while each is offline, at most `atMost`:
+        /// the blocks that follow one just onlined, added with it. The first that is not offline
+        /// (absent included) ends the run and is in the answer.
+        case offlineRun(from: DeviceID, atMost: Int)
         /// The blocks next to a DIMM's known blocks that carry the same `firmware_node`: walking down
         /// from `below` and up from `above` while the link matches, each read like `devices`.
         case dimm(firmwareNode: String, below: DeviceID?, above: DeviceID?)
@@ -131,7 +137,7 @@ enum ReadPurpose: Sendable, Equatable {
     case decide(MemoryPass)
     /// A device just onlined: its node and zone, then the write's outcome.
     case onlined(WriteResult)
-    /// The block after one onlined with an explicit type, which may be part of the same DIMM.
+    /// The blocks after one onlined with a type of its own, which may have been added with it.
     case following
     /// Memory blocks just online that the memory map known so far does not cover: whether a
     /// driver manages them (see `DecisionCore.classify`).
