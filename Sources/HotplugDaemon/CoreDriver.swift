@@ -34,6 +34,10 @@ public final class CoreDriver {
     /// moves with inputs only, so a trace replays the same (a write's end time is passed apart,
     /// for the time-to-online metric).
     private var now = ContinuousClock.now
+    /// The latest time read: the input's, or the end of its last write. Log lines are held by it,
+    /// which needs no reading of the clock per line (in a guest whose clock source QEMU emulates,
+    /// each reading is a trap).
+    private var latest = ContinuousClock.now
 
     public init(
         config: Config, sysfs: any SysfsAccess, options: DecisionCore.Options = .init(),
@@ -158,6 +162,7 @@ public final class CoreDriver {
         core.wallClockSeconds = IntentStore.now
         var stack: [Frame] = [.effects(input(&core)[...])]
         now = core.now
+        latest = now
         while let frame = stack.popLast() {
             heartbeat?.beat()
             switch frame {
@@ -176,7 +181,8 @@ public final class CoreDriver {
                     if case .write(let id, let value) = effect {
                         if !performed.isEmpty { heartbeat?.beat() }
                         let result = actuator.online(id, value: value.sysfsValue)
-                        performed.append(PerformedWrite(device: id, value: value, result: result, endedAt: .now))
+                        latest = .now
+                        performed.append(PerformedWrite(device: id, value: value, result: result, endedAt: latest))
                     } else {
                         _ = perform(effect, onScan: onScan)
                     }
@@ -244,7 +250,7 @@ public final class CoreDriver {
             }
         case .log(let record):
             if digest != nil, LogDigest.takes(record) {
-                digest?.hold(record, now: .now)
+                digest?.hold(record, now: latest)
             } else {
                 log(record)
             }

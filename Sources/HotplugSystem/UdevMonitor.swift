@@ -19,8 +19,10 @@ import Synchronization
 /// guest, the add is slower by it). While it holds the kernel's burst, the thread looks at the
 /// socket every `burstLook` rather than at every datagram, so each event's receive time is still
 /// known to that much, and anything else that comes is that late at most. While it holds only
-/// `online` events it still wakes at each datagram: an `add` in between is one hotplugd writes
-/// for (a virtio-mem device adds a block at a time), and goes on at once.
+/// `online` events it still wakes at each datagram, and hands a memory `add` on the moment it is
+/// received, in the middle of a drain too: an `add` is what hotplugd writes for (a virtio-mem
+/// device adds a block at a time, a DIMM's first block can be written while its last adds are
+/// still being received).
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
         public var source: MonitorSource
@@ -297,6 +299,10 @@ private final class ThreadContext: @unchecked Sendable {
             // decoder's to reject.
             if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
             keep(.event(event), source: source)
+            // While hotplugd onlines memory, a block's `add` is what it writes for: handed on
+            // now, not after the rest of the drain (a DIMM's adds come as one queue of datagrams;
+            // the ones after it join the daemon's queue while it works on the first).
+            if deferring == .onlines && event.subsystem == "memory" && event.action == "add" { handOn(source: source) }
         }
     }
 

@@ -127,6 +127,37 @@ struct RealKernelTests {
         }
     }
 
+    /// Holding only `online` events, an `add` received in the middle of a drain goes on before
+    /// the rest of the drain: the datagrams queued behind it wait for the next hand-on.
+    @Test func anAddInTheMiddleOfADrainGoesOnBeforeTheRestOfIt() async throws {
+        let block = try #require(RealKernel.last(.memory))
+        let batches = Mutex<[[RawUevent]]>([])
+        let first = Atomic<Bool>(true)
+        let inbox = Inbox()
+        let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: 1 << 20)) { message in
+            if case .events(let batch) = message {
+                batches.withLock { $0.append(batch) }
+                // The first hand-on holds the thread while the next events queue up on the
+                // socket: they are then received in one drain.
+                if first.exchange(false, ordering: .relaxed) { usleep(300_000) }
+            }
+            inbox.put(message)
+        }
+        defer { monitor.stop() }
+        monitor.holdMemoryBursts(.onlines)
+        try await inbox.wait { if case .ready = $0 { true } else { false } }
+        let after = try RealKernel.seqnum()
+        try RealKernel.trigger("add", block)
+        usleep(50_000)
+        for action in ["online", "online", "add", "online", "online"] { try RealKernel.trigger(action, block) }
+        try await inbox.waitForEvent(of: block, after: try RealKernel.seqnum() - 1)
+        let ours = batches.withLock { $0 }.map { batch in
+            batch.filter { $0.devpath == block.devpath && ($0.seqnum.flatMap { UInt64($0) } ?? 0) > after }
+                .compactMap(\.action)
+        }.filter { !$0.isEmpty }
+        #expect(ours == [["add"], ["online", "online", "add"], ["online", "online"]])
+    }
+
     /// Holding only `online` events (userspace mode), an `add` goes on the moment it comes: the
     /// thread still wakes at each datagram. Holding the kernel's burst, it waits for the burst.
     @Test(arguments: [MemoryBurstHolding.onlines, .addsAndOnlines])
