@@ -151,8 +151,9 @@ public final class CoreDriver {
     /// Feeds one input to the core and performs its effects depth-first: a read's or write's
     /// answer, and whatever that answer calls for, comes before the next effect of the input.
     ///
-    /// But for writes in a row (a DIMM's blocks, a run of following blocks): they are performed
-    /// back to back and then answered one by one, each with what its answer calls for. The core
+    /// But for writes with no read between them (a DIMM's blocks, a run of following blocks): they
+    /// are performed back to back, with the log lines and changes between them in their place, and
+    /// then answered one by one, each with what its answer calls for. The core
     /// decided every one of them already, and its work on an answer (where the block went, its
     /// line, the next blocks) would otherwise sit between the kernel's onlinings, each write
     /// waiting for it.
@@ -173,8 +174,6 @@ public final class CoreDriver {
                     if let next = perform(effect, onScan: onScan), !next.isEmpty { stack.append(.effects(next[...])) }
                     continue
                 }
-                // The writes up to the next read: the log lines and changes between them are
-                // performed in their place, as they need no answer.
                 var performed: [PerformedWrite] = []
                 var next: Effect? = effect
                 while let effect = next, !shouldStop() {

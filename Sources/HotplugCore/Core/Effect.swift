@@ -5,8 +5,8 @@
 /// Effects are performed in the order they are returned. A read or write is answered before any
 /// effect after it is performed and before the next input, so the core never sees the world change
 /// between asking and hearing back except through what the answer says. One exception: writes
-/// returned in a row may all be performed before the first is answered (each is answered in
-/// order), since the core decided each of them already; see `CoreDriver`.
+/// with no read between them may all be performed before the first is answered (each is then
+/// answered in order), since the core decided each of them already; see `CoreDriver`.
 public enum Effect: Sendable, Equatable {
     /// Read from sysfs; answer with `answer(_:_:now:)`.
     case read(ReadRequest)
