@@ -191,7 +191,7 @@ def test_auto_movable_matches_the_kernels_own_policy(boot, kernel_online):
     assert last["devices"] == len(names) - names.index(last["first_device"]), last
     assert last["onlined_by"] == onlined_by_daemon and 0 < last["seconds_to_online"] < 60, last
     hot = {block["device"]: block for block in status["memory"]["blocks"] if block.get("dimm")}
-    # In kernel mode the monitor reads a held burst every 20 ms, so a block added and onlined by
+    # In kernel mode the monitor reads a held burst every 100 ms, so a block added and onlined by
     # the kernel within one look has both events stamped alike: 0 s, to that resolution.
     shortest = 0 if kernel_online else 1e-9
     assert all(shortest <= hot[name]["seconds_to_online"] < 60 for name, _ in daemon_blocks), hot
