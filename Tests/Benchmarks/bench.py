@@ -1278,7 +1278,9 @@ def measure_matrix(artifacts, record, runs, vcpus, devices, methods, done, tags,
                     try:
                         figures = measure_memory(method, device, count, artifacts)
                     except Exception as error:
-                        figures = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+                        # An AssertionError from a guest that did not start may say nothing.
+                        said = (str(error).splitlines() or ["(no message)"])[0][:200]
+                        figures = {"error": f"{type(error).__name__}: {said}"}
                     figures.update({"method": method, "device": list(device), "vcpus": count, "run": run, **tags})
                     record("memory", figures)
                     hotplugd = f" by_hotplugd={figures.get('by_hotplugd')}" if tags else ""
