@@ -720,8 +720,9 @@ def memory_report(results):
                      f"{mark('by hand online_movable')} | {mark('hotplugd userspace online_movable')} | "
                      f"{ratio(ho, fo)} | {mark('udevd')} | {'; '.join(parts) or '-'} |")
     if rerun_rows:
-        lines += ["", "†: " + "; ".join(f"{hot_add_label(d)}, {v} vCPU{'s' if v > 1 else ''}: rerun {r}"
-                                       for r, d, v in rerun_rows)
+        guests = lambda r, d, v: len(seconds_of(results, "hotplugd userspace online_movable", d, v, r))  # noqa: E731
+        lines += ["", "†: " + "; ".join(f"{hot_add_label(d)}, {v} vCPU{'s' if v > 1 else ''}: rerun {r}, "
+                                       f"{guests(r, d, v)} guests each" for r, d, v in rerun_rows)
                   + ". Every figure of such a row is from that rerun, its set-ups measured round-robin in the "
                   "same run."]
         history = []
