@@ -19,16 +19,6 @@ extension SysfsAccess {
             for id in ids { readDevice(id, zonesWithoutNode: zonesWithoutNode, nodes: nil, into: &readings) }
             if ids.contains(where: { $0.kind == .memory }) { readDaxRAM(into: &readings) }
             return readings
-        case .states(let ids):
-            var readings = Readings()
-            for id in ids {
-                do {
-                    readings.devices[id] = DeviceReading(state: try observe(id))
-                } catch {
-                    readings.failures[id] = "\(error)"
-                }
-            }
-            return readings
         case .offlineRun(let first, let atMost):
             var readings = Readings()
             var next: DeviceID? = first

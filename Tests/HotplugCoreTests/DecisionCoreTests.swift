@@ -37,8 +37,6 @@ import Testing
             case .devices(let ids, _):
                 return Readings(
                     devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }), daxRAM: daxRAM)
-            case .states(let ids):
-                return Readings(devices: Dictionary(uniqueKeysWithValues: ids.map { ($0, devices[$0] ?? .absent) }))
             case .offlineRun(let first, let atMost):
                 var readings = Readings()
                 for index in first.index..<(first.index + atMost) {

@@ -33,8 +33,6 @@ public struct ReadRequest: Sendable, Equatable {
         /// `valid_zones`, which for an offline block is read only once it has its node link, or
         /// always with `zonesWithoutNode` (see `Sysfs.memoryBlock`).
         case devices([DeviceID], zonesWithoutNode: Bool)
-        /// Only whether these devices are online, offline or absent.
-        case states([DeviceID])
         /// The states of the blocks from `from` upward while each is offline, at most `atMost`:
         /// the blocks that follow one just onlined, added with it. The first that is not offline
         /// (absent included) ends the run and is in the answer.
