@@ -17,6 +17,13 @@ public enum MemoryBurstHolding: UInt8, Sendable {
         event.subsystem == "memory" && (event.action == "online" || (self == .addsAndOnlines && event.action == "add"))
     }
 
+    /// Whether an event goes on the moment it is received, in the middle of a drain too: a memory
+    /// `add` while hotplugd onlines memory (what it writes for; a DIMM's adds come as one queue of
+    /// datagrams, and the ones after it join the daemon's queue while it works on the first).
+    func handsOnAtOnce(_ event: RawUevent) -> Bool {
+        self == .onlines && event.subsystem == "memory" && event.action == "add"
+    }
+
     /// Whether a kernel datagram begins as a memory block's event to hold (its header is
     /// `ACTION@DEVPATH`): such a datagram can be held as it is and its fields taken afterwards,
     /// which is the costly part of receiving it. Whatever it turns out to be, it is then checked

@@ -305,10 +305,7 @@ private final class ThreadContext: @unchecked Sendable {
             // decoder's to reject.
             if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
             keep(.event(event), source: source)
-            // While hotplugd onlines memory, a block's `add` is what it writes for: handed on
-            // now, not after the rest of the drain (a DIMM's adds come as one queue of datagrams;
-            // the ones after it join the daemon's queue while it works on the first).
-            if deferring == .onlines && event.subsystem == "memory" && event.action == "add" { handOn(source: source) }
+            if deferring.handsOnAtOnce(event) { handOn(source: source) }
         }
     }
 
