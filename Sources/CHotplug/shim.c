@@ -4,6 +4,7 @@
 #include <linux/capability.h>
 #include <linux/netlink.h>
 #include <linux/openat2.h>
+#include <linux/sock_diag.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -62,6 +63,19 @@ long chotplug_receive_datagram(int fd, void *buffer, unsigned long capacity, str
         }
     }
     return (long)length;
+}
+
+int chotplug_queued_bytes(int fd, unsigned int *queued, unsigned int *limit) {
+    unsigned int meminfo[SK_MEMINFO_VARS];
+    socklen_t length = sizeof meminfo;
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &length) < 0) return -1;
+    if (length <= SK_MEMINFO_RCVBUF * sizeof meminfo[0]) {
+        errno = EINVAL;
+        return -1;
+    }
+    *queued = meminfo[SK_MEMINFO_RMEM_ALLOC];
+    *limit = meminfo[SK_MEMINFO_RCVBUF];
+    return 0;
 }
 
 // Runs in the forked child: async-signal-safe calls only.

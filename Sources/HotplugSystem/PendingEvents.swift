@@ -42,7 +42,8 @@ public enum MemoryBurstHolding: UInt8, Sendable {
 /// burst held until the kernel has stopped sending (see `UdevMonitor.holdMemoryBursts`).
 ///
 /// A burst is held while it is only the memory events held (`MemoryBurstHolding`): until nothing more has
-/// come for `quiet`, and at most `longest` after its first event, so that a stream without end
+/// come for `quiet` (received, or seen queued on the socket by a look while the rest of the burst
+/// is left there), and at most `longest` after its first event, so that a stream without end
 /// is still handed on. Anything else ends the hold, since it must not wait behind the memory, and
 /// so does `maxCount` items (each message stays of a bounded size).
 struct PendingEvents {
@@ -62,6 +63,9 @@ struct PendingEvents {
     private var onlyHeld = true
     private var first = ContinuousClock.now
     private var latest = ContinuousClock.now
+    /// While the rest of the burst is left on the socket (see `UdevMonitor`): each look that found
+    /// it holding more than the last, and how many bytes it held then.
+    private var looks: [(at: ContinuousClock.Instant, bytes: Int)] = []
 
     /// Adds a received item; true when `maxCount` is reached and the items are due at once.
     mutating func append(_ item: Item, holding: MemoryBurstHolding) -> Bool {
@@ -79,6 +83,45 @@ struct PendingEvents {
         return items.count >= Self.maxCount
     }
 
+    /// Notes a look at what the socket holds unreceived while the burst is left on it; true when
+    /// it holds more than at the last look. That counts as the burst's latest news, for the quiet.
+    mutating func noteQueued(bytes: Int, at: ContinuousClock.Instant) -> Bool {
+        guard bytes > (looks.last?.bytes ?? 0) else { return false }
+        looks.append((at, bytes))
+        latest = at
+        return true
+    }
+
+    /// Whether a look found the socket holding more since the last receive: the items received
+    /// next are to be dated by the looks before anything is handed on.
+    var hasLooks: Bool { !looks.isEmpty }
+
+    /// Dates the items appended from `start` on (what was left on the socket, received at once)
+    /// by the looks: the k-th of n came by the first look at which the socket held k n-ths of
+    /// what it held at the last. A burst's datagrams are alike in size (one block's event each),
+    /// so each is dated to the look that first saw it, as if it had been received then. Without
+    /// looks the items keep the drain's time.
+    mutating func dateByLooks(itemsFrom start: Int) {
+        defer { looks = [] }
+        guard let total = looks.last?.bytes, start < items.count else { return }
+        let count = items.count - start
+        var look = 0
+        for index in start..<items.count {
+            let share = (index - start + 1) * total
+            while looks[look].bytes * count < share { look += 1 }
+            let at = looks[look].at
+            switch items[index] {
+            case .event(var event):
+                event.receivedAt = at
+                items[index] = .event(event)
+            case .datagram(let datagram, _):
+                items[index] = .datagram(datagram, receivedAt: at)
+            }
+            if index == 0 { first = at }
+            latest = at
+        }
+    }
+
     /// Whether the items are a burst to go on holding at `now`.
     func holdsBurst(at now: ContinuousClock.Instant) -> Bool {
         !items.isEmpty && onlyHeld && now - first < Self.longest && now - latest < Self.quiet
@@ -90,6 +133,7 @@ struct PendingEvents {
         defer {
             items = []
             onlyHeld = true
+            looks = []
         }
         return items
     }

@@ -106,4 +106,49 @@ import Testing
             #expect(!bytes.withUnsafeBytes { MemoryBurstHolding.none.holds($0) }, "\(text)")
         }
     }
+
+    /// What was left on the socket is dated by the looks that saw it queued, an equal share of
+    /// the bytes each; a look that finds no more is no news for the quiet.
+    @Test func whatWasLeftOnTheSocketIsDatedByTheLooks() {
+        var pending = PendingEvents()
+        _ = pending.append(Self.event("add", "memory64"), holding: .addsAndOnlines)
+        #expect(!pending.hasLooks)
+        let grew = [2000, 3000, 3000].enumerated().map { look, bytes in
+            pending.noteQueued(bytes: bytes, at: Self.start + .milliseconds(100 * (look + 1)))
+        }
+        #expect(grew == [true, true, false])
+        #expect(pending.hasLooks && pending.holdsBurst(at: Self.start + .milliseconds(299)))
+        #expect(!pending.holdsBurst(at: Self.start + .milliseconds(300)))
+        // Six received at once, 500 bytes each: four had come by the first look, two by the second.
+        for index in 65...70 {
+            _ = pending.append(
+                Self.datagram("online@/devices/system/memory/memory\(index)\0", at: .milliseconds(310)),
+                holding: .addsAndOnlines)
+        }
+        pending.dateByLooks(itemsFrom: 1)
+        #expect(!pending.hasLooks)
+        let dates = (pending.take() ?? []).map { item -> Duration in
+            switch item {
+            case .event(let event): (event.receivedAt ?? Self.start) - Self.start
+            case .datagram(_, let at): at - Self.start
+            }
+        }
+        #expect(
+            dates == [.zero] + [Duration](repeating: .milliseconds(100), count: 4) + [
+                .milliseconds(200), .milliseconds(200),
+            ])
+    }
+
+    /// Without a look, a drain keeps its own time.
+    @Test func withoutLooksADrainKeepsItsTime() {
+        var pending = PendingEvents()
+        _ = pending.append(
+            Self.datagram("online@/devices/system/memory/memory65\0", at: .milliseconds(7)), holding: .onlines)
+        pending.dateByLooks(itemsFrom: 0)
+        guard case .datagram(_, let at) = pending.take()?.first else {
+            Issue.record("nothing pending")
+            return
+        }
+        #expect(at == Self.start + .milliseconds(7))
+    }
 }

@@ -202,6 +202,120 @@ struct RealKernelTests {
         }
     }
 
+    /// Holding the kernel's burst, the thread leaves it on the socket while more keeps coming,
+    /// receives it once the socket has held no more for a look, and dates each event by the look
+    /// that first saw it queued.
+    @Test func theKernelsBurstIsLeftOnTheSocketUntilItEnds() async throws {
+        let block = try #require(RealKernel.last(.memory))
+        let handedOn = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
+        let inbox = Inbox()
+        let (monitor, socket) = try await RealKernel.monitorWithSocket(bufferBytes: 1 << 20) { message in
+            if case .events(let batch) = message { handedOn.withLock { $0.append((.now, batch)) } }
+            inbox.put(message)
+        }
+        defer { monitor.stop() }
+        monitor.holdMemoryBursts(.addsAndOnlines)
+        let after = try RealKernel.seqnum()
+        let count = 200
+        var queued: [Int] = []
+        let streamStart = ContinuousClock.now
+        for round in 0..<count {
+            try RealKernel.trigger("online", block)
+            usleep(5000)
+            if round % 10 == 9 { queued.append(try RealKernel.queuedBytes(socket)) }
+        }
+        let streamEnded = ContinuousClock.now
+        try await inbox.waitForEvent(of: block, after: try RealKernel.seqnum() - 1)
+        let ours = handedOn.withLock { $0 }.compactMap { drain -> (at: ContinuousClock.Instant, events: [RawUevent])? in
+            let events = drain.events.filter { ($0.seqnum.flatMap { UInt64($0) } ?? 0) > after }
+            return events.isEmpty ? nil : (drain.at, events)
+        }
+        let stream = ours.flatMap(\.events).filter { $0.devpath == block.devpath && $0.action == "online" }
+        #expect(stream.count == count)
+        #expect(ours.count <= 2 && ours.allSatisfy { $0.at >= streamEnded }, "\(ours.map(\.events.count))")
+        // Unreceived while the stream went on: what the socket held only grew (received every
+        // look instead, it would drop ten times over the stream).
+        #expect(queued.first.map { $0 > 0 } == true && queued.last! > queued.first!, "\(queued)")
+        #expect(queued == queued.sorted(), "\(queued)")
+        let stamps = stream.compactMap(\.receivedAt)
+        #expect(stamps.count == count && stamps == stamps.sorted())
+        // Dated by the looks (one every 100 ms over a second's stream), not all at the receive.
+        #expect(Set(stamps).count >= 5, "\(Set(stamps).count) distinct receive times")
+        if let first = stamps.first, let last = stamps.last {
+            #expect(first - streamStart < .milliseconds(200), "\(first - streamStart)")
+            #expect(last - streamEnded < .milliseconds(200) && streamEnded - last < .milliseconds(200))
+        }
+    }
+
+    /// Holding only `online` events while the events' taker is busy, the thread leaves them on the
+    /// socket, an `add` among them too (the taker could not act on it before it is idle), and
+    /// receives them the moment the taker says it is idle.
+    @Test func onlinesAreLeftOnTheSocketWhileTheTakerIsBusy() async throws {
+        let block = try #require(RealKernel.last(.memory))
+        let handedOn = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
+        let inbox = Inbox()
+        let (monitor, socket) = try await RealKernel.monitorWithSocket(bufferBytes: 1 << 20) { message in
+            if case .events(let batch) = message { handedOn.withLock { $0.append((.now, batch)) } }
+            inbox.put(message)
+        }
+        defer { monitor.stop() }
+        monitor.holdMemoryBursts(.onlines)
+        monitor.consumerBusy(true)
+        let after = try RealKernel.seqnum()
+        var queuedWhileBusy = 0
+        var queuedWhenIdle = 0
+        var idleAt = ContinuousClock.now
+        for round in 0..<120 {
+            try RealKernel.trigger(round == 40 ? "add" : "online", block)
+            usleep(5000)
+            if round == 79 {
+                queuedWhileBusy = try RealKernel.queuedBytes(socket)
+                idleAt = .now
+                monitor.consumerBusy(false)
+            }
+            if round == 99 { queuedWhenIdle = try RealKernel.queuedBytes(socket) }
+        }
+        try await inbox.waitForEvent(of: block, after: try RealKernel.seqnum() - 1)
+        let ours = handedOn.withLock { $0 }.compactMap { drain -> (at: ContinuousClock.Instant, events: [RawUevent])? in
+            let events = drain.events.filter {
+                $0.devpath == block.devpath && ($0.seqnum.flatMap { UInt64($0) } ?? 0) > after
+            }
+            return events.isEmpty ? nil : (drain.at, events)
+        }
+        #expect(ours.flatMap(\.events).count == 120)
+        #expect(queuedWhileBusy > 0)
+        // Once idle, the thread wakes at each datagram again.
+        #expect(queuedWhenIdle < queuedWhileBusy / 4, "\(queuedWhenIdle) vs \(queuedWhileBusy)")
+        let addAt = ours.first { $0.events.contains { $0.action == "add" } }?.at
+        if let addAt {
+            #expect(addAt >= idleAt && addAt - idleAt < .milliseconds(50), "\(addAt - idleAt)")
+        } else {
+            Issue.record("the add was not handed on")
+        }
+    }
+
+    /// A burst left on a small socket is received once it holds half of what the socket may,
+    /// before the kernel would drop datagrams (ENOBUFS).
+    @Test func aBurstLeftOnTheSocketNeverOverrunsIt() async throws {
+        let block = try #require(RealKernel.last(.memory))
+        let inbox = Inbox()
+        let (monitor, _) = try await RealKernel.monitorWithSocket(bufferBytes: 64 << 10) { inbox.put($0) }
+        defer { monitor.stop() }
+        monitor.holdMemoryBursts(.addsAndOnlines)
+        let after = try RealKernel.seqnum()
+        let count = 400
+        for _ in 0..<count {
+            try RealKernel.trigger("online", block)
+            usleep(2000)
+        }
+        try await inbox.waitForEvent(of: block, after: try RealKernel.seqnum() - 1)
+        let stream = inbox.events.filter {
+            $0.devpath == block.devpath && ($0.seqnum.flatMap { UInt64($0) } ?? 0) > after
+        }
+        #expect(inbox.lost == 0)
+        #expect(stream.count == count)
+    }
+
     @Test func daemonInDryRunFollowsRealEventsAndWritesNothing() async throws {
         let cpu = try #require(RealKernel.last(.cpu))
         let block = try #require(RealKernel.last(.memory))
@@ -257,6 +371,61 @@ enum RealKernel {
         return seqnum
     }
 
+    /// A kernel-source monitor, ready, and the inode of its socket (the uevent socket this
+    /// process did not have before).
+    static func monitorWithSocket(
+        bufferBytes: Int, _ handler: @escaping @Sendable (MonitorMessage) -> Void
+    ) async throws -> (UdevMonitor, UInt64) {
+        let before = Set(try ueventSocketsQueued().keys)
+        let ready = Atomic<Bool>(false)
+        let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: bufferBytes)) { message in
+            if case .ready = message { ready.store(true, ordering: .relaxed) }
+            handler(message)
+        }
+        do {
+            try await until { ready.load(ordering: .relaxed) }
+            let new = Set(try ueventSocketsQueued().keys).subtracting(before)
+            guard new.count == 1, let socket = new.first else { throw NoSocket(found: new.count) }
+            return (monitor, socket)
+        } catch {
+            monitor.stop()
+            throw error
+        }
+    }
+
+    /// How many bytes a uevent socket of this process holds unreceived.
+    static func queuedBytes(_ socket: UInt64) throws -> Int {
+        guard let bytes = try ueventSocketsQueued()[socket] else { throw NoSocket(found: 0) }
+        return bytes
+    }
+
+    /// This process's uevent sockets (NETLINK_KOBJECT_UEVENT, 15) by inode, and the bytes each
+    /// holds unreceived, from /proc/net/netlink.
+    static func ueventSocketsQueued() throws -> [UInt64: Int] {
+        let files = FileManager.default
+        let ours = Set(
+            try files.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { fd -> UInt64? in
+                guard let link = try? files.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)"),
+                    link.hasPrefix("socket:[")
+                else { return nil }
+                return UInt64(link.dropFirst(8).dropLast())
+            })
+        let lines = try String(contentsOfFile: "/proc/net/netlink", encoding: .utf8).split(separator: "\n")
+        let header = lines.first?.split(separator: " ").map(String.init) ?? []
+        guard let eth = header.firstIndex(of: "Eth"), let rmem = header.firstIndex(of: "Rmem"),
+            let inode = header.firstIndex(of: "Inode")
+        else { throw NoSocket(found: 0) }
+        var queued: [UInt64: Int] = [:]
+        for line in lines.dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > max(eth, rmem, inode), fields[eth] == "15", let number = UInt64(fields[inode]),
+                ours.contains(number)
+            else { continue }
+            queued[number] = Int(fields[rmem])
+        }
+        return queued
+    }
+
     static func until(timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
@@ -266,6 +435,7 @@ enum RealKernel {
     }
 
     struct TimedOut: Error {}
+    struct NoSocket: Error { let found: Int }
     struct BadSeqnum: Error { let text: String }
 }
 

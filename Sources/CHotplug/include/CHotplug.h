@@ -35,6 +35,12 @@ struct chotplug_sender {
 // (EAGAIN: none queued; ENOBUFS: the socket overran and datagrams were dropped).
 long chotplug_receive_datagram(int fd, void *buffer, unsigned long capacity, struct chotplug_sender *sender);
 
+// What a socket holds unreceived, in bytes as the kernel counts them against its receive buffer
+// (SO_MEMINFO's SK_MEMINFO_RMEM_ALLOC, Linux 4.12), and that buffer's size (SK_MEMINFO_RCVBUF).
+// It is C because the SK_MEMINFO_* indices are an enum in linux/sock_diag.h, which Swift's
+// Glibc module leaves out. Returns 0, or -1 with errno.
+int chotplug_queued_bytes(int fd, unsigned int *queued, unsigned int *limit);
+
 // Starts a hook's command without the daemon's powers. fork(2), then in the child, before
 // execve(2): its own process group (the whole group is signalled at a timeout), the default OOM
 // score (the daemon's -900 is not for its children), no ambient capabilities (under the unit's
