@@ -37,10 +37,6 @@ final class CoreLoop: @unchecked Sendable {
     var control: ControlServer?
     /// Told whether the kernel onlines memory, at start and whenever that changes.
     var onliningChanged: (@Sendable (_ kernelOnlinesMemory: Bool) -> Void)?
-    /// Told when the loop waits for input with nothing queued (false) and when it has taken some
-    /// (true): while it is busy, the monitor leaves the `online` events of hotplugd's own writes
-    /// on its socket (`UdevMonitor.consumerBusy`).
-    var busyChanged: (@Sendable (_ busy: Bool) -> Void)?
 
     init(
         driver: CoreDriver, queue: InputQueue, metrics: DaemonMetrics?, logger: Logger,
@@ -79,10 +75,7 @@ final class CoreLoop: @unchecked Sendable {
                 onliningChanged?(driver.kernelOnlinesMemory)
             }
             if let due = driver.logDeadline, due <= .now { driver.sayHeldTransitions() }
-            let waits = queue.isEmpty
-            if waits { busyChanged?(false) }
             let item = queue.next(deadline: [driver.nextDeadline, driver.logDeadline].compactMap { $0 }.min())
-            if waits { busyChanged?(true) }
             switch item {
             case .events(let batch):
                 metrics?.received(batch)

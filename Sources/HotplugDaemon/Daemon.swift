@@ -120,7 +120,6 @@ public final class Daemon: Service {
         }
         loop.control = control
         loop.onliningChanged = { monitor.holdMemoryBursts($0 ? .addsAndOnlines : .onlines) }
-        loop.busyChanged = { monitor.consumerBusy($0) }
         let thread: DedicatedThread
         do {
             thread = try DedicatedThread { loop.run() }

@@ -92,10 +92,6 @@ struct PendingEvents {
         return true
     }
 
-    /// Whether a look found the socket holding more since the last receive: the items received
-    /// next are to be dated by the looks before anything is handed on.
-    var hasLooks: Bool { !looks.isEmpty }
-
     /// Dates the items appended from `start` on (what was left on the socket, received at once)
     /// by the looks: the k-th of n came by the first look at which the socket held k n-ths of
     /// what it held at the last. A burst's datagrams are alike in size (one block's event each),

@@ -18,14 +18,11 @@ import Synchronization
 /// daemon's work for each, done while the kernel adds, is CPU taken from the add (in a 1-vCPU
 /// guest, the add is slower by it).
 ///
-/// While nothing it would receive could be acted on sooner, the thread leaves the burst on the
-/// socket and looks every `burstLook` at how much the socket holds (`chotplug_queued_bytes`),
-/// which costs the add nothing but the look: in kernel mode until the socket holds no more than
-/// at the last look, and in userspace mode while whoever takes the events is busy
-/// (`consumerBusy`; hotplugd's own writes make the `online` events, and its core takes nothing
-/// until the writes are done), being woken the moment it is not. It then receives the lot and
-/// dates each datagram by the look that first saw it queued, so each event's receive time is
-/// still known to a look. In a 1-vCPU guest onlining a 32 GiB DIMM (the kernel's auto-online
+/// While it holds the kernel's burst, the thread leaves the burst on the socket and looks every
+/// `burstLook` at how much the socket holds (`chotplug_queued_bytes`), which costs the add
+/// nothing but the look, until the socket holds no more than at the last look. It then receives
+/// the lot and dates each datagram by the look that first saw it queued, so each event's receive
+/// time is still known to a look. In a 1-vCPU guest onlining a 32 GiB DIMM (the kernel's auto-online
 /// alone, 2.94 to 3.63 s), receiving every 20 ms took 1.13x the kernel alone's time and every
 /// 100 ms 1.06x (medians of three guests each), where a listening socket that is never read
 /// cost 0.97x and `udevadm monitor` waking at every datagram 1.28x. Anything else that comes in
@@ -35,10 +32,13 @@ import Synchronization
 /// grow). The socket is received from early, whatever else holds, once it is half full, so that
 /// it never overruns.
 ///
-/// While it holds only `online` events and the core is idle, the thread wakes at each datagram,
+/// While it holds only `online` events (userspace mode), the thread wakes at each datagram,
 /// and hands a memory `add` on the moment it is received, in the middle of a drain too: an `add`
 /// is what hotplugd writes for (a virtio-mem device adds a block at a time, a DIMM's first block
-/// can be written while its last adds are still being received).
+/// can be written while its last adds are still being received). Left on the socket while the
+/// daemon's core writes, instead, the `online` events of those writes cost a virtio-mem grow more
+/// than the wake-ups they save (1 vCPU, four guests each: 0.98 s against 0.80 s): its `add`
+/// events come between the writes, and each then waited for the core to go idle.
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
         public var source: MonitorSource
@@ -57,22 +57,14 @@ public final class UdevMonitor: Sendable {
     private let stopFD: Int32
     private let thread: pthread_t
     private let holding: Holding
-    private let consumer: Consumer
 
     /// Starts the monitor thread. Its first message is `.ready` or `.failed`.
     public init(options: Options, handler: @escaping @Sendable (MonitorMessage) -> Void) throws(SysfsError) {
         let stopFD = chotplug_eventfd()
         guard stopFD >= 0 else { throw SysfsError(path: "eventfd", operation: "create", errno: .init(rawValue: errno)) }
-        let idleFD = chotplug_eventfd()
-        guard idleFD >= 0 else {
-            close(stopFD)
-            throw SysfsError(path: "eventfd", operation: "create", errno: .init(rawValue: errno))
-        }
         self.stopFD = stopFD
         holding = Holding()
-        consumer = Consumer(idleFD: idleFD)
-        let context = ThreadContext(
-            options: options, stopFD: stopFD, holding: holding, consumer: consumer, handler: handler)
+        let context = ThreadContext(options: options, stopFD: stopFD, holding: holding, handler: handler)
         var thread = pthread_t()
         let box = Unmanaged.passRetained(context).toOpaque()
         let result = pthread_create(
@@ -93,12 +85,6 @@ public final class UdevMonitor: Sendable {
     /// Which memory events are held until the kernel has stopped sending (see above).
     public func holdMemoryBursts(_ holding: MemoryBurstHolding) {
         self.holding.mode.store(holding.rawValue, ordering: .relaxed)
-    }
-
-    /// Whether whoever takes the events handed on is busy with them. While it is, held `online`
-    /// events are left on the socket (see above); the moment it is not, they are received.
-    public func consumerBusy(_ busy: Bool) {
-        consumer.busy(busy)
     }
 
     /// Stops the thread and waits for it; libudev's objects are freed on it.
@@ -129,63 +115,22 @@ private final class Holding: Sendable {
     var current: MemoryBurstHolding { MemoryBurstHolding(rawValue: mode.load(ordering: .relaxed)) ?? .none }
 }
 
-/// Whether the events' taker is busy, and the eventfd that wakes the monitor thread when it stops
-/// being so while the thread waits for that.
-private final class Consumer: Sendable {
-    let idleFD: Int32
-    private let isBusy = Atomic<Bool>(false)
-    private let waited = Atomic<Bool>(false)
-
-    init(idleFD: Int32) { self.idleFD = idleFD }
-
-    /// Closed with the last reference, not at the monitor's stop: the taker may still say it is idle.
-    deinit { close(idleFD) }
-
-    /// Called by the taker. The thread is woken only when it waits for this.
-    func busy(_ busy: Bool) {
-        isBusy.store(busy, ordering: .sequentiallyConsistent)
-        guard !busy, waited.load(ordering: .sequentiallyConsistent) else { return }
-        var one: UInt64 = 1
-        _ = write(idleFD, &one, 8)
-    }
-
-    /// Called by the thread before it waits: whether the taker is busy, and if so the thread is
-    /// woken when it is not (the flag is set before the check, so neither side can miss the other).
-    func waitIfBusy() -> Bool {
-        waited.store(true, ordering: .sequentiallyConsistent)
-        guard isBusy.load(ordering: .sequentiallyConsistent) else {
-            waited.store(false, ordering: .sequentiallyConsistent)
-            return false
-        }
-        return true
-    }
-
-    /// Called by the thread once it is awake.
-    func woken() {
-        waited.store(false, ordering: .sequentiallyConsistent)
-        var count: UInt64 = 0
-        _ = read(idleFD, &count, 8)  // EAGAIN when the taker did not write: nothing to do.
-    }
-}
-
 /// Everything the monitor thread owns. Created on the caller's thread, used only on the monitor thread.
 private final class ThreadContext: @unchecked Sendable {
     let options: UdevMonitor.Options
     let stopFD: Int32
     let holding: Holding
-    let consumer: Consumer
     let handler: @Sendable (MonitorMessage) -> Void
     /// One datagram received at a time; one byte more than any valid one, so that a longer one shows.
     var buffer = [UInt8](repeating: 0, count: UeventDatagram.maxLength + 1)
 
     init(
-        options: UdevMonitor.Options, stopFD: Int32, holding: Holding, consumer: Consumer,
+        options: UdevMonitor.Options, stopFD: Int32, holding: Holding,
         handler: @escaping @Sendable (MonitorMessage) -> Void
     ) {
         self.options = options
         self.stopFD = stopFD
         self.holding = holding
-        self.consumer = consumer
         self.handler = handler
     }
 
@@ -220,8 +165,6 @@ private final class ThreadContext: @unchecked Sendable {
 
     /// Received and not handed on yet.
     private var pending = PendingEvents()
-    /// A drain of what was left on the socket received an event that goes on at once.
-    private var handOnAfterDrain = false
 
     /// Whether to wait for more before handing `pending` on (see `PendingEvents`).
     private var holdsBurst: Bool { holding.current != .none && pending.holdsBurst(at: .now) }
@@ -262,9 +205,8 @@ private final class ThreadContext: @unchecked Sendable {
         ]
         while true {
             let holds = holdsBurst
-            let holding = self.holding.current
-            if holds && (holding == .addsAndOnlines || consumer.waitIfBusy()) {
-                switch lookAtQueuedBurst(fd: fd, holding: holding) {
+            if holds && holding.current == .addsAndOnlines {
+                switch lookAtQueuedBurst(fd: fd) {
                 case .stop: return
                 case .leave: continue
                 case .receive: break
@@ -290,10 +232,6 @@ private final class ThreadContext: @unchecked Sendable {
             let start = pending.items.count
             let end = drain(fd: fd, source: source)
             pending.dateByLooks(itemsFrom: start)
-            if handOnAfterDrain {
-                handOnAfterDrain = false
-                handOn(source: source)
-            }
             switch end {
             case .empty:
                 if !holdsBurst { handOn(source: source) }
@@ -318,23 +256,17 @@ private final class ThreadContext: @unchecked Sendable {
     }
 
     /// Waits a look with the burst left on the socket (see `UdevMonitor`), then sees how much the
-    /// socket holds. In userspace mode the taker's going idle ends the wait early.
-    private func lookAtQueuedBurst(fd: Int32, holding: MemoryBurstHolding) -> Look {
-        var fds = [
-            pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: consumer.idleFD, events: Int16(POLLIN), revents: 0),
-        ]
-        let ready = poll(&fds, holding == .onlines ? 2 : 1, Int32(UdevMonitor.burstLook / .milliseconds(1)))
-        if holding == .onlines { consumer.woken() }
-        if ready > 0 && fds[0].revents != 0 { return .stop }
+    /// socket holds.
+    private func lookAtQueuedBurst(fd: Int32) -> Look {
+        var stop = pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)
+        if poll(&stop, 1, Int32(UdevMonitor.burstLook / .milliseconds(1))) > 0 { return .stop }
         var queued: UInt32 = 0
         var limit: UInt32 = 0
         // A kernel without SO_MEMINFO (before 4.12): receive at every look instead.
         guard chotplug_queued_bytes(fd, &queued, &limit) == 0 else { return .receive }
         _ = pending.noteQueued(bytes: Int(queued), at: .now)
         if Int(queued) * 2 >= Int(limit) { return .receive }
-        if !holdsBurst { return .receive }
-        return holding == .onlines && !consumer.waitIfBusy() ? .receive : .leave
+        return holdsBurst ? .leave : .receive
     }
 
     /// How a drain ended.
@@ -415,10 +347,7 @@ private final class ThreadContext: @unchecked Sendable {
             // decoder's to reject.
             if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
             keep(.event(event), source: source)
-            // What was left on the socket is dated first (`dateByLooks`), then handed on.
-            if deferring.handsOnAtOnce(event) {
-                if pending.hasLooks { handOnAfterDrain = true } else { handOn(source: source) }
-            }
+            if deferring.handsOnAtOnce(event) { handOn(source: source) }
         }
     }
 

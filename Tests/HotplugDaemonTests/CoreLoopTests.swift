@@ -1,7 +1,5 @@
-import Foundation
 import Glibc
 import HotplugCore
-import Synchronization
 import Testing
 
 @testable import HotplugDaemon
@@ -56,40 +54,5 @@ extension CoreDriverTests {
         #expect(alive && sampled >= 3)
         let online = (100..<400).filter { tree.state("memory\($0)") == "online" }.count
         #expect(online > 10 && online < 300, "stopped part-way: \(online) online")
-    }
-
-    /// The loop says it is busy from the input it takes until nothing is queued and it waits
-    /// again, so a DIMM's writes are one busy stretch: the monitor leaves the `online` events they
-    /// make on its socket meanwhile (`UdevMonitor.consumerBusy`).
-    @Test func theLoopSaysItIsBusyWhileItWritesADIMM() async throws {
-        let driver = engine { $0.memory.onlineType = .onlineMovable }
-        let queue = InputQueue(capacity: 1024)
-        driver.shouldStop = { queue.isStopped }
-        let (_, publish) = AsyncStream<CoreLoop.Publication>.makeStream()
-        let loop = CoreLoop(driver: driver, queue: queue, metrics: nil, logger: log.logger(), publish: publish) { _ in }
-        // Each time, and how many blocks were online then.
-        let told = Mutex<[(busy: Bool, online: Int)]>([])
-        let root = tree.root
-        loop.busyChanged = { busy in
-            let online = (100..<120).count { index in
-                (try? String(contentsOfFile: "\(root)/devices/system/memory/memory\(index)/state", encoding: .utf8))?
-                    .hasPrefix("online") == true
-            }
-            told.withLock { $0.append((busy, online)) }
-        }
-        let thread = try DedicatedThread { loop.run() }
-        try await RealKernel.until { told.withLock { $0.count } >= 1 }
-        // Added once the loop waits (present at its start, coldplug would online them).
-        for index in 100..<120 {
-            try tree.addMemory(index, dimm: "PNP0C80:00")
-            kernel.delay("memory\(index)", by: .milliseconds(10))
-        }
-        queue.push(.events((100..<120).map { Self.event("add", "memory\($0)") }))
-        try await RealKernel.until { told.withLock { $0.count } >= 3 }
-        queue.stop()
-        thread.join()
-        let first = told.withLock { Array($0.prefix(3)) }
-        #expect(first.map(\.busy) == [false, true, false])
-        #expect(first.map(\.online) == [0, 0, 20])
     }
 }

@@ -247,53 +247,6 @@ struct RealKernelTests {
         }
     }
 
-    /// Holding only `online` events while the events' taker is busy, the thread leaves them on the
-    /// socket, an `add` among them too (the taker could not act on it before it is idle), and
-    /// receives them the moment the taker says it is idle.
-    @Test func onlinesAreLeftOnTheSocketWhileTheTakerIsBusy() async throws {
-        let block = try #require(RealKernel.last(.memory))
-        let handedOn = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
-        let inbox = Inbox()
-        let (monitor, socket) = try await RealKernel.monitorWithSocket(bufferBytes: 1 << 20) { message in
-            if case .events(let batch) = message { handedOn.withLock { $0.append((.now, batch)) } }
-            inbox.put(message)
-        }
-        defer { monitor.stop() }
-        monitor.holdMemoryBursts(.onlines)
-        monitor.consumerBusy(true)
-        let after = try RealKernel.seqnum()
-        var queuedWhileBusy = 0
-        var queuedWhenIdle = 0
-        var idleAt = ContinuousClock.now
-        for round in 0..<120 {
-            try RealKernel.trigger(round == 40 ? "add" : "online", block)
-            usleep(5000)
-            if round == 79 {
-                queuedWhileBusy = try RealKernel.queuedBytes(socket)
-                idleAt = .now
-                monitor.consumerBusy(false)
-            }
-            if round == 99 { queuedWhenIdle = try RealKernel.queuedBytes(socket) }
-        }
-        try await inbox.waitForEvent(of: block, after: try RealKernel.seqnum() - 1)
-        let ours = handedOn.withLock { $0 }.compactMap { drain -> (at: ContinuousClock.Instant, events: [RawUevent])? in
-            let events = drain.events.filter {
-                $0.devpath == block.devpath && ($0.seqnum.flatMap { UInt64($0) } ?? 0) > after
-            }
-            return events.isEmpty ? nil : (drain.at, events)
-        }
-        #expect(ours.flatMap(\.events).count == 120)
-        #expect(queuedWhileBusy > 0)
-        // Once idle, the thread wakes at each datagram again.
-        #expect(queuedWhenIdle < queuedWhileBusy / 4, "\(queuedWhenIdle) vs \(queuedWhileBusy)")
-        let addAt = ours.first { $0.events.contains { $0.action == "add" } }?.at
-        if let addAt {
-            #expect(addAt >= idleAt && addAt - idleAt < .milliseconds(50), "\(addAt - idleAt)")
-        } else {
-            Issue.record("the add was not handed on")
-        }
-    }
-
     /// A burst left on a small socket is received once it holds half of what the socket may,
     /// before the kernel would drop datagrams (ENOBUFS).
     @Test func aBurstLeftOnTheSocketNeverOverrunsIt() async throws {
