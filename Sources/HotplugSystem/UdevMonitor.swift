@@ -319,10 +319,13 @@ private final class ThreadContext: @unchecked Sendable {
             let received = min(length, buffer.count)
             let from = UeventDatagram.Sender(
                 port: sender.port, groups: sender.groups, uid: sender.has_uid != 0 ? sender.uid : nil)
-            // A kernel datagram that begins a burst to hold, or comes in one, is kept as it is
-            // (`MemoryBurstHolding.holds`): a copy of its bytes, since the buffer is received into
-            // again. Its fields are taken once the burst is over, the first one's too.
-            if deferring != .none && (pending.items.isEmpty || pending.holdsBurst(at: now))
+            // A kernel datagram of a burst being held is kept as it is (`MemoryBurstHolding.holds`):
+            // a copy of its bytes, since the buffer is received into again; in kernel mode the one
+            // that begins the burst too, so that all their fields are taken after it. (In
+            // userspace mode an `add` goes on at once, and the held datagrams before it are
+            // checked then, in front of it: the first is checked as it comes.)
+            let beginsKernelBurst = deferring == .addsAndOnlines && pending.items.isEmpty
+            if deferring != .none && (beginsKernelBurst || pending.holdsBurst(at: now))
                 && buffer.withUnsafeBytes({ deferring.holds(UnsafeRawBufferPointer(rebasing: $0[..<received])) })
             {
                 let copy = UeventDatagram(bytes: Array(buffer[..<received])[...], length: length, sender: from)
