@@ -265,9 +265,11 @@ private final class ThreadContext: @unchecked Sendable {
         var limit: UInt32 = 0
         // A kernel without SO_MEMINFO (before 4.12): receive at every look instead.
         guard chotplug_queued_bytes(fd, &queued, &limit) == 0 else { return .receive }
-        _ = pending.noteQueued(bytes: Int(queued), at: .now)
+        // One clock reading per look (see `drain`).
+        let now = ContinuousClock.now
+        _ = pending.noteQueued(bytes: Int(queued), at: now)
         if Int(queued) * 2 >= Int(limit) { return .receive }
-        return holdsBurst ? .leave : .receive
+        return pending.holdsBurst(at: now) ? .leave : .receive
     }
 
     /// How a drain ended.
