@@ -41,7 +41,7 @@ public final class ControlServer: Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw DaemonError.control("socket: \(String(cString: strerror(errno)))") }
         unlink(path)
-        guard let bound = Self.withAddress(of: path, { bind(fd, $0, $1) }) else {
+        guard let bound = UnixSocketAddress.with(path, { bind(fd, $0, $1) }) else {
             close(fd)
             throw DaemonError.control("\(path): path too long for a socket")
         }
@@ -176,19 +176,6 @@ public final class ControlServer: Sendable {
         return object
     }
 
-    /// Runs `body` (bind or connect) with the socket address of `path`; nil when the path is too
-    /// long for one.
-    static func withAddress(of path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32? {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-    }
-
     /// A JSON object and its NUL.
     static func frame(_ object: [String: Any]) -> [UInt8] {
         do {
@@ -247,7 +234,7 @@ public struct ControlClient: ~Copyable {
         let path = "\(directory)/\(ControlServer.socketName)"
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(.init(reason: "socket: \(String(cString: strerror(errno)))")) }
-        guard let connected = ControlServer.withAddress(of: path, { Glibc.connect(fd, $0, $1) }) else {
+        guard let connected = UnixSocketAddress.with(path, { Glibc.connect(fd, $0, $1) }) else {
             close(fd)
             return .failure(.init(reason: "\(path): path too long for a socket"))
         }

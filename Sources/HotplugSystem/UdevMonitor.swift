@@ -96,16 +96,39 @@ public final class UdevMonitor: Sendable {
         close(stopFD)
     }
 
-    /// udevd's control socket: it exists while udevd runs.
+    /// udevd's control socket: something listens on it while udevd runs (udevd, or systemd for it).
     public static let udevControl = "/run/udev/control"
+    /// The kernel's table of this network namespace's Unix sockets.
+    public static let unixSocketTable = "/proc/net/unix"
 
-    /// Whether udevd runs here (its control socket exists).
-    public static func udevdRuns(runPath: String = udevControl) -> Bool { access(runPath, F_OK) == 0 }
+    /// Whether udevd runs here: a socket listens at its control socket's path. The file alone does
+    /// not say so: a udevd that was stopped or died leaves it behind, and `auto` taking it for a
+    /// running udevd would listen for events that nobody sends. The kernel's table of Unix sockets
+    /// is read rather than the socket connected to, which udevd would log as a bad message. Without
+    /// the table, the file decides.
+    public static func udevdRuns(runPath: String = udevControl, table: String = unixSocketTable) -> Bool {
+        guard access(runPath, F_OK) == 0 else { return false }
+        guard let text = try? TextFile.read(table, limit: 1 << 22) else { return true }
+        return listens(at: runPath, unixSocketTable: text)
+    }
+
+    /// Whether `table` (the text of /proc/net/unix) has a listening socket bound to `path`.
+    /// A row: `Num RefCount Protocol Flags Type St Inode Path`, Flags in hex, __SO_ACCEPTCON
+    /// (0x10000) set on a listening socket.
+    public static func listens(at path: String, unixSocketTable table: String) -> Bool {
+        table.split(separator: "\n").dropFirst().contains { row in
+            let fields = row.split(separator: " ", maxSplits: 7, omittingEmptySubsequences: true)
+            guard fields.count == 8, let flags = UInt32(fields[3], radix: 16) else { return false }
+            return flags & 0x1_0000 != 0 && fields[7] == path[...]
+        }
+    }
 
     /// `auto` means udev when udevd runs, else the kernel.
-    public static func resolve(_ source: MonitorSource, runPath: String = udevControl) -> MonitorSource {
+    public static func resolve(
+        _ source: MonitorSource, runPath: String = udevControl, table: String = unixSocketTable
+    ) -> MonitorSource {
         guard source == .auto else { return source }
-        return udevdRuns(runPath: runPath) ? .udev : .kernel
+        return udevdRuns(runPath: runPath, table: table) ? .udev : .kernel
     }
 }
 

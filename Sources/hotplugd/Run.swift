@@ -59,7 +59,7 @@ struct Run: AsyncParsableCommand {
         if (source ?? loaded.monitor.source) == .udev, machine.isThisMachine, !UdevMonitor.udevdRuns() {
             logger.warning(
                 """
-                monitor source is udev, but udevd is not running (no /run/udev/control): no event reaches \
+                monitor source is udev, but udevd is not running (nothing listens on /run/udev/control): no event reaches \
                 hotplugd until it starts; source = "auto" listens to the kernel when udevd is not there
                 """)
         }
