@@ -113,8 +113,9 @@ test-instrumented:
 	rm -rf $(FUZZ_BUILD)/test-corpus
 	$(MAKE) --no-print-directory fuzz FUZZ_LIMIT="-runs=25000 -seed=1" FUZZ_WORK=$(FUZZ_BUILD)/test-corpus
 
+# --durations: the slowest scenarios, for whoever keeps `make test` within its time.
 test-acceptance:
-	$(PYTHON) -m pytest -ra Tests/e2e $(E2E_ARGS)
+	$(PYTHON) -m pytest -ra --durations=12 Tests/e2e $(E2E_ARGS)
 
 # The code as swift-format (in the toolchain) lays it out, by .swift-format; `make format` applies it.
 format-check:
@@ -153,7 +154,7 @@ e2e: deps e2e-deps
 soak: deps e2e-deps
 	HOTPLUGD_SOAK_CYCLES=$(SOAK_CYCLES) $(PYTHON) -m pytest -ra Tests/e2e/test_soak.py -k cycles
 
-# Takes about 70 minutes: fresh guests for every figure, three runs each. BENCH_ARGS="--runs 1" is quicker.
+# Takes about 110 minutes: fresh guests for every figure, three runs each. BENCH_ARGS="--runs 1" is quicker.
 bench: deps e2e-deps
 	$(PYTHON) Tests/Benchmarks/bench.py $(BENCH_ARGS)
 

@@ -6,10 +6,14 @@ Time to online in a guest is taken from the kernel's uevents as `udevadm monitor
 them (a passive listener, the same in every set-up): from the first `add` of the hot-added memory
 blocks to the last `online`. Each figure is the median of --runs fresh guests, measured round-robin
 (run 1 of every set-up, then run 2, ...) so that noise on the host spreads over all of them.
+The paired section runs every online_movable set-up in turn in the same guest, adding and removing
+the same memory, and times each add with the kernel's own clock (kprobes): a ratio within a guest
+resolves differences of a few per cent that the spread between fresh guests hides.
 
-    python3 Tests/Benchmarks/bench.py [--smoke] [--runs N] [--sections memory,pressure,cpus,process]
+    python3 Tests/Benchmarks/bench.py [--smoke] [--runs N] [--sections memory,paired,pressure,cpus,process]
                                       [--output BENCHMARKS.md] [--report-only]
                                       [--methods M,M] [--devices virtio-mem:4,dimm:8] [--vcpus 1,2]
+                                      [--paired-rounds N]
 
 Sections not measured keep their figures (and their date) from --results. With --methods or
 --devices only those cells are measured, as a rerun: the full run's figures stay in --results and
@@ -23,6 +27,7 @@ import json
 import os
 import pathlib
 import platform
+import random
 import re
 import shutil
 import signal
@@ -344,6 +349,163 @@ def largest_online(mode, memmap_on_memory, sizes, artifacts, record):
               f"oom={attempt['oom_killed']} {attempt.get('guest_lost', '')}", flush=True)
         if not attempt["online"]:
             return
+
+
+# Paired: every set-up in turn in the same guest
+
+# The set-ups measured in turn in one guest, all with online_movable (so that every DIMM can be
+# taken out again): what auto_online_blocks is before the set-up starts, and how it starts.
+# hotplugd in kernel mode finds `offline` and sets it itself, as it does on a machine.
+PAIRED_ARMS = {
+    "kernel online_movable": {"auto_online": "online_movable"},
+    "hotplugd online_movable": {"auto_online": "offline", "config": METHODS["hotplugd online_movable"]["config"]},
+    "by hand online_movable": {"auto_online": "offline", "by_hand": "online_movable"},
+    "hotplugd userspace online_movable": {"auto_online": "offline",
+                                          "config": METHODS["hotplugd userspace online_movable"]["config"]},
+    "udevd": {"auto_online": "offline", "udevd": True},
+}
+# What each paired ratio is taken against, and its goal: at most (<=) or under (<) that ratio.
+PAIRED_RATIOS = [("hotplugd online_movable", "kernel online_movable", "<=", 1.05),
+                 ("hotplugd userspace online_movable", "by hand online_movable", "<=", 1.10),
+                 ("hotplugd userspace online_movable", "udevd", "<", 1.00)]
+AUTO_ONLINE = "/sys/devices/system/memory/auto_online_blocks"
+TRACING = "/sys/kernel/tracing"
+# The kernel's own clock at the two ends of a hot-add, from kprobes (no process reads anything
+# during the add): the hot-add starts in add_memory_resource (every DIMM and every virtio-mem
+# block goes through it), and a block is online when online_pages returns, whoever wrote.
+KPROBES = ["p:hotadd/add add_memory_resource", "r:hotadd/online online_pages"]
+
+
+def trace_hot_adds(guest):
+    guest.sh(f"mount -t tracefs nodev {TRACING} && cd {TRACING} && "
+             + " && ".join(f"echo '{probe}' >> kprobe_events" for probe in KPROBES)
+             + " && echo 1 > events/hotadd/enable && echo 1 > tracing_on")
+
+
+def traced_seconds(guest, blocks):
+    """Waits (looking twice a second) until `blocks` blocks came online since the trace was
+    cleared; returns (seconds from the first add to the last online, blocks seen online)."""
+    guest.sh(f"for i in $(seq 600); do [ $(grep -c ' online: ' {TRACING}/trace) -ge {blocks} ] && exit 0; "
+             "sleep 0.5; done; exit 1", timeout=320, check=False)
+    adds, onlines = [], []
+    for line in guest.sh(f"grep -E ' (add|online): ' {TRACING}/trace").splitlines():
+        match = re.search(r"\s([0-9]+\.[0-9]+): (add|online): ", line)
+        if match:
+            (adds if match.group(2) == "add" else onlines).append(float(match.group(1)))
+    return (max(onlines) - min(adds) if adds and onlines else None), len(onlines)
+
+
+def start_arm(guest, arm):
+    spec = PAIRED_ARMS[arm]
+    guest.sh(f"echo {spec['auto_online']} > {AUTO_ONLINE}")
+    if spec.get("config") is not None:
+        guest.sh(": > /var/log/hotplugd.log")
+        start_hotplugd(guest, spec["config"])
+    elif spec.get("by_hand"):
+        # A session of its own, so that the whole pipeline can be stopped: killing the shell alone
+        # would leave its udevadm and loop running, onlining for the set-ups after it.
+        loop = BY_HAND["memory"] % spec["by_hand"]
+        guest.sh(f"setsid sh -c '{loop}' </dev/null >/dev/null 2>&1 & echo $! > /run/by-hand.pid")
+    elif spec.get("udevd"):
+        guest.sh(f"mkdir -p /run/udev /etc/udev/rules.d && cat > /etc/udev/rules.d/40-hotadd.rules <<'EOF'\n{UDEV_RULE}EOF")
+        guest.sh("systemd-udevd --daemon && udevadm settle")
+    guest.sh(f"sleep 0.5; echo > {TRACING}/trace")
+
+
+def stop_arm(guest, arm):
+    """Stops what onlines memory, so that nothing onlines while the memory is taken out again, and
+    leaves auto_online_blocks `offline`. hotplugd must have put back the `offline` it found."""
+    spec = PAIRED_ARMS[arm]
+    if spec.get("config") is not None:
+        guest.sh("pid=$(cat /run/hotplugd.pid); kill -TERM $pid; "
+                 "for i in $(seq 200); do [ -d /proc/$pid ] || exit 0; sleep 0.05; done; exit 1")
+        left = guest.sh(f"cat {AUTO_ONLINE}")
+        if left != "offline":
+            raise vm.GuestError(f"hotplugd stopped and left auto_online_blocks {left}, not the offline it found")
+    elif spec.get("by_hand"):
+        guest.sh("kill -- -$(cat /run/by-hand.pid)")
+    elif spec.get("udevd"):
+        # /run/udev goes too: its control socket outlives udevd, and hotplugd's `source = "auto"`
+        # would take it for a running udevd and wait for events that nobody sends.
+        guest.sh("udevadm control --exit && rm -r /run/udev /etc/udev/rules.d/40-hotadd.rules")
+    guest.sh(f"echo offline > {AUTO_ONLINE}")
+
+
+def take_out(guest, device, dimm, blocks_before):
+    """Takes the hot-added memory out again and waits until the guest has the blocks it had."""
+    kind, _ = device
+    if kind == "dimm":
+        guest.del_dimm(dimm)
+        deadline = time.monotonic() + 300
+        while any(d.get("data", {}).get("id") == dimm for d in guest.qmp("query-memory-devices")):
+            if time.monotonic() > deadline:
+                raise vm.GuestError(f"{dimm} was not removed within 300 s")
+            time.sleep(0.2)
+        guest.qmp("object-del", id=f"mem-{dimm}")
+    else:
+        guest.grow_virtio_mem(0)
+        guest.wait_virtio_mem(0, timeout=300)
+    guest.sh(f"e2e wait-count {blocks_before} $(ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l) 300 0.2")
+
+
+def paired_guest(device, vcpus, artifacts, rounds, first, record, tags):
+    """One fresh guest: a warm-up hot-add and removal with the kernel alone (its hot-add code is
+    then translated, as it would be on hardware), then `rounds` rounds of every set-up in turn,
+    each hot-adding the same memory and taking it out again. The order turns by one set-up each
+    round, starting at `first`, so that no set-up always follows the same one."""
+    arms = list(PAIRED_ARMS)
+    guest = memory_guest("", device, vcpus, artifacts)
+    try:
+        trace_hot_adds(guest)
+        # Every set-up's processes are started again each round, where a daemon on a machine runs
+        # on. TCG finds the code it translated in an earlier round by its virtual address, which
+        # address-space randomization would change each start; without it a process started again
+        # runs warm, as one that ran on would.
+        guest.sh("echo 0 > /proc/sys/kernel/randomize_va_space")
+        block_size = int(guest.sh("cat /sys/devices/system/memory/block_size_bytes"), 16)
+        blocks = device[1] // block_size
+        before = set(block_states(guest))
+        for round_index in range(-1, rounds):
+            order = ["kernel online_movable"] if round_index < 0 else \
+                [arms[(first + round_index + i) % len(arms)] for i in range(len(arms))]
+            for arm in order:
+                start_arm(guest, arm)
+                dimm = f"p{round_index + 1}-{arms.index(arm)}"
+                if device[0] == "dimm":
+                    guest.add_dimm(device[1], name=dimm, reserve=False)
+                else:
+                    guest.grow_virtio_mem(device[1])
+                seconds, online = traced_seconds(guest, blocks)
+                states = block_states(guest)
+                figures = {"arm": arm, "round": round_index, "zones": zone_counts(states, set(states) - before)}
+                if seconds is None or online < blocks:
+                    figures["error"] = f"{online} of {blocks} blocks came online"
+                else:
+                    figures["seconds"] = seconds
+                if PAIRED_ARMS[arm].get("config") is not None:
+                    figures["notes"] = daemon_notes(guest, METHODS[arm])[0]
+                stop_arm(guest, arm)
+                take_out(guest, device, dimm, len(before))
+                if round_index >= 0:
+                    record({**figures, **tags})
+                print(f"paired {tags['guest'] + 1} {vcpus} vCPU {device_label(device)} round {round_index + 1} "
+                      f"{arm}: {figures.get('seconds', figures.get('error'))} {figures['zones']} "
+                      f"{figures.get('notes', '')}", flush=True)
+    finally:
+        guest.stop()
+
+
+def measure_paired(artifacts, record, guests, rounds, vcpus, devices):
+    for guest_index in range(guests):
+        for count in vcpus:
+            for device in devices:
+                tags = {"device": list(device), "vcpus": count, "guest": guest_index}
+                try:
+                    paired_guest(device, count, artifacts, rounds, guest_index, record, tags)
+                except Exception as error:
+                    said = (str(error).splitlines() or ["(no message)"])[0][:200]
+                    record({"error": f"{type(error).__name__}: {said}", **tags})
+                    print(f"paired {guest_index + 1} {count} vCPU {device_label(device)}: {said}", flush=True)
 
 
 # CPUs
@@ -765,6 +927,81 @@ def memory_report(results):
     return lines
 
 
+def median_interval(values, resamples=2000):
+    """A 90 % interval for the median of `values` (percentile bootstrap, fixed seed: the same
+    figures give the same report)."""
+    chance = random.Random(1)
+    medians = sorted(statistics.median(chance.choices(values, k=len(values))) for _ in range(resamples))
+    return medians[resamples // 20], medians[resamples - 1 - resamples // 20]
+
+
+def paired_report(results):
+    rows = [r for r in results.get("paired", []) if "arm" in r]
+    if not rows:
+        return []
+    rounds = results.get("paired_rounds", 1)
+    guests = len({r["guest"] for r in rows})
+    lost = [r for r in results["paired"] if "arm" not in r]
+    arms = list(PAIRED_ARMS)
+    lines = [
+        f"## Side by side in one guest: every set-up in turn ({results['dates'].get('paired', '')})",
+        "",
+        f"The same hot-add in the same guest, {rounds} rounds of every set-up in turn in each of {guests} fresh",
+        "guests: each set-up starts, the memory is hot-added, the set-up stops and the memory is taken out",
+        "again (DIMM ejected, virtio-mem shrunk to 0) before the next. The order turns by one set-up each",
+        "round, so that each set-up comes once in each place. Each guest first hot-adds and removes once",
+        "with the kernel alone, untimed, so that the kernel's hot-add code is already translated (TCG) when",
+        "the first set-up is timed; a set-up's own code is translated in its first round only, as a",
+        "machine would fault it in once. Every set-up uses online_movable, so that the memory can always be",
+        "taken out again: the kernel alone with `auto_online_blocks` set to it; hotplugd in kernel mode",
+        "finding `offline` and setting it; the shell loop, hotplugd on the userspace path",
+        "(`kernel_online = false`) and udevd with the rule above.",
+        "",
+        "Timed by the kernel, not by a listener: kprobes on `add_memory_resource` (entry) and `online_pages`",
+        "(return) put the kernel's clock in its trace buffer, and the time is from the first to the last",
+        "block's (no process reads anything during the add; in the tables above, the `udevadm monitor` that",
+        "times every set-up is itself woken by each event). A ratio is taken within each round, both",
+        "figures from the same guest minutes apart; its median over every round of every guest, with the",
+        "spread, can tell a few per cent where fresh guests differ from each other by more than that.",
+        "In brackets: a 90 % interval for that median (bootstrap over the rounds).",
+        "",
+        "| hot-add | vCPUs | " + " | ".join(arms) + " | " +
+        " | ".join(f"{a.replace(' online_movable', '')} / {b.replace(' online_movable', '')} (goal {op} {goal:.2f}x)"
+                   for a, b, op, goal in PAIRED_RATIOS) + " |",
+        "|---|---|" + "---|" * (len(arms) + len(PAIRED_RATIOS)),
+    ]
+    cells = sorted({(tuple(r["device"]), r["vcpus"]) for r in rows}, key=lambda c: (c[0][0] != "dimm", c[0][1], c[1]))
+    for device, vcpus in cells:
+        here = [r for r in rows if tuple(r["device"]) == device and r["vcpus"] == vcpus and "seconds" in r]
+        times = [cell([r["seconds"] for r in here if r["arm"] == arm]) for arm in arms]
+        by_round = {}
+        for r in here:
+            by_round.setdefault((r["guest"], r["round"]), {})[r["arm"]] = r["seconds"]
+        ratios = []
+        for a, b, op, goal in PAIRED_RATIOS:
+            values = [pair[a] / pair[b] for pair in by_round.values() if a in pair and b in pair]
+            if not values:
+                ratios.append("-")
+                continue
+            m = statistics.median(values)
+            low, high = median_interval(values)
+            ratios.append(f"{m:.3f}x [{low:.2f}..{high:.2f}] ({min(values):.2f}..{max(values):.2f}, n={len(values)}): "
+                          f"{verdict(m <= goal if op == '<=' else m < goal)}")
+        lines.append(f"| {hot_add_label(device)} | {vcpus} | " + " | ".join(times) + " | " + " | ".join(ratios) + " |")
+    zones = sorted({zones_text(r["zones"]) for r in rows if "zones" in r})
+    lines += ["", f"Zones of the hot-added blocks, every set-up and round: {'; '.join(zones)}."]
+    notes = sorted({n for r in rows for n in r.get("notes", [])})
+    failed = [r for r in rows if "seconds" not in r]
+    if notes:
+        lines += ["", "The daemon's log said:", "", *(f"- `{n}`" for n in notes[:10])]
+    if failed or lost:
+        lines += ["", "Not measured: " + "; ".join(
+            f"{device_label(tuple(r['device']))} {r['vcpus']} vCPU guest {r['guest'] + 1} "
+            f"{r.get('arm', '')} {r.get('error', '')}".strip() for r in failed + lost) + "."]
+    lines += ["", "{LIMITS_PAIRED}", ""]
+    return lines
+
+
 def pressure_report(results):
     attempts = results.get("pressure", [])
     if not attempts:
@@ -858,6 +1095,7 @@ def report(results, smoke):
         lines.insert(2, "**Smoke run: sizes cut down to check that the benchmark works; not figures to quote.**\n")
     if results.get("memory"):
         lines += memory_report(results)
+    lines += paired_report(results)
     lines += pressure_report(results)
     cpus, cpu_count = results.get("cpus"), results.get("cpu_count", 3)
     if cpus:
@@ -1220,6 +1458,40 @@ def limits(results):
             "one put all blocks in Movable." if not mismatches else
             "Zones that differ from the kernel alone's (auto-movable) or are not all Movable (online_movable): "
             + "; ".join(mismatches) + ".")
+    paired = [r for r in results.get("paired", []) if "seconds" in r]
+    if paired:
+        def paired_ratios(a, b):
+            """Per cell: the median of the per-round ratios a / b."""
+            medians = []
+            for cell_key in {(tuple(r["device"]), r["vcpus"]) for r in paired}:
+                rounds = {}
+                for r in paired:
+                    if (tuple(r["device"]), r["vcpus"]) == cell_key:
+                        rounds.setdefault((r["guest"], r["round"]), {})[r["arm"]] = r["seconds"]
+                values = [x[a] / x[b] for x in rounds.values() if a in x and b in x]
+                if values:
+                    medians.append(statistics.median(values))
+            return medians
+
+        within = [spread([r["seconds"] for r in paired if r["arm"] == arm and tuple(r["device"]) == tuple(d)
+                          and r["vcpus"] == v and r["guest"] == g])
+                  for arm in PAIRED_ARMS for d, v, g in {(tuple(r["device"]), r["vcpus"], r["guest"]) for r in paired}
+                  if len([r for r in paired if r["arm"] == arm and tuple(r["device"]) == tuple(d)
+                          and r["vcpus"] == v and r["guest"] == g]) > 1]
+        texts["LIMITS_PAIRED"] = (
+            "What it says: with the memory added in the same guest and timed by the kernel, hotplugd in kernel mode "
+            f"took {span(paired_ratios('hotplugd online_movable', 'kernel online_movable'))} the kernel alone's "
+            "time (the medians of the cells), and on its userspace path "
+            f"{span(paired_ratios('hotplugd userspace online_movable', 'by hand online_movable'))} the shell "
+            f"loop's and {span(paired_ratios('hotplugd userspace online_movable', 'udevd'))} udevd's; the shell "
+            f"loop itself took {span(paired_ratios('by hand online_movable', 'kernel online_movable'))} the "
+            "kernel alone's. What limits it: one set-up's own times in one guest still spread by "
+            f"{span(within, '{:.0f} %')} (max - min over median), so a cell's median is good to the interval in "
+            "brackets, not to the last digit. These are warm figures, where the tables above time the first "
+            "hot-add of a fresh guest: there each set-up's code also runs for the first time, which TCG "
+            "translates before it runs. hotplugd's hot-add path is Swift code spread over several MiB of "
+            "binary, the shell loop's is busybox and udevadm, so the first hot-add costs hotplugd more; a "
+            "machine pays for a first run only in page faults, not in translation.")
     if results.get("pressure"):
         texts["LIMITS_PRESSURE"] = (
             "What limits it: the kernel allocates the memmap of the whole DIMM (64 bytes per 4 KiB page, 16 MiB "
@@ -1298,11 +1570,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks that everything works")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sections", default="memory,pressure,cpus,process,binary",
+    parser.add_argument("--sections", default="memory,paired,pressure,cpus,process,binary",
                         help="what to measure; the others keep their figures from --results")
     parser.add_argument("--vcpus", default="1,2")
+    parser.add_argument("--paired-rounds", type=int, default=5,
+                        help="paired: rounds of every set-up in each of --runs guests (5: each set-up once in each place)")
     parser.add_argument("--methods", help="memory: measure only these set-ups (names as in METHODS), as a rerun")
-    parser.add_argument("--devices", help="memory: measure only these hot-adds (virtio-mem:4, dimm:8: GiB), as a rerun")
+    parser.add_argument("--devices", help="memory and paired: only these hot-adds (virtio-mem:4, dimm:8: GiB); memory: as a rerun")
     parser.add_argument("--note", help="a rerun: what changed since the full run, said under its figures")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--plot", default=str(ROOT / "Tests" / "Benchmarks" / "time-to-online.png"))
@@ -1333,6 +1607,8 @@ def main():
         devices = [("dimm", 8 * GIB), ("dimm", 32 * GIB), ("virtio-mem", 4 * GIB)]
         vcpus = [int(v) for v in options.vcpus.split(",")]
         pressure_sizes = [1 * GIB, 2 * GIB, 4 * GIB, 8 * GIB, 16 * GIB, 32 * GIB]
+    if options.devices:
+        devices = [(kind, int(size) * GIB) for kind, _, size in (d.partition(":") for d in options.devices.split(","))]
     artifacts = (image.kernel(), bench_initramfs())
 
     def record(key, value):
@@ -1345,8 +1621,6 @@ def main():
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             parser.error(f"unknown methods: {', '.join(unknown)}")
-        if options.devices:
-            devices = [(kind, int(size) * GIB) for kind, _, size in (d.partition(":") for d in options.devices.split(","))]
         label = rerun_label(today)
         if options.note:
             results.setdefault("rerun_notes", {})[label] = options.note
@@ -1363,6 +1637,12 @@ def main():
         results.update({"runs": runs, "devices": devices, "vcpus": vcpus, "memory": kept})
         results["dates"]["memory"] = today
         measure_matrix(artifacts, record, runs, vcpus, devices, METHODS, done, {}, "run")
+    if "paired" in sections:
+        results["paired"] = []
+        results["paired_rounds"] = 1 if options.smoke else options.paired_rounds
+        results["dates"]["paired"] = rerun_label(today)
+        measure_paired(artifacts, lambda figures: record("paired", figures), runs, results["paired_rounds"],
+                       vcpus, devices[:1] if options.smoke else devices)
     if "pressure" in sections:
         results["pressure"] = []
         results["pressure_runs"] = 1
