@@ -1487,11 +1487,13 @@ def limits(results):
             f"loop itself took {span(paired_ratios('by hand online_movable', 'kernel online_movable'))} the "
             "kernel alone's. What limits it: one set-up's own times in one guest still spread by "
             f"{span(within, '{:.0f} %')} (max - min over median), so a cell's median is good to the interval in "
-            "brackets, not to the last digit. These are warm figures, where the tables above time the first "
-            "hot-add of a fresh guest: there each set-up's code also runs for the first time, which TCG "
-            "translates before it runs. hotplugd's hot-add path is Swift code spread over several MiB of "
-            "binary, the shell loop's is busybox and udevadm, so the first hot-add costs hotplugd more; a "
-            "machine pays for a first run only in page faults, not in translation.")
+            "brackets, not to the last digit, and an interval that straddles a goal is not a verdict either "
+            "way. These are warm figures, where the tables above time the first hot-add of a fresh guest: "
+            "there each set-up's code also runs for the first time, which TCG translates before it runs, and "
+            "hotplugd's hot-add path is Swift code spread over several MiB of binary where the shell loop's is "
+            "busybox and udevadm. Here address-space randomization is off in the guest, so that a set-up "
+            "started again finds the code it ran in an earlier round translated, as a daemon that runs on "
+            "would; a machine pays for a first run only in page faults.")
     if results.get("pressure"):
         texts["LIMITS_PRESSURE"] = (
             "What limits it: the kernel allocates the memmap of the whole DIMM (64 bytes per 4 KiB page, 16 MiB "
