@@ -173,11 +173,15 @@ def start_hotplugd(guest, config, oom_score_adj=None):
         guest.sh(f"echo {oom_score_adj} > /proc/$(cat /run/hotplugd.pid)/oom_score_adj")
 
 
+def start_udevd(guest):
+    guest.sh(f"mkdir -p /run/udev /etc/udev/rules.d && cat > /etc/udev/rules.d/40-hotadd.rules <<'EOF'\n{UDEV_RULE}EOF")
+    guest.sh("systemd-udevd --daemon && udevadm settle")
+
+
 def start_memory_method(guest, method):
     spec = METHODS[method]
     if spec.get("udevd"):
-        guest.sh(f"mkdir -p /run/udev /etc/udev/rules.d && cat > /etc/udev/rules.d/40-hotadd.rules <<'EOF'\n{UDEV_RULE}EOF")
-        guest.sh("systemd-udevd --daemon && udevadm settle")
+        start_udevd(guest)
     elif spec.get("config") is not None:
         start_hotplugd(guest, spec["config"])
     elif spec.get("by_hand"):
@@ -407,8 +411,7 @@ def start_arm(guest, arm):
         loop = BY_HAND["memory"] % spec["by_hand"]
         guest.sh(f"setsid sh -c '{loop}' </dev/null >/dev/null 2>&1 & echo $! > /run/by-hand.pid")
     elif spec.get("udevd"):
-        guest.sh(f"mkdir -p /run/udev /etc/udev/rules.d && cat > /etc/udev/rules.d/40-hotadd.rules <<'EOF'\n{UDEV_RULE}EOF")
-        guest.sh("systemd-udevd --daemon && udevadm settle")
+        start_udevd(guest)
     guest.sh(f"sleep 0.5; echo > {TRACING}/trace")
 
 
@@ -927,6 +930,14 @@ def memory_report(results):
     return lines
 
 
+def round_ratios(rows, a, b):
+    """Set-up a's time over set-up b's in each round (of one guest) that has both."""
+    rounds = {}
+    for r in rows:
+        rounds.setdefault((r["guest"], r["round"]), {})[r["arm"]] = r["seconds"]
+    return [times[a] / times[b] for times in rounds.values() if a in times and b in times]
+
+
 def median_interval(values, resamples=2000):
     """A 90 % interval for the median of `values` (percentile bootstrap, fixed seed: the same
     figures give the same report)."""
@@ -974,12 +985,9 @@ def paired_report(results):
     for device, vcpus in cells:
         here = [r for r in rows if tuple(r["device"]) == device and r["vcpus"] == vcpus and "seconds" in r]
         times = [cell([r["seconds"] for r in here if r["arm"] == arm]) for arm in arms]
-        by_round = {}
-        for r in here:
-            by_round.setdefault((r["guest"], r["round"]), {})[r["arm"]] = r["seconds"]
         ratios = []
         for a, b, op, goal in PAIRED_RATIOS:
-            values = [pair[a] / pair[b] for pair in by_round.values() if a in pair and b in pair]
+            values = round_ratios(here, a, b)
             if not values:
                 ratios.append("-")
                 continue
@@ -1460,24 +1468,19 @@ def limits(results):
             + "; ".join(mismatches) + ".")
     paired = [r for r in results.get("paired", []) if "seconds" in r]
     if paired:
+        paired_cells = {}
+        for r in paired:
+            paired_cells.setdefault((tuple(r["device"]), r["vcpus"]), []).append(r)
+
         def paired_ratios(a, b):
             """Per cell: the median of the per-round ratios a / b."""
-            medians = []
-            for cell_key in {(tuple(r["device"]), r["vcpus"]) for r in paired}:
-                rounds = {}
-                for r in paired:
-                    if (tuple(r["device"]), r["vcpus"]) == cell_key:
-                        rounds.setdefault((r["guest"], r["round"]), {})[r["arm"]] = r["seconds"]
-                values = [x[a] / x[b] for x in rounds.values() if a in x and b in x]
-                if values:
-                    medians.append(statistics.median(values))
-            return medians
+            return [statistics.median(v) for v in (round_ratios(rows, a, b) for rows in paired_cells.values()) if v]
 
-        within = [spread([r["seconds"] for r in paired if r["arm"] == arm and tuple(r["device"]) == tuple(d)
-                          and r["vcpus"] == v and r["guest"] == g])
-                  for arm in PAIRED_ARMS for d, v, g in {(tuple(r["device"]), r["vcpus"], r["guest"]) for r in paired}
-                  if len([r for r in paired if r["arm"] == arm and tuple(r["device"]) == tuple(d)
-                          and r["vcpus"] == v and r["guest"] == g]) > 1]
+        # One set-up's times in one guest.
+        runs = {}
+        for r in paired:
+            runs.setdefault((r["arm"], tuple(r["device"]), r["vcpus"], r["guest"]), []).append(r["seconds"])
+        within = [spread(times) for times in runs.values() if len(times) > 1]
         texts["LIMITS_PAIRED"] = (
             "What it says: with the memory added in the same guest and timed by the kernel, hotplugd in kernel mode "
             f"took {span(paired_ratios('hotplugd online_movable', 'kernel online_movable'))} the kernel alone's "
