@@ -44,6 +44,49 @@ import Testing
         #expect(removed.map(\.message) == ["memory removed by the driver that added it"], "\(removed)")
     }
 
+    /// A row of writes, performed back to back and answered one by one as `CoreDriver` does, has
+    /// the memory map read once, after its last answer: each reading is a listing, and a
+    /// virtio-mem block is in no entry, so each block would have it read again.
+    @Test func aRowOfWritesHasTheMapReadOnce() {
+        var machine = Self.machine()
+        var config = Config()
+        config.memory.onlineType = .onlineMovable
+        var core = DecisionCore(config: config, now: Self.start)
+        DecisionCoreTests.run(&core, &machine, core.start(act: true, now: Self.start))
+        let blocks = (72..<76).map { DeviceID(kind: .memory, index: $0)! }
+        for block in blocks { machine.add(memory: block.index, zones: ["Normal", "Movable"]) }
+        var effects = core.receive(
+            blocks.map { FakeSysfsTree.event("add", $0.name, seqnum: $0.index) }, now: Self.start)[...]
+        var performed: [(DeviceID, OnlineValue)] = []
+        var answered = 0
+        /// How many writes had been answered when each reading of the map was asked for.
+        var mapReadings: [Int] = []
+        while true {
+            if let effect = effects.popFirst() {
+                switch effect {
+                case .read(let request):
+                    if request.what == .firmwareRAM { mapReadings.append(answered) }
+                    effects = (core.answer(request, machine.answer(request.what), now: Self.start) + effects)[...]
+                case .write(let id, let value):
+                    machine.devices[id]?.state = .online
+                    performed.append((id, value))
+                default:
+                    break
+                }
+            } else if !performed.isEmpty {
+                let (id, value) = performed.removeFirst()
+                answered += 1
+                effects =
+                    core.written(id, value, outcome: .succeeded, attempts: 1, endedAt: Self.start, now: Self.start)[...]
+            } else {
+                break
+            }
+        }
+        #expect(answered == blocks.count)
+        #expect(mapReadings == [blocks.count])
+        #expect(blocks.allSatisfy { core.driverManaged($0) })
+    }
+
     @Test func aDIMMsOfflineIsStillSomebodysIntent() {
         var machine = Self.machine()
         var core = DecisionCore(config: Config(), now: Self.start)

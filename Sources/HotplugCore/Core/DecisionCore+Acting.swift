@@ -183,6 +183,7 @@ extension DecisionCore {
             return
         }
         apply(.onlineRequested, to: id, cause: .write, value: value)
+        writesInFlight += 1
         effects.append(.write(id, value))
     }
 

@@ -129,9 +129,12 @@ extension DecisionCore {
     /// lists boot memory and ACPI DIMMs but never memory added with `add_memory_driver_managed`.
     /// Judged when a block comes online, since a DIMM's entry is there from the end of its add
     /// (before any block of it can be online) until its removal begins (perhaps before its
-    /// offlines are read). A block the map known so far does not cover has the map read again.
+    /// offlines are read). A block the map known so far does not cover has the map read again:
+    /// once for a row of writes, after the last is answered, not once per block (a virtio-mem
+    /// block is in no entry, and each reading is a listing of the map: in a 1-vCPU TCG guest the
+    /// four of a virtio-mem batch took 10 ms, which the next batch's writes waited for).
     mutating func classifyOnlined() {
-        guard !unclassified.isEmpty else { return }
+        guard !unclassified.isEmpty, writesInFlight == 0 else { return }
         let ids = unclassified
         unclassified = []
         var uncovered: [DeviceID] = []

@@ -86,6 +86,10 @@ public struct DecisionCore: Sendable {
     var firmwareRAMRead = false
     /// Memory blocks that came online in the input being handled, not yet classified.
     var unclassified: [DeviceID] = []
+    /// Writes asked for and not finished yet (answered, and where the block went read): the driver
+    /// performs a row of them back to back and then answers them one by one (`classifyOnlined`
+    /// waits for the last).
+    var writesInFlight = 0
     /// The dax devices' ranges, as last read (see `isDax`).
     var daxRAM: [ClosedRange<Int>] = []
     /// The devices of the last hot-add, for `hotplugd status` (see `HotAddSpan`).
@@ -310,7 +314,10 @@ public struct DecisionCore: Sendable {
         endedAt: Instant, now: Instant
     ) -> [Effect] {
         begin(now)
-        guard records[id] != nil else { return finish() }
+        guard records[id] != nil else {
+            writesInFlight = max(0, writesInFlight - 1)
+            return finish()
+        }
         let by: Onliner? = kernelOnlines(id) ? (alreadyThere ? .kernel : .hotplugd) : nil
         effects.append(
             .finished(
@@ -340,6 +347,7 @@ public struct DecisionCore: Sendable {
     /// Applies a write's outcome; after a memory block with a type of its own, looks at the blocks
     /// after it.
     mutating func finishWrite(_ id: DeviceID, _ result: WriteResult) {
+        writesInFlight = max(0, writesInFlight - 1)
         let transition = apply(
             .onlineFinished(result.outcome), to: id, cause: .write, value: result.value, attempts: result.attempts,
             by: result.by)
