@@ -5,6 +5,7 @@
 #include <linux/netlink.h>
 #include <linux/openat2.h>
 #include <linux/sock_diag.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -17,6 +18,7 @@
 #include "CHotplug.h"
 
 const int chotplug_O_PATH = O_PATH;
+const int chotplug_SCHED_BATCH = SCHED_BATCH;
 
 int chotplug_eventfd(void) {
     return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

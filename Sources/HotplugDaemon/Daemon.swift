@@ -1,3 +1,4 @@
+import Glibc
 import HotplugCore
 import HotplugSystem
 import Logging
@@ -72,7 +73,9 @@ public final class Daemon: Service {
 
         var startupMessages = startup.makeAsyncIterator()
         guard let first = await startupMessages.next() else { return }
-        guard case .ready(let resolved, let bytes) = first else { throw DaemonError.monitor("\(first)") }
+        guard case .ready(let resolved, let bytes, let schedulingRefused) = first else {
+            throw DaemonError.monitor("\(first)")
+        }
         logger.info(
             "listening for uevents",
             metadata: [
@@ -81,6 +84,9 @@ public final class Daemon: Service {
                 "receive_buffer_bytes": "\(options.config.monitor.receiveBufferBytes)",
                 "socket_buffer_bytes": "\(bytes)",
             ])
+        if let schedulingRefused {
+            logSchedulingRefused(schedulingRefused, thread: "monitor")
+        }
 
         // Opened once for the process: the boot baseline and the kernel-online record live there.
         let runtime = options.runtimeDirectory.map { OwnDirectory($0) }
@@ -122,7 +128,10 @@ public final class Daemon: Service {
         loop.onliningChanged = { monitor.holdMemoryBursts($0 ? .addsAndOnlines : .onlines) }
         let thread: DedicatedThread
         do {
-            thread = try DedicatedThread { loop.run() }
+            thread = try DedicatedThread { [self] in
+                if let refused = ThreadScheduling.yieldToKernelWork() { logSchedulingRefused(refused, thread: "core") }
+                loop.run()
+            }
         } catch {
             control?.stop()
             kernelOnline?.restore()
@@ -326,6 +335,14 @@ public final class Daemon: Service {
                 "cannot keep the boot memory baseline; a restart will count it again",
                 metadata: ["path": "\(baseline.directory)", "error": "\(error)"])
         }
+    }
+
+    /// A thread that stays under the default policy still works; its writes may sleep on the
+    /// kernel's device hotplug lock during an add (see `ThreadScheduling`).
+    private func logSchedulingRefused(_ error: Int32, thread: String) {
+        logger.warning(
+            "cannot run the \(thread) thread behind the kernel's hot-add work (SCHED_BATCH); it keeps the default policy",
+            metadata: ["error": "\(String(cString: strerror(error))) (errno \(error))"])
     }
 
     private func logPresentDevices(_ core: DecisionCore) {

@@ -4,30 +4,26 @@ import HotplugCore
 public enum MemoryBurstHolding: UInt8, Sendable {
     /// Each drain is handed on as it ends.
     case none
-    /// Memory `online` events: when hotplugd onlines blocks itself, each is the answer to a write
-    /// it made (the write's result already said so) or news of somebody else's online, and none
-    /// is to be acted on while the add goes on. `add` events are handed on at once: they are
-    /// what hotplugd writes for.
+    /// Memory `online` events, and `add` events for a moment: when hotplugd onlines blocks itself.
+    /// An `online` is the answer to a write it made (the write's result already said so) or news
+    /// of somebody else's online, and none is to be acted on while the add goes on. An `add` is
+    /// what hotplugd writes for, and goes on as soon as the kernel has stopped adding
+    /// (`PendingEvents.addQuiet`): a write while it still adds would find the device hotplug lock
+    /// held and sleep (see `UdevMonitor`).
     case onlines
     /// Memory `add` and `online` events: when the kernel onlines memory inside the add.
     case addsAndOnlines
 
-    /// Whether an event is one to hold.
+    /// Whether an event is one to hold: a memory `add` or `online`, in either mode.
     func holds(_ event: RawUevent) -> Bool {
-        event.subsystem == "memory" && (event.action == "online" || (self == .addsAndOnlines && event.action == "add"))
+        self != .none && event.subsystem == "memory" && (event.action == "online" || event.action == "add")
     }
 
-    /// Whether an event goes on the moment it is received, in the middle of a drain too: a memory
-    /// `add` while hotplugd onlines memory (what it writes for; a DIMM's adds come as one queue of
-    /// datagrams, and the ones after it join the daemon's queue while it works on the first).
-    func handsOnAtOnce(_ event: RawUevent) -> Bool {
-        self == .onlines && event.subsystem == "memory" && event.action == "add"
-    }
-
-    /// Whether a kernel datagram begins as a memory block's event to hold (its header is
+    /// Whether a kernel datagram begins as a memory block's event to hold unread (its header is
     /// `ACTION@DEVPATH`): such a datagram can be held as it is and its fields taken afterwards,
     /// which is the costly part of receiving it. Whatever it turns out to be, it is then checked
-    /// whole as any other.
+    /// whole as any other. An `add` hotplugd writes for is read at once (`onlines`): its block's
+    /// write follows within milliseconds.
     func holds(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let headers = self == .addsAndOnlines ? Self.headers : self == .onlines ? [Self.headers[1]] : []
         return headers.contains { header in
@@ -43,12 +39,17 @@ public enum MemoryBurstHolding: UInt8, Sendable {
 ///
 /// A burst is held while it is only the memory events held (`MemoryBurstHolding`): until nothing more has
 /// come for `quiet` (received, or seen queued on the socket by a look while the rest of the burst
-/// is left there), and at most `longest` after its first event, so that a stream without end
-/// is still handed on. Anything else received ends the hold, since it must not wait behind the
+/// is left there), or for `addQuiet` once it holds an `add` that hotplugd writes for, and at most
+/// `longest` after its first event, so that a stream without end is still handed on. Anything else received ends the hold, since it must not wait behind the
 /// memory (what is left on the socket with the burst waits for its end), and so does `maxCount`
 /// items (each message stays of a bounded size).
 struct PendingEvents {
     static let quiet: Duration = .milliseconds(100)
+    /// How long the kernel must have sent nothing before an `add` hotplugd writes for goes on. A
+    /// driver adds blocks a few at a time (virtio-mem four, at most a millisecond apart in a TCG
+    /// guest), holding the device hotplug lock for each, and an ACPI DIMM holds it for all of its
+    /// blocks; the lock is let go well within this after the last block's `add` is sent.
+    static let addQuiet: Duration = .milliseconds(2)
     static let longest: Duration = .seconds(10)
     static let maxCount = 4096
 
@@ -62,6 +63,8 @@ struct PendingEvents {
     private(set) var items: [Item] = []
     /// Whether every item is one to hold.
     private var onlyHeld = true
+    /// Whether an item is an `add` hotplugd writes for (`MemoryBurstHolding.onlines`).
+    private(set) var holdsAdd = false
     private var first = ContinuousClock.now
     private var latest = ContinuousClock.now
     /// While the rest of the burst is left on the socket (see `UdevMonitor`): each look that found
@@ -75,6 +78,7 @@ struct PendingEvents {
         case .event(let event):
             at = event.receivedAt ?? .now
             onlyHeld = onlyHeld && holding.holds(event)
+            holdsAdd = holdsAdd || (holding == .onlines && event.action == "add" && holding.holds(event))
         case .datagram(_, let receivedAt):
             at = receivedAt
         }
@@ -121,7 +125,8 @@ struct PendingEvents {
 
     /// Whether the items are a burst to go on holding at `now`.
     func holdsBurst(at now: ContinuousClock.Instant) -> Bool {
-        !items.isEmpty && onlyHeld && now - first < Self.longest && now - latest < Self.quiet
+        !items.isEmpty && onlyHeld && now - first < Self.longest
+            && now - latest < (holdsAdd ? Self.addQuiet : Self.quiet)
     }
 
     /// The items, oldest first, and nothing left pending; nil when there were none.
@@ -130,6 +135,7 @@ struct PendingEvents {
         defer {
             items = []
             onlyHeld = true
+            holdsAdd = false
             looks = []
         }
         return items

@@ -33,13 +33,18 @@ import Synchronization
 /// grow). The socket is received from early, whatever else holds, once it is half full, so that
 /// it never overruns.
 ///
-/// While it holds only `online` events (userspace mode), the thread wakes at each datagram,
-/// and hands a memory `add` on the moment it is received, in the middle of a drain too: an `add`
-/// is what hotplugd writes for (a virtio-mem device adds a block at a time, a DIMM's first block
-/// can be written while its last adds are still being received). Left on the socket while the
-/// daemon's core writes, instead, the `online` events of those writes cost a virtio-mem grow more
-/// than the wake-ups they save (1 vCPU, four guests each: 0.98 s against 0.80 s): its `add`
-/// events come between the writes, and each then waited for the core to go idle.
+/// While hotplugd onlines memory itself (userspace mode), the thread wakes at each datagram and
+/// holds `online` events as above, and a memory `add` for `PendingEvents.addQuiet`: an `add` is
+/// what hotplugd writes for, and goes on once the kernel has sent nothing for that long, that is
+/// once the add is over. The kernel sends a block's `add` from inside the add, holding the device
+/// hotplug lock (a virtio-mem device adds four blocks at a time, an ACPI DIMM all of its blocks),
+/// and a sysfs write that finds that lock held does not wait for it: it sleeps 5 ms, 12 to 16 ms
+/// at HZ=250, and starts again (`lock_device_hotplug_sysfs`). Handed on at once, the first write
+/// of each virtio-mem batch slept so, while the adds it had waited for took 1 ms (kernel traces
+/// of a 4 GiB grow in a 1-vCPU guest). Left on the socket while the daemon's core writes,
+/// instead, the `online` events of those writes cost a virtio-mem grow more than the wake-ups
+/// they save (1 vCPU, four guests each: 0.98 s against 0.80 s): its `add` events come between
+/// the writes, and each then waited for the core to go idle.
 public final class UdevMonitor: Sendable {
     public struct Options: Sendable {
         public var source: MonitorSource
@@ -166,6 +171,7 @@ private final class ThreadContext: @unchecked Sendable {
     /// sender's credentials) and binds to the group; `udev_monitor_get_fd` is that socket itself;
     /// and libudev reads from it only when asked to receive a device, which this never does.
     func run() {
+        let schedulingRefused = ThreadScheduling.yieldToKernelWork()
         guard let udev = udev_new() else { return handler(.failed("udev_new failed: \(errnoText(errno))")) }
         defer { udev_unref(udev) }
         let source = UdevMonitor.resolve(options.source)
@@ -183,7 +189,8 @@ private final class ThreadContext: @unchecked Sendable {
         let enabled = udev_monitor_enable_receiving(monitor)
         if enabled < 0 { return handler(.failed("cannot start receiving: \(errnoText(-enabled))")) }
         let fd = udev_monitor_get_fd(monitor)
-        handler(.ready(source: source, receiveBufferBytes: Self.receiveBuffer(fd)))
+        handler(
+            .ready(source: source, receiveBufferBytes: Self.receiveBuffer(fd), schedulingRefused: schedulingRefused))
         loop(fd: fd, source: source)
     }
 
@@ -236,8 +243,10 @@ private final class ThreadContext: @unchecked Sendable {
                 case .receive: break
                 }
             } else if holds {
-                // Onlines only: an `add` hotplugd writes for goes on the moment it comes.
-                if poll(&fds, 2, Int32(UdevMonitor.quietLook / .milliseconds(1))) < 0 && errno != EINTR {
+                // The thread wakes at each datagram: an `add` hotplugd writes for goes on as soon as
+                // the kernel has been quiet for `addQuiet`.
+                let look = pending.holdsAdd ? PendingEvents.addQuiet : UdevMonitor.quietLook
+                if poll(&fds, 2, Int32(look / .milliseconds(1))) < 0 && errno != EINTR {
                     return handler(.failed("poll failed: \(errnoText(errno))"))
                 }
                 if fds[1].revents != 0 { return }
@@ -348,8 +357,7 @@ private final class ThreadContext: @unchecked Sendable {
             // A kernel datagram of a burst being held is kept as it is (`MemoryBurstHolding.holds`):
             // a copy of its bytes, since the buffer is received into again; in kernel mode the one
             // that begins the burst too, so that all their fields are taken after it. (In
-            // userspace mode an `add` goes on at once, and the held datagrams before it are
-            // checked then, in front of it: the first is checked as it comes.)
+            // userspace mode an `add` is read as it comes, and so is the first datagram.)
             let beginsKernelBurst = deferring == .addsAndOnlines && pending.items.isEmpty
             if deferring != .none && (beginsKernelBurst || pending.holdsBurst(at: now))
                 && buffer.withUnsafeBytes({ deferring.holds(UnsafeRawBufferPointer(rebasing: $0[..<received])) })
@@ -376,7 +384,6 @@ private final class ThreadContext: @unchecked Sendable {
             // decoder's to reject.
             if let subsystem = event.subsystem, DeviceKind(rawValue: subsystem) == nil { continue }
             keep(.event(event), source: source)
-            if deferring.handsOnAtOnce(event) { handOn(source: source) }
         }
     }
 

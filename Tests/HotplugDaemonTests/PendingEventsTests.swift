@@ -24,13 +24,12 @@ import Testing
     }
 
     @Test(arguments: [MemoryBurstHolding.addsAndOnlines, .onlines])
-    func onlyTheMemoryEventsOfTheModeAreHeld(holding: MemoryBurstHolding) {
-        let addsHeld = holding == .addsAndOnlines
+    func onlyMemoryAddsAndOnlinesAreHeld(holding: MemoryBurstHolding) {
         for (items, held) in [
-            ([Self.event("add", "memory64")], addsHeld),
+            ([Self.event("add", "memory64")], true),
             ([Self.event("online", "memory64")], true),
             ([Self.event("online", "memory64"), Self.datagram("online@/devices/system/memory/memory65\0")], true),
-            ([Self.event("add", "memory64"), Self.event("online", "memory64")], addsHeld),
+            ([Self.event("add", "memory64"), Self.event("online", "memory64")], true),
             ([Self.event("offline", "memory64")], false),
             ([Self.event("remove", "memory64")], false),
             ([Self.event("online", "cpu4", "cpu")], false),
@@ -69,6 +68,26 @@ import Testing
             return
         }
         #expect(first.action == "add")
+    }
+
+    /// An `add` hotplugd writes for goes on once the kernel has been quiet for `addQuiet`; the
+    /// kernel's burst, and `online` events alone, wait for the longer `quiet`.
+    @Test(arguments: [MemoryBurstHolding.addsAndOnlines, .onlines])
+    func anAddHotplugdWritesForWaitsOnlyForAShortQuiet(holding: MemoryBurstHolding) {
+        let writesFor = holding == .onlines
+        var pending = PendingEvents()
+        _ = pending.append(Self.event("online", "memory63"), holding: holding)
+        #expect(pending.holdsBurst(at: Self.start + PendingEvents.addQuiet))
+        _ = pending.append(Self.event("add", "memory64", at: .milliseconds(10)), holding: holding)
+        _ = pending.append(Self.event("add", "memory65", at: .milliseconds(11)), holding: holding)
+        let quietSince = Self.start + .milliseconds(11)
+        #expect(pending.holdsBurst(at: quietSince + PendingEvents.addQuiet - .microseconds(1)))
+        #expect(pending.holdsBurst(at: quietSince + PendingEvents.addQuiet) == !writesFor)
+        #expect(!pending.holdsBurst(at: quietSince + PendingEvents.quiet))
+        _ = pending.take()
+        // Taken, the next burst of onlines waits the longer quiet again.
+        _ = pending.append(Self.event("online", "memory64", at: .milliseconds(20)), holding: holding)
+        #expect(pending.holdsBurst(at: Self.start + .milliseconds(20) + PendingEvents.addQuiet))
     }
 
     @Test func aFullBatchIsDueAtOnce() {

@@ -11,6 +11,9 @@
 // O_PATH: open a directory only to use it as the base of openat(2), never to read it.
 extern const int chotplug_O_PATH;
 
+// SCHED_BATCH (sched(7)): a thread woken that does not preempt the one running.
+extern const int chotplug_SCHED_BATCH;
+
 // eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK: the monitor thread's stop signal.
 int chotplug_eventfd(void);
 
