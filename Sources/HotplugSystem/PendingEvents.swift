@@ -40,9 +40,10 @@ public enum MemoryBurstHolding: UInt8, Sendable {
 /// A burst is held while it is only the memory events held (`MemoryBurstHolding`): until nothing more has
 /// come for `quiet` (received, or seen queued on the socket by a look while the rest of the burst
 /// is left there), or for `addQuiet` once it holds an `add` that hotplugd writes for, and at most
-/// `longest` after its first event, so that a stream without end is still handed on. Anything else received ends the hold, since it must not wait behind the
-/// memory (what is left on the socket with the burst waits for its end), and so does `maxCount`
-/// items (each message stays of a bounded size).
+/// `longest` after its first event, so that a stream without end is still handed on. Anything
+/// else received ends the hold, since it must not wait behind the memory (what is left on the
+/// socket with the burst waits for its end), and so does `maxCount` items (each message stays of
+/// a bounded size).
 struct PendingEvents {
     static let quiet: Duration = .milliseconds(100)
     /// How long the kernel must have sent nothing before an `add` hotplugd writes for goes on. A

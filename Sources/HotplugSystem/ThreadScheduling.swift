@@ -5,13 +5,12 @@ import Glibc
 ///
 /// A memory block's or CPU's `add` uevent is sent from inside the kernel's add, by the worker
 /// that adds (ACPI's hotplug work, virtio-mem's), which holds the device hotplug lock. Under the
-/// default policy the thread it wakes preempts it (wake-up preemption), and hotplugd's write to
-/// the new device's `state` or `online` file then finds the lock held. Such a write does not
-/// wait for the lock: the kernel sleeps 5 ms and starts the write again
-/// (`lock_device_hotplug_sysfs`), which at HZ=250 is 12 to 16 ms, and the worker, done in less
-/// than that, leaves a 1-vCPU guest idle for the rest. A virtio-mem grow adds four blocks at a
-/// time and waits for them to be onlined before it adds more, so it lost that sleep at every
-/// batch: a 4 GiB grow took 1.2x-1.3x as long as the shell loop, whose writes come later.
+/// default policy the thread it wakes preempts that worker in the middle of the add (wake-up
+/// preemption), and a write to the new device's `state` or `online` file that then finds the
+/// lock held does not wait for it: the kernel sleeps 5 ms, 12 to 16 ms at HZ=250, and starts the
+/// write again (`lock_device_hotplug_sysfs`), where the worker, let go on, would have finished
+/// its add in a millisecond (kernel traces of a virtio-mem grow in a 1-vCPU guest). The monitor
+/// also waits for the adds to stop before it hands one on (`PendingEvents.addQuiet`).
 ///
 /// SCHED_BATCH takes wake-up preemption away and nothing else: the thread keeps its nice value
 /// and its share of the CPU, and runs once the worker sleeps or its time slice ends, when the
