@@ -190,12 +190,19 @@ def start_memory_method(guest, method):
     guest.sh("sleep 0.5")
 
 
-def hot_add(guest, device):
+def hot_add(guest, device, name=None):
+    """Adds a DIMM (named `name`, to take it out again) or grows the virtio-mem device."""
     kind, size = device
     if kind == "dimm":
-        guest.add_dimm(size, reserve=False)
+        guest.add_dimm(size, name=name, reserve=False)
     else:
         guest.grow_virtio_mem(size)
+
+
+def error_line(error):
+    """The first line of an exception's message, for a figure that failed (an AssertionError
+    from a guest that did not start may say nothing)."""
+    return (str(error).splitlines() or ["(no message)"])[0][:200]
 
 
 def monitor_stamps(guest):
@@ -474,10 +481,7 @@ def paired_guest(device, vcpus, artifacts, rounds, first, record, tags):
             for arm in order:
                 start_arm(guest, arm)
                 dimm = f"p{round_index + 1}-{arms.index(arm)}"
-                if device[0] == "dimm":
-                    guest.add_dimm(device[1], name=dimm, reserve=False)
-                else:
-                    guest.grow_virtio_mem(device[1])
+                hot_add(guest, device, name=dimm)
                 seconds, online = traced_seconds(guest, blocks)
                 states = block_states(guest)
                 figures = {"arm": arm, "round": round_index, "zones": zone_counts(states, set(states) - before)}
@@ -506,7 +510,7 @@ def measure_paired(artifacts, record, guests, rounds, vcpus, devices):
                 try:
                     paired_guest(device, count, artifacts, rounds, guest_index, record, tags)
                 except Exception as error:
-                    said = (str(error).splitlines() or ["(no message)"])[0][:200]
+                    said = error_line(error)
                     record({"error": f"{type(error).__name__}: {said}", **tags})
                     print(f"paired {guest_index + 1} {count} vCPU {device_label(device)}: {said}", flush=True)
 
@@ -1569,9 +1573,7 @@ def measure_matrix(artifacts, record, runs, vcpus, devices, methods, done, tags,
                     try:
                         figures = measure_memory(method, device, count, artifacts)
                     except Exception as error:
-                        # An AssertionError from a guest that did not start may say nothing.
-                        said = (str(error).splitlines() or ["(no message)"])[0][:200]
-                        figures = {"error": f"{type(error).__name__}: {said}"}
+                        figures = {"error": f"{type(error).__name__}: {error_line(error)}"}
                     figures.update({"method": method, "device": list(device), "vcpus": count, "run": run, **tags})
                     record("memory", figures)
                     hotplugd = f" by_hotplugd={figures.get('by_hotplugd')}" if tags else ""
