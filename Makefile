@@ -40,9 +40,13 @@ FUZZ_WORK ?= .cache/fuzz
 FUZZ_TARGETS := uevent config
 # A build of its own for each instrumentation, so that none clobbers the ordinary one.
 FUZZ_BUILD := .build-fuzz
-# Leaks and races that are not ours (see the files).
-export LSAN_OPTIONS := suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp
-export TSAN_OPTIONS := suppressions=$(CURDIR)/Tests/Sanitizers/tsan.supp
+# Leaks that are not ours (see the file).
+export LSAN_OPTIONS := suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp:print_suppressions=0
+# In `sanitize`, every report goes to a file of its own, from the test process and from every
+# hotplugd it runs, and they are printed after the run, which then fails: at the end of the
+# output, where a reader of a failed run looks, not among a thousand lines of passed tests.
+SANITIZER_REPORTS := $(CURDIR)/.build-sanitizer-reports
+SANITIZER_LOGS := ASAN_OPTIONS=log_path=$(SANITIZER_REPORTS)/asan TSAN_OPTIONS=log_path=$(SANITIZER_REPORTS)/tsan
 # The suites that make real uevents on this machine: run one at a time, after the rest (see test).
 KERNEL_SUITES := RealKernelTests|ForgedUeventTests|StormTests|ControlSocketTests
 # Not under the sanitizers: the tests that bound wall-clock time (a sanitized build is several
@@ -127,10 +131,17 @@ format:
 # Unit, core and driver tests again, under each sanitizer (a full build each, in .build-asan, .build-tsan);
 # the suites that make real uevents one at a time after the rest, as in test.
 sanitize: deps
-	$(SWIFT) test --sanitize=address --build-path .build-asan --skip "$(SANITIZE_SKIP)|$(KERNEL_SUITES)"
-	$(SWIFT) test --sanitize=address --build-path .build-asan --no-parallel --filter "$(KERNEL_SUITES)" --skip "$(SANITIZE_SKIP)"
-	$(SWIFT) test --sanitize=thread --build-path .build-tsan --skip "$(SANITIZE_SKIP)|$(KERNEL_SUITES)"
-	$(SWIFT) test --sanitize=thread --build-path .build-tsan --no-parallel --filter "$(KERNEL_SUITES)" --skip "$(SANITIZE_SKIP)"
+	rm -rf $(SANITIZER_REPORTS) && mkdir -p $(SANITIZER_REPORTS)
+	$(SANITIZER_LOGS) $(SWIFT) test --sanitize=address --build-path .build-asan --skip "$(SANITIZE_SKIP)|$(KERNEL_SUITES)" \
+	  || { Tests/Sanitizers/reports.sh $(SANITIZER_REPORTS); exit 1; }
+	$(SANITIZER_LOGS) $(SWIFT) test --sanitize=address --build-path .build-asan --no-parallel --filter "$(KERNEL_SUITES)" \
+	  --skip "$(SANITIZE_SKIP)" || { Tests/Sanitizers/reports.sh $(SANITIZER_REPORTS); exit 1; }
+	$(SANITIZER_LOGS) $(SWIFT) test --sanitize=thread --build-path .build-tsan --skip "$(SANITIZE_SKIP)|$(KERNEL_SUITES)" \
+	  || { Tests/Sanitizers/reports.sh $(SANITIZER_REPORTS); exit 1; }
+	$(SANITIZER_LOGS) $(SWIFT) test --sanitize=thread --build-path .build-tsan --no-parallel --filter "$(KERNEL_SUITES)" \
+	  --skip "$(SANITIZE_SKIP)" || { Tests/Sanitizers/reports.sh $(SANITIZER_REPORTS); exit 1; }
+	@Tests/Sanitizers/reports.sh $(SANITIZER_REPORTS)
+
 
 # New inputs go to $(FUZZ_WORK)/TARGET and crashes to $(FUZZ_WORK)/crash-*: replay one with
 # `swift run fuzz-config FILE`.

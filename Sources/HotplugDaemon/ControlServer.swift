@@ -4,7 +4,6 @@ import Glibc
 import HotplugCore
 import HotplugSystem
 import Logging
-import Synchronization
 
 /// What the running daemon knows, for `hotplugd status` and `hotplugd monitor`: a Unix socket
 /// in its runtime directory that only root can open (mode 0600 in a root-owned directory).
@@ -28,7 +27,7 @@ public final class ControlServer: Sendable {
 
     /// The clients of `hotplugd monitor`: the server's thread adds them, `broadcast` sends to them.
     final class Subscribers: Sendable {
-        let fds = Mutex<[Int32]>([])
+        let fds = Locked<[Int32]>([])
     }
 
     /// Binds the socket (replacing one a crashed daemon left) and starts answering on a thread.
@@ -139,7 +138,7 @@ public final class ControlServer: Sendable {
     /// The status report, taken on the core's thread; an error reply if the core does not answer
     /// in 10 s or is stopping.
     private static func status(queue: InputQueue) -> [UInt8] {
-        let answer = Mutex<[UInt8]?>(nil)
+        let answer = Locked<[UInt8]?>(nil)
         let done = DispatchSemaphore(value: 0)
         queue.ask(
             CoreQuery { driver in

@@ -1,7 +1,6 @@
 import HotplugCore
 import HotplugSystem
 import Prometheus
-import Synchronization
 
 /// The daemon's counters and gauges, written in Prometheus text format to a file that
 /// node_exporter's textfile collector picks up (`[metrics] textfile`).
@@ -15,7 +14,7 @@ public final class DaemonMetrics: Sendable {
     let directory: OwnDirectory
     let name: String
     let registry = PrometheusCollectorRegistry()
-    private let gaugeLabels = Mutex<[String: Set<[String]>]>([:])
+    private let gaugeLabels = Locked<[String: Set<[String]>]>([:])
 
     static let timeBuckets: [Duration] = [
         .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),

@@ -2,7 +2,6 @@ import CHotplug
 import Glibc
 import HotplugCore
 import HotplugSystem
-import Synchronization
 
 /// The bounded queue between the monitor thread and the core's thread.
 ///
@@ -58,7 +57,7 @@ public final class InputQueue: Sendable {
     public let capacity: Int
     /// The most events taken as one input.
     public static let takenAtOnce = 4096
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let wakeFD: Int32
 
     public init(capacity: Int) {

@@ -1,6 +1,6 @@
 import Dispatch
+import HotplugSystem
 import Logging
-import Synchronization
 
 /// Writes the metrics file on a thread of its own, so that a write stuck on a slow or hung
 /// filesystem holds up neither event handling, nor the watchdog, nor a stop.
@@ -30,7 +30,7 @@ final class MetricsWriter: Sendable {
     let path: String
     private let logger: Logger
     private let write: Write
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let wake = DispatchSemaphore(value: 0)
     /// The time limits' timers: a serial queue of its own gets a thread even when the global
     /// queues' are all taken.

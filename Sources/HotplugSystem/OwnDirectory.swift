@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
@@ -14,7 +13,7 @@ import struct SystemPackage.FileDescriptor
 public final class OwnDirectory: Sendable {
     public let path: String
     /// The descriptor once opened; closed with the object.
-    private let descriptor = Mutex<Int32?>(nil)
+    private let descriptor = Locked<Int32?>(nil)
 
     public init(_ path: String) {
         self.path = path

@@ -1,7 +1,6 @@
 import CHotplug
 import Glibc
 import HotplugCore
-import Synchronization
 
 import struct SystemPackage.Errno
 import struct SystemPackage.FileDescriptor
@@ -25,7 +24,7 @@ public final class Sysfs: SysfsAccess {
     /// `firmware/memmap`, absent on kernels built without CONFIG_FIRMWARE_MEMMAP.
     private let firmwareMemoryMap: FileDescriptor?
     /// The map's entries read so far, by name: a "System RAM" range, or nil for another type.
-    private let memoryMapEntries = Mutex<[String: ClosedRange<Int>?]>([:])
+    private let memoryMapEntries = Locked<[String: ClosedRange<Int>?]>([:])
     /// The mount point itself, for what may appear after the start (`bus/dax`, once its module loads).
     let rootDirectory: FileDescriptor
     /// Whether openat2(2) with RESOLVE_BENEATH works here (Linux 5.6 and later, and allowed by

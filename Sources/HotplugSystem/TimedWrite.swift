@@ -1,7 +1,6 @@
 import Dispatch
 import Glibc
 import HotplugCore
-import Synchronization
 
 import struct SystemPackage.Errno
 
@@ -55,7 +54,7 @@ enum TimedWrite {
         let attribute: String
         let value: String
         /// nil until the write returned; then the error, if any.
-        let result = Mutex<Errno??>(nil)
+        let result = Locked<Errno??>(nil)
         let done = DispatchSemaphore(value: 0)
 
         init(sysfs: any SysfsAccess, device: DeviceID, attribute: String, value: String) {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import HotplugCore
 import HotplugFixtures
-import Synchronization
+import HotplugSystem
 import Testing
 
 /// `hotplugd status` and `hotplugd monitor` asking the running daemon over its control socket.
@@ -75,7 +75,7 @@ import Testing
         monitor.standardOutput = out
         try monitor.run()
         defer { if monitor.isRunning { monitor.terminate() } }
-        let seen = Mutex("")
+        let seen = Locked("")
         out.fileHandleForReading.readabilityHandler = { handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
             seen.withLock { $0 += text }

@@ -2,7 +2,7 @@ import Foundation
 import HotplugCore
 import HotplugDaemon
 import HotplugFixtures
-import Synchronization
+import HotplugSystem
 import Testing
 
 /// Hooks as real processes: batching, environment, output, exit status, timeout.
@@ -12,7 +12,7 @@ import Testing
     let results = Results()
 
     final class Results: Sendable {
-        private let runs = Mutex<[(String, HookRunner.Result)]>([])
+        private let runs = Locked<[(String, HookRunner.Result)]>([])
         func withLock<T>(_ body: (inout [(String, HookRunner.Result)]) -> T) -> T { runs.withLock { body(&$0) } }
     }
 

@@ -1,7 +1,7 @@
 import Dispatch
 import Glibc
 import HotplugFixtures
-import Synchronization
+import HotplugSystem
 import Testing
 
 @testable import HotplugDaemon
@@ -16,7 +16,7 @@ import Testing
     let written = Texts()
 
     final class Texts: Sendable {
-        private let texts = Mutex<[String]>([])
+        private let texts = Locked<[String]>([])
         func append(_ text: String) { texts.withLock { $0.append(text) } }
         var all: [String] { texts.withLock { $0 } }
     }

@@ -63,8 +63,8 @@ struct RealKernelTests {
 
         let overruns = 50
         let writers = 4
-        let finished = Mutex(0)
-        let failures = Mutex<[String]>([])
+        let finished = Locked(0)
+        let failures = Locked<[String]>([])
         for writer in 0..<writers {
             Thread {
                 var round = 0
@@ -92,7 +92,7 @@ struct RealKernelTests {
     @Test(arguments: [true, false]) func memoryBurstsAreHeldWhenAsked(held: Bool) async throws {
         let cpu = try #require(RealKernel.last(.cpu))
         let block = try #require(RealKernel.last(.memory))
-        let drains = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
+        let drains = Locked<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
         let inbox = Inbox()
         let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: 1 << 20)) { message in
             if case .events(let batch) = message { drains.withLock { $0.append((.now, batch)) } }
@@ -142,7 +142,7 @@ struct RealKernelTests {
     /// write would only wait for the adds queued behind it).
     @Test func anAddGoesOnWithTheEventsQueuedAroundIt() async throws {
         let block = try #require(RealKernel.last(.memory))
-        let batches = Mutex<[[RawUevent]]>([])
+        let batches = Locked<[[RawUevent]]>([])
         let first = Atomic<Bool>(true)
         let inbox = Inbox()
         let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: 1 << 20)) { message in
@@ -175,7 +175,7 @@ struct RealKernelTests {
     @Test(arguments: [MemoryBurstHolding.onlines, .addsAndOnlines])
     func anAddGoesOnAfterAShortQuietUnlessTheKernelsBurstIsHeld(holding: MemoryBurstHolding) async throws {
         let block = try #require(RealKernel.last(.memory))
-        let handedOn = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
+        let handedOn = Locked<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
         let inbox = Inbox()
         let monitor = try UdevMonitor(options: .init(source: .kernel, receiveBufferBytes: 1 << 20)) { message in
             if case .events(let batch) = message { handedOn.withLock { $0.append((.now, batch)) } }
@@ -221,7 +221,7 @@ struct RealKernelTests {
     /// that first saw it queued.
     @Test func theKernelsBurstIsLeftOnTheSocketUntilItEnds() async throws {
         let block = try #require(RealKernel.last(.memory))
-        let handedOn = Mutex<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
+        let handedOn = Locked<[(at: ContinuousClock.Instant, events: [RawUevent])]>([])
         let inbox = Inbox()
         let (monitor, socket) = try await RealKernel.monitorWithSocket(bufferBytes: 1 << 20) { message in
             if case .events(let batch) = message { handedOn.withLock { $0.append((.now, batch)) } }
@@ -408,7 +408,7 @@ enum RealKernel {
 
 /// Collects what a monitor hands on, from its thread.
 final class Inbox: Sendable {
-    private let messages = Mutex<[MonitorMessage]>([])
+    private let messages = Locked<[MonitorMessage]>([])
 
     func put(_ message: MonitorMessage) { messages.withLock { $0.append(message) } }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import HotplugFixtures
+import HotplugSystem
 import Synchronization
 import Testing
 
@@ -173,7 +174,7 @@ final class NotifySocket: Sendable {
         var at: ContinuousClock.Instant
     }
 
-    private let messages = Mutex<[Message]>([])
+    private let messages = Locked<[Message]>([])
     private let fd: Int32
 
     init(path: String) throws {

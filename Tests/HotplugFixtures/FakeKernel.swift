@@ -1,7 +1,6 @@
 import Glibc
 import HotplugCore
 import HotplugSystem
-import Synchronization
 
 import struct SystemPackage.Errno
 
@@ -13,7 +12,7 @@ import struct SystemPackage.Errno
 /// on the kernel. Writing `online*` to an online block fails with EINVAL, as on the kernel.
 public final class FakeKernel: SysfsAccess {
     public let sysfs: Sysfs
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     struct State {
         var faults: [DeviceID: [Errno?]] = [:]

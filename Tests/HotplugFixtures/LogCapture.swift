@@ -1,5 +1,5 @@
+import HotplugSystem
 import Logging
-import Synchronization
 
 /// A log handler that keeps every line, so tests can check what the daemon said: by fields
 /// (`entries`, `has`), or by a fragment of the rendered line where the wording is the point.
@@ -11,7 +11,7 @@ public final class LogCapture: Sendable {
         public var fields: [String: String]
     }
 
-    private let captured = Mutex<[Entry]>([])
+    private let captured = Locked<[Entry]>([])
 
     public init() {}
 
