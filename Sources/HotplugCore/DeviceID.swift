@@ -47,10 +47,15 @@ public struct DeviceID: Hashable, Sendable, Comparable, CustomStringConvertible 
     }
 
     /// Parses a kernel devpath: exactly `/devices/system/cpu/cpuN` or `/devices/system/memory/memoryN`.
+    /// Taken apart in place: a DIMM's burst decodes hundreds at once, and splitting each path
+    /// into an array of parts took a quarter of the core's time receiving them.
     public init?(devpath: String) {
-        let parts = devpath.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts[0].isEmpty, parts[1] == "devices", parts[2] == "system",
-            let id = DeviceID(name: parts[4]), parts[3] == id.kind.directoryName
+        let prefix = "/devices/system/"
+        guard devpath.hasPrefix(prefix) else { return nil }
+        let rest = devpath.utf8.dropFirst(prefix.utf8.count)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")),
+            let id = DeviceID(name: devpath[devpath.utf8.index(after: slash)...]),
+            devpath[rest.startIndex..<slash] == id.kind.directoryName
         else { return nil }
         self = id
     }

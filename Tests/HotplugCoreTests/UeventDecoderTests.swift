@@ -57,6 +57,9 @@ import Testing
         "/devices/system/memory/memory1/state",
         "/devices/system/node/node0",
         "/devices/system/memory/block_size_bytes",
+        "/devices/system/cpu/memory4",
+        "/devices/system/memory//memory4",
+        "/devices/system//memory4",
         "",
     ])
     func rejectsDevpathsOutsideTheTwoDeviceDirectories(devpath: String) {

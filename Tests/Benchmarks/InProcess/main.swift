@@ -11,6 +11,8 @@ import Logging
 ///   of 64 blocks), each handed to the core as the monitor hands a batch on: decode, state machine,
 ///   policy, and the sysfs write issued. Per-event times, for `online_movable` (one write per
 ///   `add`) and `auto-movable` (the first `add` of a DIMM onlines all of it).
+/// - `burst N`: a DIMM's N `add` events handed to the core as one batch (`online_movable`): the
+///   time until its first write and until all N are written.
 /// - `scan BLOCKS CPUS`: the start-up scan of that many memory blocks and CPUs: time and the
 ///   memory it takes, and the floor: the same tree's attributes read in a bare loop, no engine.
 /// - `writes N`: N online and offline writes through the `Actuator`, without a time limit and
@@ -27,6 +29,8 @@ struct Bench {
             for type in [MemoryOnlineType.onlineMovable, .autoMovable] {
                 try events(blocks: blocks, onlineType: type)
             }
+        case "burst":
+            try burst(blocks: Int(arguments.dropFirst().first ?? "") ?? 256)
         case "scan":
             let blocks = Int(arguments.dropFirst().first ?? "") ?? 100_000
             let cpus = Int(arguments.dropFirst(2).first ?? "") ?? 4096
@@ -34,7 +38,7 @@ struct Bench {
         case "writes":
             try writes(Int(arguments.dropFirst().first ?? "") ?? 10_000)
         default:
-            print("usage: hotplugd-bench events [BLOCKS] | scan [BLOCKS] [CPUS] | writes [COUNT]")
+            print("usage: hotplugd-bench events [BLOCKS] | burst [BLOCKS] | scan [BLOCKS] [CPUS] | writes [COUNT]")
             exit(64)
         }
     }
@@ -96,6 +100,73 @@ struct Bench {
             "add_p50_us": format(percentile(0.5, of: add)), "add_p99_us": format(percentile(0.99, of: add)),
             "online_p50_us": format(percentile(0.5, of: online)), "online_p99_us": format(percentile(0.99, of: online)),
         ])
+    }
+
+    /// A DIMM's `add` events handed to the core as one batch, as the monitor hands them on once
+    /// the kernel's add is over: the core's work before its first write (decode, state machine,
+    /// policy for every block) is time no block is onlined in, and the total includes the writes.
+    static func burst(blocks: Int) throws {
+        let tree = try FakeSysfsTree(parent: "/dev/shm")
+        try tree.addCPU(0, online: nil)
+        for index in 0..<8 { try tree.addMemory(index, online: true, zones: "Normal") }
+        var config = Config()
+        config.memory.onlineType = .onlineMovable
+        let sysfs = FirstWriteClock(try Sysfs(root: tree.root))
+        let engine = CoreDriver(config: config, sysfs: sysfs, logger: quiet)
+        try engine.start()
+        var untilFirstWrite: [Duration] = []
+        var total: [Duration] = []
+        for dimm in 0..<21 {
+            let first = 64 + dimm * blocks
+            for index in first..<(first + blocks) {
+                try tree.addMemory(index, zones: "Normal Movable", dimm: "PNP0C80:\(String(dimm, radix: 16))")
+            }
+            let adds = (first..<(first + blocks)).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
+            sysfs.reset()
+            let started = ContinuousClock.now
+            engine.handle(adds)
+            _ = engine.takeChanges()
+            _ = engine.takeOperations()
+            // The first DIMM warms the process up.
+            if dimm > 0, let written = sysfs.firstWrite {
+                untilFirstWrite.append(written - started)
+                total.append(ContinuousClock.now - started)
+            }
+        }
+        precondition(untilFirstWrite.count == 20, "a DIMM's adds led to no write")
+        let median = { (samples: [Duration]) in micros(samples.sorted()[samples.count / 2]) }
+        report([
+            "measure": "\"burst\"", "blocks": "\(blocks)", "until_first_write_us": format(median(untilFirstWrite)),
+            "total_us": format(median(total)),
+        ])
+    }
+
+    /// Sysfs, noting when the first write since `reset()` began.
+    final class FirstWriteClock: SysfsAccess {
+        let sysfs: Sysfs
+        private let first = Locked<ContinuousClock.Instant?>(nil)
+
+        init(_ sysfs: Sysfs) { self.sysfs = sysfs }
+
+        var firstWrite: ContinuousClock.Instant? { first.withLock { $0 } }
+        func reset() { first.withLock { $0 = nil } }
+
+        var root: String { sysfs.root }
+        func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError) {
+            first.withLock { $0 = $0 ?? .now }
+            try sysfs.write(device, attribute, value, interruptible: interruptible)
+        }
+        func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] { try sysfs.devices(kind) }
+        func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
+            try sysfs.read(device, attribute)
+        }
+        func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
+        func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
+        func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
+        func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
+        func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try sysfs.nodeMembership() }
+        func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]? { try sysfs.firmwareRAM() }
+        func daxRAM() throws(SysfsError) -> [ClosedRange<Int>] { try sysfs.daxRAM() }
     }
 
     static func scan(blocks: Int, cpus: Int) throws {
