@@ -75,16 +75,24 @@ extension DecisionCore {
 
     /// Changes a record, keeping `movablePages` in step with it.
     mutating func update(_ id: DeviceID, _ change: (inout DeviceRecord) -> Void) {
-        let before = movableNode(records[id])
-        change(&records[id, default: DeviceRecord()])
-        let after = movableNode(records[id])
+        // In place: no copy of the record is taken out to look at it.
+        let (before, after) = Self.changing(&records[id, default: DeviceRecord()], change)
         if let before { movablePages[before, default: 0] -= pagesPerBlock }
         if let after { movablePages[after, default: 0] += pagesPerBlock }
     }
 
+    /// Changes a record and says the node its movable memory counted in before and after.
+    private static func changing(
+        _ record: inout DeviceRecord, _ change: (inout DeviceRecord) -> Void
+    ) -> (before: Int?, after: Int?) {
+        let before = movableNode(record)
+        change(&record)
+        return (before, movableNode(record))
+    }
+
     /// The node whose movable memory a record counts in, if it is an online movable block.
-    private func movableNode(_ record: DeviceRecord?) -> Int? {
-        guard let record, record.zone == .movable else { return nil }
+    private static func movableNode(_ record: DeviceRecord) -> Int? {
+        guard record.zone == .movable else { return nil }
         return record.node ?? 0
     }
 
@@ -99,7 +107,7 @@ extension DecisionCore {
         var applied: Transition?
         update(id) { applied = $0.machine.apply(input) }
         // `update` made the record if there was none.
-        guard let transition = applied, var record = records[id] else { return nil }
+        guard let transition = applied, records[id] != nil else { return nil }
         if transition.to == .failed {
             let wait = retries[id]?.next ?? options.firstRetry
             retries[id] = (at: now + wait, next: min(wait * 2, options.lastRetry))
@@ -110,36 +118,43 @@ extension DecisionCore {
         if transition.to == .removed {
             // Whatever comes back under this name is a new device: the daemon's, with no intent.
             waiting[id] = nil
-            record.managed = true
             forgetIntent(id, because: .removed)
         }
-        // Also for blocks of a DIMM found before their own `add` uevent was read.
-        if transition.input == .event(.add) {
-            record.addedAt = at
-            record.driverManaged = nil
+        let onlinedByKernel = by == .kernel && transition.to == .online && cause != .write
+        // What `hotplugd status` says of the device's state: since when, and the write's errno.
+        let foundByScan = transition.from == .absent && transition.input != .event(.add)
+        let stateSince = foundByScan || wallClockSeconds == 0 ? nil : wallClockSeconds
+        // Edited in place: a DIMM's burst applies hundreds, and a copy taken out and put back
+        // costs more than all of this.
+        let (addedAt, record) = edit(id) { record in
+            if transition.to == .removed { record.managed = true }
+            // Also for blocks of a DIMM found before their own `add` uevent was read.
+            if transition.input == .event(.add) {
+                record.addedAt = at
+                record.driverManaged = nil
+            }
+            let addedAt = record.addedAt
+            if onlinedByKernel {
+                if let addedAt { record.timeToOnline = at - addedAt }
+                record.addedAt = nil
+            }
+            record.stateSince = stateSince
+            switch transition.input {
+            case .onlineFinished(.failed(let errno)), .onlineFinished(.blocked(let errno)): record.errno = errno
+            default: record.errno = nil
+            }
+            if transition.to != .online { record.timeToOnline = nil }
+            return (addedAt, LoggedRecord(record))
         }
-        if transition.to == .online && id.kind == .memory && record.driverManaged == nil { unclassified.append(id) }
-        if by == .kernel, transition.to == .online, cause != .write {
+        if transition.to == .online && id.kind == .memory && record.unclassified { unclassified.append(id) }
+        if onlinedByKernel {
             // Counted as the kernel's onlining; a write's end is counted by `written`.
             effects.append(
                 .finished(
                     OnlineOperation(
-                        device: id, outcome: .succeeded, sinceAdded: record.addedAt.map { at - $0 }, byKernel: true)))
-            if let added = record.addedAt {
-                record.timeToOnline = at - added
-                noteOnlineAfterAdd(id, addedAt: added, onlineAt: at, byKernel: true)
-            }
-            record.addedAt = nil
+                        device: id, outcome: .succeeded, sinceAdded: addedAt.map { at - $0 }, byKernel: true)))
+            if let addedAt { noteOnlineAfterAdd(id, addedAt: addedAt, onlineAt: at, byKernel: true) }
         }
-        // What `hotplugd status` says of the device's state: since when, and the write's errno.
-        let foundByScan = transition.from == .absent && transition.input != .event(.add)
-        record.stateSince = foundByScan || wallClockSeconds == 0 ? nil : wallClockSeconds
-        switch transition.input {
-        case .onlineFinished(.failed(let errno)), .onlineFinished(.blocked(let errno)): record.errno = errno
-        default: record.errno = nil
-        }
-        if transition.to != .online { record.timeToOnline = nil }
-        records[id] = record
         if let event = HookEvent(transition) {
             effects.append(
                 .changed(DeviceChange(device: id, event: event, zone: record.zone?.rawValue, node: record.node)))
@@ -148,11 +163,32 @@ extension DecisionCore {
         return transition
     }
 
+    /// A record's edit in place: `body` gets the record of `id`, which exists.
+    private mutating func edit<R>(_ id: DeviceID, _ body: (inout DeviceRecord) -> R) -> R {
+        body(&records[id]!)
+    }
+
+    /// What a transition's line, hook and classification need of the record, taken once.
+    struct LoggedRecord {
+        var zone: Zone?
+        var node: Int?
+        var takenByDriver: Bool
+        /// An online memory block not yet known to be a driver's memory or not.
+        var unclassified: Bool
+
+        init(_ record: DeviceRecord) {
+            zone = record.zone
+            node = record.node
+            takenByDriver = record.takenByDriver
+            unclassified = record.driverManaged == nil
+        }
+    }
+
     /// One line per transition: device, action, from, to, zone, node, value, attempts, and the errno
     /// when onlining failed. Failures are errors, refusals (EPERM) warnings, the rest info. A
     /// scan's first sight of a device and the start of a write (its outcome follows) are debug.
     private mutating func logTransition(
-        _ id: DeviceID, _ transition: Transition, cause: Cause, record: DeviceRecord, value: OnlineValue?,
+        _ id: DeviceID, _ transition: Transition, cause: Cause, record: LoggedRecord, value: OnlineValue?,
         attempts: Int?, by: Onliner?
     ) {
         // A driver's own memory going away is said once per burst (`sayTakenBackByDriver`).
@@ -160,22 +196,25 @@ extension DecisionCore {
         let quiet =
             (transition.from == .absent && transition.input != .event(.add)) || transition.to == .onlining || drivers
         var level: LogRecord.Level = quiet ? .debug : .info
-        var metadata = [
-            "device": id.name, "action": cause.label, "from": transition.from.rawValue, "to": transition.to.rawValue,
-        ]
+        var errno: Int32?
         if case .onlineFinished(let outcome) = transition.input {
             switch outcome {
-            case .failed(let errno):
-                metadata["errno"] = "\(errno)"
+            case .failed(let failed):
+                errno = failed
                 level = .error
-            case .blocked(let errno):
-                metadata["errno"] = "\(errno)"
+            case .blocked(let refused):
+                errno = refused
                 level = .warning
             case .succeeded, .gone:
                 break
             }
         }
+        // Before any of the line is made: a DIMM's burst has a debug transition per block.
         if level == .debug && !options.logsDebug { return }
+        var metadata = [
+            "device": id.name, "action": cause.label, "from": transition.from.rawValue, "to": transition.to.rawValue,
+        ]
+        if let errno { metadata["errno"] = "\(errno)" }
         if let zone = record.zone, transition.to == .online { metadata["zone"] = zone.rawValue }
         if let node = record.node { metadata["node"] = "\(node)" }
         if let value { metadata["value"] = value.rawValue }
