@@ -169,7 +169,7 @@ extension DecisionCore {
     }
 
     /// What a transition's line, hook and classification need of the record, taken once.
-    struct LoggedRecord {
+    private struct LoggedRecord {
         var zone: Zone?
         var node: Int?
         var takenByDriver: Bool
