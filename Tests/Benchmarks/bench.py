@@ -1169,7 +1169,7 @@ def process_report(results, events, scans, idle):
             "them on after the kernel's add (`online_movable`, userspace path), medians of 20 DIMMs. Until the "
             "first write no block is onlined: that part adds to every hot-add's time.",
             "",
-            "| blocks (DIMM size) | until the first write | per block | until all are written |",
+            "| blocks (DIMM size) | until the first write has ended | per block | until all are written |",
             "|---|---|---|---|",
         ]
         for b in bursts:

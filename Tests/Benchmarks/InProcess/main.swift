@@ -12,7 +12,7 @@ import Logging
 ///   policy, and the sysfs write issued. Per-event times, for `online_movable` (one write per
 ///   `add`) and `auto-movable` (the first `add` of a DIMM onlines all of it).
 /// - `burst N`: a DIMM's N `add` events handed to the core as one batch (`online_movable`): the
-///   time until its first write and until all N are written.
+///   time until its first write has ended and until all N are written.
 /// - `scan BLOCKS CPUS`: the start-up scan of that many memory blocks and CPUs: time and the
 ///   memory it takes, and the floor: the same tree's attributes read in a bare loop, no engine.
 /// - `writes N`: N online and offline writes through the `Actuator`, without a time limit and
@@ -111,8 +111,7 @@ struct Bench {
         for index in 0..<8 { try tree.addMemory(index, online: true, zones: "Normal") }
         var config = Config()
         config.memory.onlineType = .onlineMovable
-        let sysfs = FirstWriteClock(try Sysfs(root: tree.root))
-        let engine = CoreDriver(config: config, sysfs: sysfs, logger: quiet)
+        let engine = CoreDriver(config: config, sysfs: try Sysfs(root: tree.root), logger: quiet)
         try engine.start()
         var untilFirstWrite: [Duration] = []
         var total: [Duration] = []
@@ -122,15 +121,17 @@ struct Bench {
                 try tree.addMemory(index, zones: "Normal Movable", dimm: "PNP0C80:\(String(dimm, radix: 16))")
             }
             let adds = (first..<(first + blocks)).map { FakeSysfsTree.event("add", "memory\($0)", seqnum: $0) }
-            sysfs.reset()
             let started = ContinuousClock.now
-            engine.handle(adds)
+            // Each block's time to online (the daemon's metric) counts from `started`, the
+            // events' time, to the end of its write.
+            engine.handle(adds, now: started)
+            let ended = ContinuousClock.now
             _ = engine.takeChanges()
-            _ = engine.takeOperations()
+            let written = engine.takeOperations().compactMap(\.sinceAdded)
             // The first DIMM warms the process up.
-            if dimm > 0, let written = sysfs.firstWrite {
-                untilFirstWrite.append(written - started)
-                total.append(ContinuousClock.now - started)
+            if dimm > 0, let firstOnline = written.min() {
+                untilFirstWrite.append(firstOnline)
+                total.append(ended - started)
             }
         }
         precondition(untilFirstWrite.count == 20, "a DIMM's adds led to no write")
@@ -139,34 +140,6 @@ struct Bench {
             "measure": "\"burst\"", "blocks": "\(blocks)", "until_first_write_us": format(median(untilFirstWrite)),
             "total_us": format(median(total)),
         ])
-    }
-
-    /// Sysfs, noting when the first write since `reset()` began.
-    final class FirstWriteClock: SysfsAccess {
-        let sysfs: Sysfs
-        private let first = Locked<ContinuousClock.Instant?>(nil)
-
-        init(_ sysfs: Sysfs) { self.sysfs = sysfs }
-
-        var firstWrite: ContinuousClock.Instant? { first.withLock { $0 } }
-        func reset() { first.withLock { $0 = nil } }
-
-        var root: String { sysfs.root }
-        func write(_ device: DeviceID, _ attribute: String, _ value: String, interruptible: Bool) throws(SysfsError) {
-            first.withLock { $0 = $0 ?? .now }
-            try sysfs.write(device, attribute, value, interruptible: interruptible)
-        }
-        func devices(_ kind: DeviceKind) throws(SysfsError) -> [DeviceID] { try sysfs.devices(kind) }
-        func read(_ device: DeviceID, _ attribute: String) throws(SysfsError) -> String {
-            try sysfs.read(device, attribute)
-        }
-        func link(_ device: DeviceID, _ name: String) throws(SysfsError) -> String? { try sysfs.link(device, name) }
-        func entries(_ device: DeviceID) throws(SysfsError) -> [String] { try sysfs.entries(device) }
-        func has(_ device: DeviceID, _ name: String) -> Bool { sysfs.has(device, name) }
-        func read(_ kind: DeviceKind, path: String) throws(SysfsError) -> String { try sysfs.read(kind, path: path) }
-        func nodeMembership() throws(SysfsError) -> [DeviceID: Int] { try sysfs.nodeMembership() }
-        func firmwareRAM() throws(SysfsError) -> [ClosedRange<Int>]? { try sysfs.firmwareRAM() }
-        func daxRAM() throws(SysfsError) -> [ClosedRange<Int>] { try sysfs.daxRAM() }
     }
 
     static func scan(blocks: Int, cpus: Int) throws {
